@@ -1,0 +1,63 @@
+//! Command line: every flag has an environment fallback, so the upstream image's
+//! `docker run -e FOCUS=... -e SKIP=...` habit carries over.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "node-conformance",
+    about = "Tests whether a node is fit to join a Kubernetes cluster",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the selected tests; write junit_01.xml and results.json to the result dir
+    Run(RunArgs),
+    /// Print the names of the selected tests, one per line
+    List(SelectArgs),
+    /// Print the version
+    Version,
+    /// Print the built-in system spec as YAML, a starting point for --system-spec
+    Spec,
+}
+
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// Regular expression; only tests whose full name matches run [default: every test]
+    #[arg(long, env = "FOCUS", value_name = "REGEX")]
+    pub focus: Option<String>,
+    /// Regular expression; tests whose full name matches do not run (empty: skip none)
+    /// [default: \[Flaky\]|\[Serial\]|\[Disruptive\]]
+    #[arg(long, env = "SKIP", value_name = "REGEX")]
+    pub skip: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// The node's root file system [default: /rootfs when it exists, else /]
+    #[arg(long, env = "ROOTFS", value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Where junit_01.xml and results.json are written
+    #[arg(
+        long,
+        env = "REPORT_PATH",
+        value_name = "DIR",
+        default_value = "/var/result"
+    )]
+    pub result_dir: PathBuf,
+    /// A YAML system spec that replaces the built-in one (`node-conformance spec` prints it)
+    #[arg(long, env = "SYSTEM_SPEC_FILE", value_name = "FILE")]
+    pub system_spec: Option<PathBuf>,
+    /// How many tests run at once [default: the number of CPUs]
+    #[arg(long, env = "PARALLELISM", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: Option<u16>,
+}

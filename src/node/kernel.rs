@@ -1,0 +1,207 @@
+//! Kernel facts: its name, release and build configuration.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+
+use super::rootfs::{FsError, RootFs};
+
+/// The kernel's name (`Linux`), as `uname -s` reports it.
+pub fn os_type(root: &RootFs) -> Result<String, FsError> {
+    Ok(root
+        .read_to_string("/proc/sys/kernel/ostype")?
+        .trim()
+        .to_string())
+}
+
+/// The kernel release (`6.1.0-18-amd64`), as `uname -r` reports it.
+pub fn release(root: &RootFs) -> Result<String, FsError> {
+    Ok(root
+        .read_to_string("/proc/sys/kernel/osrelease")?
+        .trim()
+        .to_string())
+}
+
+/// Where a kernel's build configuration may be found, in the order upstream tries them.
+pub fn config_locations(release: &str) -> Vec<PathBuf> {
+    let r = release;
+    [
+        "/proc/config.gz".to_string(),
+        format!("/boot/config-{r}"),
+        format!("/usr/src/linux-{r}/.config"),
+        "/usr/src/linux/.config".to_string(),
+        format!("/usr/lib/modules/{r}/config"),
+        format!("/usr/lib/ostree-boot/config-{r}"),
+        format!("/usr/lib/kernel/config-{r}"),
+        format!("/usr/src/linux-headers-{r}/.config"),
+        format!("/lib/modules/{r}/build/.config"),
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .collect()
+}
+
+/// The state of one option in a kernel configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tristate {
+    BuiltIn,
+    Module,
+    /// `=n`, or `# CONFIG_X is not set`.
+    Disabled,
+}
+
+/// A parsed kernel configuration and where it came from.
+#[derive(Debug, Clone)]
+pub struct KernelConfig {
+    pub source: PathBuf,
+    /// Keyed by the full name, `CONFIG_` included. Options with non-tristate values (strings,
+    /// numbers) are not kept: no spec asks for them.
+    pub options: HashMap<String, Tristate>,
+}
+
+impl KernelConfig {
+    pub fn get(&self, name: &str) -> Option<Tristate> {
+        self.options.get(name).copied()
+    }
+}
+
+/// What happened at one place a kernel config was looked for.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub path: PathBuf,
+    pub problem: String,
+}
+
+/// No usable kernel config: every place tried, with what was wrong at each.
+#[derive(Debug, Clone)]
+pub struct ConfigNotFound {
+    pub attempts: Vec<Attempt>,
+}
+
+/// Reads the first kernel configuration that exists and parses, in upstream's order.
+pub fn read_config(root: &RootFs, release: &str) -> Result<KernelConfig, ConfigNotFound> {
+    let mut attempts = Vec::new();
+    for path in config_locations(release) {
+        let problem = match root.read(&path) {
+            Ok(bytes) => match decode(&bytes) {
+                Ok(text) => {
+                    return Ok(KernelConfig {
+                        options: parse_config(&text),
+                        source: path,
+                    });
+                }
+                Err(e) => e,
+            },
+            Err(e) if e.is_not_found() => "not present".to_string(),
+            Err(e) => e.to_string(),
+        };
+        attempts.push(Attempt { path, problem });
+    }
+    Err(ConfigNotFound { attempts })
+}
+
+/// Plain text, or gzip when the bytes say so (whatever the file is called).
+fn decode(bytes: &[u8]) -> Result<String, String> {
+    let raw = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::with_capacity(bytes.len() * 5);
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("not a readable gzip file: {e}"))?;
+        out
+    } else {
+        bytes.to_vec()
+    };
+    String::from_utf8(raw).map_err(|_| "not a text kernel config (invalid UTF-8)".to_string())
+}
+
+/// Parses `CONFIG_X=y|m|n` and `# CONFIG_X is not set` lines; everything else is ignored.
+pub fn parse_config(text: &str) -> HashMap<String, Tristate> {
+    let mut options = HashMap::with_capacity(4096);
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("# ") {
+            if let Some(name) = rest.strip_suffix(" is not set")
+                && is_option_name(name)
+            {
+                options.insert(name.to_string(), Tristate::Disabled);
+            }
+            continue;
+        }
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        if !is_option_name(name) {
+            continue;
+        }
+        let state = match value.as_bytes().first() {
+            Some(b'y') => Tristate::BuiltIn,
+            Some(b'm') => Tristate::Module,
+            Some(b'n') => Tristate::Disabled,
+            _ => continue,
+        };
+        options.insert(name.to_string(), state);
+    }
+    options
+}
+
+fn is_option_name(name: &str) -> bool {
+    name.strip_prefix("CONFIG_").is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    })
+}
+
+/// The leading `major.minor` of a kernel release, when it has one.
+pub fn major_minor(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn parses_tristates_and_ignores_the_rest() {
+        let text = "#\n# comment\nCONFIG_A=y\nCONFIG_B=m\n# CONFIG_C is not set\nCONFIG_D=n\n\
+                    CONFIG_E=\"str\"\nCONFIG_F=42\n  CONFIG_G=y  \nconfig_h=y\nCONFIG_=y\n";
+        let o = parse_config(text);
+        assert_eq!(o.get("CONFIG_A"), Some(&Tristate::BuiltIn));
+        assert_eq!(o.get("CONFIG_B"), Some(&Tristate::Module));
+        assert_eq!(o.get("CONFIG_C"), Some(&Tristate::Disabled));
+        assert_eq!(o.get("CONFIG_D"), Some(&Tristate::Disabled));
+        assert_eq!(o.get("CONFIG_G"), Some(&Tristate::BuiltIn));
+        assert_eq!(o.len(), 5, "{o:?}");
+    }
+
+    #[test]
+    fn decodes_gzip_by_content() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"CONFIG_A=y\n").unwrap();
+        let bytes = gz.finish().unwrap();
+        assert_eq!(decode(&bytes).unwrap(), "CONFIG_A=y\n");
+        assert_eq!(decode(b"CONFIG_A=m\n").unwrap(), "CONFIG_A=m\n");
+        assert!(decode(&[0x1f, 0x8b, 0, 1, 2]).unwrap_err().contains("gzip"));
+    }
+
+    #[test]
+    fn locations_follow_upstream_order() {
+        let l = config_locations("6.1.0");
+        assert_eq!(l.len(), 9);
+        assert_eq!(l[0], PathBuf::from("/proc/config.gz"));
+        assert_eq!(l[1], PathBuf::from("/boot/config-6.1.0"));
+        assert_eq!(l[8], PathBuf::from("/lib/modules/6.1.0/build/.config"));
+    }
+
+    #[test]
+    fn major_minor_of_releases() {
+        assert_eq!(major_minor("6.18.44-fc-v657"), Some((6, 18)));
+        assert_eq!(major_minor("5.4.0"), Some((5, 4)));
+        assert_eq!(major_minor("garbage"), None);
+    }
+}

@@ -1,0 +1,340 @@
+//! Path resolution inside the node's root file system.
+//!
+//! The harness runs in a container with the host mounted at `/rootfs`. A host path such as
+//! `/etc/kubernetes/pki/ca.crt` may be an absolute symlink; resolved naively it would point
+//! into the container. Every lookup here goes through pathrs, which resolves paths the way the
+//! kernel's `RESOLVE_IN_ROOT` does: absolute symlinks restart at the root, `..` stops at the
+//! root, and symlink loops end in `ELOOP`.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use pathrs::Root;
+use pathrs::error::ErrorKind;
+use pathrs::flags::OpenFlags;
+
+/// Why a host path could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FsErrorKind {
+    NotFound,
+    /// Too many symlinks on the way: a loop, as the kernel reports with ELOOP.
+    SymlinkLoop,
+    NotADirectory,
+    PermissionDenied,
+    Other(String),
+}
+
+/// A failed lookup, naming the host path (as seen on the node, not in the container).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsError {
+    pub path: PathBuf,
+    pub kind: FsErrorKind,
+}
+
+impl FsError {
+    pub fn is_not_found(&self) -> bool {
+        self.kind == FsErrorKind::NotFound
+    }
+}
+
+impl fmt::Display for FsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path.display();
+        match &self.kind {
+            FsErrorKind::NotFound => write!(f, "{path}: no such file or directory"),
+            FsErrorKind::SymlinkLoop => write!(
+                f,
+                "{path}: too many levels of symbolic links (a symlink loop)"
+            ),
+            FsErrorKind::NotADirectory => write!(f, "{path}: a path component is not a directory"),
+            FsErrorKind::PermissionDenied => write!(f, "{path}: permission denied"),
+            FsErrorKind::Other(msg) => write!(f, "{path}: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for FsError {}
+
+fn errno_kind(errno: i32) -> FsErrorKind {
+    match errno {
+        libc_errno::ENOENT => FsErrorKind::NotFound,
+        libc_errno::ELOOP => FsErrorKind::SymlinkLoop,
+        libc_errno::ENOTDIR => FsErrorKind::NotADirectory,
+        libc_errno::EACCES | libc_errno::EPERM => FsErrorKind::PermissionDenied,
+        other => FsErrorKind::Other(io::Error::from_raw_os_error(other).to_string()),
+    }
+}
+
+/// errno values, named through rustix so no libc dependency is needed.
+mod libc_errno {
+    use rustix::io::Errno;
+    pub const ENOENT: i32 = Errno::NOENT.raw_os_error();
+    pub const ELOOP: i32 = Errno::LOOP.raw_os_error();
+    pub const ENOTDIR: i32 = Errno::NOTDIR.raw_os_error();
+    pub const EACCES: i32 = Errno::ACCESS.raw_os_error();
+    pub const EPERM: i32 = Errno::PERM.raw_os_error();
+}
+
+/// What `stat` says of a resolved path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileInfo {
+    pub is_file: bool,
+    pub is_dir: bool,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+}
+
+impl FileInfo {
+    pub fn is_executable(&self) -> bool {
+        self.is_file && self.mode & 0o111 != 0
+    }
+}
+
+/// The node's root file system, opened once.
+#[derive(Debug)]
+pub struct RootFs {
+    dir: PathBuf,
+    root: Root,
+}
+
+impl RootFs {
+    /// Opens the root directory. Fails when it does not exist or is not a directory.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, FsError> {
+        let given = dir.as_ref();
+        let io_err = |e: io::Error| FsError {
+            path: given.to_path_buf(),
+            kind: e
+                .raw_os_error()
+                .map_or_else(|| FsErrorKind::Other(e.to_string()), errno_kind),
+        };
+        // pathrs wants a path without symlinks for the root itself.
+        let dir = std::fs::canonicalize(given).map_err(io_err)?;
+        let meta = std::fs::metadata(&dir).map_err(io_err)?;
+        if !meta.is_dir() {
+            return Err(FsError {
+                path: given.to_path_buf(),
+                kind: FsErrorKind::NotADirectory,
+            });
+        }
+        let root = Root::open(&dir).map_err(|e| FsError {
+            path: given.to_path_buf(),
+            kind: FsErrorKind::Other(e.to_string()),
+        })?;
+        Ok(Self { dir, root })
+    }
+
+    /// The directory this root was opened at, as the harness sees it.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn error(&self, path: &Path, err: &pathrs::error::Error) -> FsError {
+        let kind = match err.kind() {
+            ErrorKind::OsError(Some(errno)) => errno_kind(errno),
+            _ => FsErrorKind::Other(err.to_string()),
+        };
+        FsError {
+            path: path.to_path_buf(),
+            kind,
+        }
+    }
+
+    /// Opens a host path for reading, following symlinks inside the root.
+    pub fn open_file(&self, path: impl AsRef<Path>) -> Result<File, FsError> {
+        let path = path.as_ref();
+        self.root
+            .open_subpath(path, OpenFlags::O_RDONLY)
+            .map_err(|e| self.error(path, &e))
+    }
+
+    pub fn read(&self, path: impl AsRef<Path>) -> Result<Vec<u8>, FsError> {
+        let path = path.as_ref();
+        let mut buf = Vec::new();
+        self.open_file(path)?
+            .read_to_end(&mut buf)
+            .map_err(|e| io_error(path, &e))?;
+        Ok(buf)
+    }
+
+    pub fn read_to_string(&self, path: impl AsRef<Path>) -> Result<String, FsError> {
+        let path = path.as_ref();
+        let bytes = self.read(path)?;
+        String::from_utf8(bytes).map_err(|_| FsError {
+            path: path.to_path_buf(),
+            kind: FsErrorKind::Other("not valid UTF-8 text".into()),
+        })
+    }
+
+    /// `stat` of a host path, following symlinks inside the root.
+    pub fn metadata(&self, path: impl AsRef<Path>) -> Result<FileInfo, FsError> {
+        let path = path.as_ref();
+        let handle = self.root.resolve(path).map_err(|e| self.error(path, &e))?;
+        let st = rustix::fs::fstat(&handle).map_err(|e| FsError {
+            path: path.to_path_buf(),
+            kind: errno_kind(e.raw_os_error()),
+        })?;
+        let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
+        Ok(FileInfo {
+            is_file: kind == rustix::fs::FileType::RegularFile,
+            is_dir: kind == rustix::fs::FileType::Directory,
+            mode: std::fs::Permissions::from_mode(st.st_mode).mode() & 0o7777,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            size: u64::try_from(st.st_size).unwrap_or(0),
+        })
+    }
+
+    /// Whether a host path resolves to something; loops and other errors count as absent.
+    pub fn exists(&self, path: impl AsRef<Path>) -> bool {
+        self.root.resolve(path.as_ref()).is_ok()
+    }
+
+    /// The names in a host directory, sorted, without `.` and `..`.
+    pub fn read_dir(&self, path: impl AsRef<Path>) -> Result<Vec<OsString>, FsError> {
+        let path = path.as_ref();
+        let dir = self
+            .root
+            .open_subpath(path, OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY)
+            .map_err(|e| self.error(path, &e))?;
+        let to_err = |e: rustix::io::Errno| FsError {
+            path: path.to_path_buf(),
+            kind: errno_kind(e.raw_os_error()),
+        };
+        let mut names = Vec::new();
+        for entry in rustix::fs::Dir::read_from(&dir).map_err(to_err)? {
+            let entry = entry.map_err(to_err)?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                names.push(
+                    <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name)
+                        .to_os_string(),
+                );
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}
+
+fn io_error(path: &Path, e: &io::Error) -> FsError {
+    FsError {
+        path: path.to_path_buf(),
+        kind: e
+            .raw_os_error()
+            .map_or_else(|| FsErrorKind::Other(e.to_string()), errno_kind),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn tree() -> (tempfile::TempDir, RootFs) {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = tmp.path();
+        std::fs::create_dir_all(r.join("etc/alternatives")).unwrap();
+        std::fs::create_dir_all(r.join("usr/sbin")).unwrap();
+        std::fs::write(r.join("etc/hostname"), "node1\n").unwrap();
+        std::fs::write(r.join("usr/sbin/iptables-legacy"), "#!/bin/sh\n").unwrap();
+        let root = RootFs::open(r).unwrap();
+        (tmp, root)
+    }
+
+    #[test]
+    fn reads_a_plain_file() {
+        let (_t, root) = tree();
+        assert_eq!(root.read_to_string("/etc/hostname").unwrap(), "node1\n");
+        assert_eq!(root.read_to_string("etc/hostname").unwrap(), "node1\n");
+    }
+
+    #[test]
+    fn absolute_symlinks_resolve_inside_the_root() {
+        let (t, root) = tree();
+        // On the host this chain ends in /usr/sbin/iptables-legacy; the container's own /usr
+        // must never be consulted.
+        symlink(
+            "/etc/alternatives/iptables",
+            t.path().join("usr/sbin/iptables"),
+        )
+        .unwrap();
+        symlink(
+            "/usr/sbin/iptables-legacy",
+            t.path().join("etc/alternatives/iptables"),
+        )
+        .unwrap();
+        assert_eq!(
+            root.read_to_string("/usr/sbin/iptables").unwrap(),
+            "#!/bin/sh\n"
+        );
+        // A link to a path that exists only outside the root must not be found.
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        symlink(outside.path(), t.path().join("etc/escape")).unwrap();
+        assert!(root.read("/etc/escape").unwrap_err().is_not_found());
+    }
+
+    #[test]
+    fn dotdot_cannot_climb_out() {
+        let (t, root) = tree();
+        assert_eq!(
+            root.read_to_string("/../../../etc/hostname").unwrap(),
+            "node1\n"
+        );
+        symlink(
+            "../../../../../../etc/hostname",
+            t.path().join("usr/sbin/up"),
+        )
+        .unwrap();
+        assert_eq!(root.read_to_string("/usr/sbin/up").unwrap(), "node1\n");
+        // The file outside, next to the root directory, is out of reach.
+        let parent_name = t.path().file_name().unwrap().to_string_lossy().to_string();
+        let climbed = format!("/../{parent_name}/etc/hostname");
+        assert!(root.read(&climbed).unwrap_err().is_not_found());
+    }
+
+    #[test]
+    fn symlink_loops_are_reported() {
+        let (t, root) = tree();
+        symlink("/etc/b", t.path().join("etc/a")).unwrap();
+        symlink("/etc/a", t.path().join("etc/b")).unwrap();
+        symlink("self", t.path().join("etc/self")).unwrap();
+        for p in ["/etc/a", "/etc/self"] {
+            let err = root.read(p).unwrap_err();
+            assert_eq!(err.kind, FsErrorKind::SymlinkLoop, "{p}");
+            assert!(err.to_string().contains("symlink loop"), "{err}");
+        }
+        assert!(!root.exists("/etc/a"));
+    }
+
+    #[test]
+    fn metadata_and_read_dir() {
+        let (t, root) = tree();
+        std::fs::set_permissions(
+            t.path().join("usr/sbin/iptables-legacy"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let info = root.metadata("/usr/sbin/iptables-legacy").unwrap();
+        assert!(info.is_executable());
+        assert_eq!(info.mode, 0o755);
+        assert!(root.metadata("/usr/sbin").unwrap().is_dir);
+        assert!(!root.metadata("/etc/hostname").unwrap().is_executable());
+        assert_eq!(
+            root.read_dir("/etc").unwrap(),
+            vec![OsString::from("alternatives"), "hostname".into()]
+        );
+        assert!(root.read_dir("/nope").unwrap_err().is_not_found());
+    }
+
+    #[test]
+    fn a_missing_root_is_an_error() {
+        let err = RootFs::open("/definitely/not/here").unwrap_err();
+        assert!(err.is_not_found());
+    }
+}

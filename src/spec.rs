@@ -1,0 +1,359 @@
+//! The system spec: what a node's OS, kernel, cgroups and tools must provide.
+//!
+//! The field names follow the YAML spec files of k8s.io/system-validators (`os`, `kernelSpec`,
+//! `cgroups`, `cgroupsV2`, ...) so a spec written for kubeadm's preflight check loads here too.
+//! Two extensions: `kernelSpec.requiredCgroupsV1|V2` (options needed only under one cgroup
+//! version) and `executables`.
+
+use std::path::Path;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// One named requirement: a kernel option (without `CONFIG_`) or an executable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+impl Item {
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            aliases: Vec::new(),
+            description: String::new(),
+        }
+    }
+    fn with(name: &str, aliases: &[&str], description: &str) -> Self {
+        Self {
+            name: name.into(),
+            aliases: aliases.iter().map(|a| (*a).into()).collect(),
+            description: description.into(),
+        }
+    }
+    /// The name followed by its aliases, in the order they are tried.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.name.as_str()).chain(self.aliases.iter().map(String::as_str))
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KernelSpec {
+    /// Regular expressions; the kernel release must match one.
+    #[serde(default)]
+    pub versions: Vec<String>,
+    #[serde(default)]
+    pub required: Vec<Item>,
+    #[serde(default)]
+    pub optional: Vec<Item>,
+    #[serde(default)]
+    pub forbidden: Vec<Item>,
+    /// Required only on a node whose cgroups are version 1.
+    #[serde(default, rename = "requiredCgroupsV1")]
+    pub required_cgroups_v1: Vec<Item>,
+    /// Required only on a node whose cgroups are version 2.
+    #[serde(default, rename = "requiredCgroupsV2")]
+    pub required_cgroups_v2: Vec<Item>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutableSpec {
+    #[serde(default)]
+    pub required: Vec<Item>,
+    #[serde(default)]
+    pub optional: Vec<Item>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SysSpec {
+    /// The kernel's name as uname reports it (`Linux`).
+    #[serde(default)]
+    pub os: String,
+    #[serde(default)]
+    pub kernel_spec: KernelSpec,
+    #[serde(default)]
+    pub cgroups: Vec<String>,
+    #[serde(default)]
+    pub cgroups_optional: Vec<String>,
+    #[serde(default, rename = "cgroupsV2")]
+    pub cgroups_v2: Vec<String>,
+    #[serde(default, rename = "cgroupsV2Optional")]
+    pub cgroups_v2_optional: Vec<String>,
+    #[serde(default)]
+    pub executables: ExecutableSpec,
+    // Accepted so upstream spec files load; not checked, since the kubelet talks CRI and package
+    // versions are the distribution's business.
+    #[serde(default, skip_serializing)]
+    runtime_spec: Option<serde::de::IgnoredAny>,
+    #[serde(default, skip_serializing)]
+    package_specs: Option<serde::de::IgnoredAny>,
+    #[serde(default, skip_serializing)]
+    package_spec_overrides: Option<serde::de::IgnoredAny>,
+}
+
+/// A spec file that could not be used; the message names the file and the field.
+#[derive(Debug, thiserror::Error)]
+#[error("system spec {file}: {message}")]
+pub struct SpecError {
+    pub file: String,
+    pub message: String,
+}
+
+impl SysSpec {
+    /// The built-in spec: current k8s.io/system-validators defaults plus kubeadm's executables.
+    pub fn builtin() -> Self {
+        let items = |names: &[&str]| names.iter().map(|n| Item::new(n)).collect::<Vec<_>>();
+        let strings = |names: &[&str]| names.iter().map(|n| (*n).to_string()).collect::<Vec<_>>();
+        let mut required = items(&[
+            "NAMESPACES",
+            "NET_NS",
+            "PID_NS",
+            "IPC_NS",
+            "UTS_NS",
+            "CPUSETS",
+            "MEMCG",
+            "INET",
+            "EXT4_FS",
+            "PROC_FS",
+        ]);
+        required.push(Item::with(
+            "NETFILTER_XT_TARGET_REDIRECT",
+            &["IP_NF_TARGET_REDIRECT"],
+            "",
+        ));
+        required.extend(items(&["NETFILTER_XT_MATCH_COMMENT", "FAIR_GROUP_SCHED"]));
+        Self {
+            os: "Linux".into(),
+            kernel_spec: KernelSpec {
+                versions: strings(&[
+                    r"^5\.4.*$",
+                    r"^5\.10.*$",
+                    r"^5\.15.*$",
+                    r"^([6-9]|[1-9][0-9]+)\.([0-9]+)\.([0-9]+).*$",
+                ]),
+                required,
+                optional: vec![
+                    Item::with("OVERLAY_FS", &["OVERLAYFS_FS"], "Required for overlayfs."),
+                    Item::with("AUFS_FS", &[], "Required for aufs."),
+                    Item::with("BLK_DEV_DM", &[], "Required for devicemapper."),
+                    Item::with("CFS_BANDWIDTH", &[], "Required for CPU quota."),
+                    Item::with("SECCOMP", &[], "Required for seccomp."),
+                    Item::with("SECCOMP_FILTER", &[], "Required for seccomp mode 2."),
+                    Item::with("CGROUP_HUGETLB", &[], "Required for hugetlb cgroup."),
+                ],
+                forbidden: Vec::new(),
+                required_cgroups_v1: items(&[
+                    "CGROUPS",
+                    "CGROUP_CPUACCT",
+                    "CGROUP_DEVICE",
+                    "CGROUP_FREEZER",
+                    "CGROUP_PIDS",
+                    "CGROUP_SCHED",
+                ]),
+                required_cgroups_v2: items(&[
+                    "CGROUPS",
+                    "CGROUP_BPF",
+                    "CGROUP_PIDS",
+                    "CGROUP_SCHED",
+                ]),
+            },
+            cgroups: strings(&[
+                "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids",
+            ]),
+            cgroups_optional: strings(&["hugetlb", "blkio"]),
+            cgroups_v2: strings(&["cpu", "cpuset", "devices", "freezer", "memory", "pids"]),
+            cgroups_v2_optional: strings(&["hugetlb", "io"]),
+            executables: ExecutableSpec {
+                required: items(&["ip", "iptables", "mount", "nsenter"]),
+                optional: vec![
+                    Item::with(
+                        "conntrack",
+                        &[],
+                        "Required by kube-proxy and kubeadm before 1.32.",
+                    ),
+                    Item::with("ebtables", &[], "Used by some network plugins."),
+                    Item::with("ethtool", &[], "Used by some network plugins."),
+                    Item::with(
+                        "socat",
+                        &[],
+                        "Required for kubectl port-forward on some runtimes.",
+                    ),
+                    Item::with("tc", &[], "Used for bandwidth shaping."),
+                    Item::with("touch", &[], "Used by kubeadm."),
+                ],
+            },
+            runtime_spec: None,
+            package_specs: None,
+            package_spec_overrides: None,
+        }
+    }
+
+    /// Reads a YAML (or JSON) spec file that replaces the built-in spec.
+    pub fn load(path: &Path) -> Result<Self, SpecError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+            file: file.clone(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parses spec text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, SpecError> {
+        let err = |message: String| SpecError {
+            file: file.to_string(),
+            message,
+        };
+        if text.trim().is_empty() {
+            return Err(err("the file is empty".into()));
+        }
+        let spec: Self = serde_saphyr::from_str(text).map_err(|e| err(one_line(&e.to_string())))?;
+        spec.validate().map_err(err)?;
+        Ok(spec)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        for (i, v) in self.kernel_spec.versions.iter().enumerate() {
+            Regex::new(v).map_err(|e| {
+                format!(
+                    "kernelSpec.versions[{i}]: {v:?} is not a valid regular expression: {}",
+                    one_line(&e.to_string())
+                )
+            })?;
+        }
+        let k = &self.kernel_spec;
+        let lists = [
+            ("kernelSpec.required", &k.required),
+            ("kernelSpec.optional", &k.optional),
+            ("kernelSpec.forbidden", &k.forbidden),
+            ("kernelSpec.requiredCgroupsV1", &k.required_cgroups_v1),
+            ("kernelSpec.requiredCgroupsV2", &k.required_cgroups_v2),
+            ("executables.required", &self.executables.required),
+            ("executables.optional", &self.executables.optional),
+        ];
+        for (field, items) in lists {
+            for (i, item) in items.iter().enumerate() {
+                if item.names().any(|n| n.trim().is_empty()) {
+                    return Err(format!("{field}[{i}]: names and aliases must not be empty"));
+                }
+                if field.starts_with("kernelSpec") && item.names().any(|n| n.starts_with("CONFIG_"))
+                {
+                    return Err(format!(
+                        "{field}[{i}].name: write {:?} without the CONFIG_ prefix",
+                        item.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The compiled kernel version patterns (validated on load).
+    pub fn kernel_versions(&self) -> Vec<Regex> {
+        self.kernel_spec
+            .versions
+            .iter()
+            .filter_map(|v| Regex::new(v).ok())
+            .collect()
+    }
+
+    /// Sections of an upstream spec file that were read but are not checked here.
+    pub fn ignored_sections(&self) -> Vec<&'static str> {
+        [
+            ("runtimeSpec", self.runtime_spec.is_some()),
+            ("packageSpecs", self.package_specs.is_some()),
+            (
+                "packageSpecOverrides",
+                self.package_spec_overrides.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, present)| present.then_some(name))
+        .collect()
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(self).unwrap_or_else(|e| format!("# cannot render the spec: {e}\n"))
+    }
+}
+
+/// Error texts from parsers span lines (snippets with carets); a usage error is one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_round_trips_through_yaml() {
+        let spec = SysSpec::builtin();
+        let yaml = spec.to_yaml();
+        let back = SysSpec::parse(&yaml, "default.yaml").unwrap();
+        assert_eq!(back, spec);
+        assert_eq!(spec.kernel_versions().len(), 4);
+    }
+
+    #[test]
+    fn upstream_spec_files_load() {
+        let text = r#"
+os: Linux
+kernelSpec:
+  versions: ['^4\.19.*$']
+  required:
+  - name: NAMESPACES
+  - name: NETFILTER_XT_TARGET_REDIRECT
+    aliases: [IP_NF_TARGET_REDIRECT]
+  optional:
+  - {name: AUFS_FS, description: Required for aufs.}
+  forbidden: []
+cgroups: [cpu, memory]
+cgroupsOptional: [hugetlb]
+runtimeSpec:
+  dockerSpec:
+    version: ['18\.09\..*']
+packageSpecs:
+- name: containerd
+  versionRange: '>=1.2'
+"#;
+        let spec = SysSpec::parse(text, "gke.yaml").unwrap();
+        assert_eq!(
+            spec.kernel_spec.required[1].aliases,
+            vec!["IP_NF_TARGET_REDIRECT"]
+        );
+        assert_eq!(spec.cgroups, vec!["cpu", "memory"]);
+        assert_eq!(spec.ignored_sections(), vec!["runtimeSpec", "packageSpecs"]);
+        assert!(spec.executables.required.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_field() {
+        let cases = [
+            ("os: Linux\nkernelSpec:\n  versionz: []\n", "versionz"),
+            ("kernelSpec:\n  required:\n  - nam: X\n", "nam"),
+            ("kernelSpec:\n  versions: ['(']\n", "kernelSpec.versions[0]"),
+            (
+                "kernelSpec:\n  required:\n  - name: CONFIG_X\n",
+                "kernelSpec.required[0].name",
+            ),
+            ("cgroups: 5\n", "cgroups"),
+            ("", "empty"),
+            ("os: [\n", "spec.yaml"),
+        ];
+        for (text, want) in cases {
+            let err = SysSpec::parse(text, "spec.yaml").unwrap_err().to_string();
+            assert!(err.starts_with("system spec spec.yaml: "), "{err}");
+            assert!(err.contains(want), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! What the node is TESTED for. A test is data: a name, tags, the services it needs and a
+//! function of the node view. Tests decide; they read the node only through `crate::node`.
+
+pub mod system;
+
+use serde::Serialize;
+
+use crate::node::Node;
+use crate::spec::SysSpec;
+
+/// A service some tests need, started once by the runner and torn down by it. Each test group
+/// that needs one adds its variant; the system verification tests need none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Service {}
+
+/// Everything a test may look at.
+#[derive(Debug)]
+pub struct Context {
+    pub node: Node,
+    pub spec: SysSpec,
+}
+
+/// A registered test.
+#[derive(Debug, Clone)]
+pub struct Test {
+    /// The area, as it appears after `[sig-node]`: `System Verification`.
+    pub area: &'static str,
+    /// What the node is expected to do or have, as a phrase.
+    pub behaviour: &'static str,
+    /// Tags without brackets: `NodeConformance`, `Serial`, `Feature:X`.
+    pub tags: &'static [&'static str],
+    pub needs: &'static [Service],
+    pub run: fn(&Context) -> Outcome,
+}
+
+impl Test {
+    /// The full name FOCUS and SKIP are matched against:
+    /// `[sig-node] <Area> <behaviour> [Tag] [Tag]`.
+    pub fn name(&self) -> String {
+        let mut name = format!("[sig-node] {} {}", self.area, self.behaviour);
+        for tag in self.tags {
+            name.push_str(" [");
+            name.push_str(tag);
+            name.push(']');
+        }
+        name
+    }
+}
+
+/// Every test the harness knows, in the order they are reported.
+pub fn registry() -> Vec<Test> {
+    system::tests()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Ok,
+    Warn,
+    Fail,
+    Info,
+}
+
+/// One thing a test looked at, with what it found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub item: String,
+    pub status: CheckStatus,
+    pub detail: String,
+}
+
+/// What a test concluded. `message` is the failure message or the skip reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub message: Option<String>,
+    pub notes: Vec<String>,
+    pub checks: Vec<Check>,
+}
+
+impl Outcome {
+    pub fn skipped(reason: impl Into<String>) -> Self {
+        Self {
+            verdict: Verdict::Skipped,
+            message: Some(reason.into()),
+            notes: Vec::new(),
+            checks: Vec::new(),
+        }
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Warn)
+            .count()
+    }
+
+    /// The test's own account, one line per note and check: the JUnit system-out.
+    pub fn log(&self) -> String {
+        let mut out = String::new();
+        for n in &self.notes {
+            out.push_str(n);
+            out.push('\n');
+        }
+        for c in &self.checks {
+            let tag = match c.status {
+                CheckStatus::Ok => "[ok]  ",
+                CheckStatus::Warn => "[warn]",
+                CheckStatus::Fail => "[FAIL]",
+                CheckStatus::Info => "[info]",
+            };
+            out.push_str(&format!("{tag} {}: {}\n", c.item, c.detail));
+        }
+        out
+    }
+}
+
+/// Collects a test's checks and notes, then concludes.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    notes: Vec<String>,
+    checks: Vec<Check>,
+}
+
+impl Recorder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn push(&mut self, status: CheckStatus, item: impl Into<String>, detail: impl Into<String>) {
+        self.checks.push(Check {
+            item: item.into(),
+            status,
+            detail: detail.into(),
+        });
+    }
+    pub fn ok(&mut self, item: impl Into<String>, detail: impl Into<String>) {
+        self.push(CheckStatus::Ok, item, detail);
+    }
+    pub fn warn(&mut self, item: impl Into<String>, detail: impl Into<String>) {
+        self.push(CheckStatus::Warn, item, detail);
+    }
+    pub fn fail(&mut self, item: impl Into<String>, detail: impl Into<String>) {
+        self.push(CheckStatus::Fail, item, detail);
+    }
+    pub fn info(&mut self, item: impl Into<String>, detail: impl Into<String>) {
+        self.push(CheckStatus::Info, item, detail);
+    }
+    pub fn note(&mut self, text: impl Into<String>) {
+        self.notes.push(text.into());
+    }
+
+    /// The checks that failed so far.
+    pub fn failures(&self) -> Vec<&Check> {
+        self.checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Fail)
+            .collect()
+    }
+
+    /// Passes unless a check failed; then fails with `message`, which should say what was
+    /// expected, what was found, where, and how to fix it.
+    pub fn finish(self, message: impl FnOnce(&[&Check]) -> String) -> Outcome {
+        let failures = self.failures();
+        let (verdict, message) = if failures.is_empty() {
+            (Verdict::Passed, None)
+        } else {
+            (Verdict::Failed, Some(message(&failures)))
+        };
+        Outcome {
+            verdict,
+            message,
+            notes: self.notes,
+            checks: self.checks,
+        }
+    }
+
+    /// Fails at once, keeping what was recorded.
+    pub fn fail_now(self, message: impl Into<String>) -> Outcome {
+        Outcome {
+            verdict: Verdict::Failed,
+            message: Some(message.into()),
+            notes: self.notes,
+            checks: self.checks,
+        }
+    }
+}
+
+/// A comma-separated list for messages.
+pub fn join_items<S: AsRef<str>>(items: &[S]) -> String {
+    items
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_follow_the_upstream_convention_and_are_unique() {
+        let mut seen = HashSet::new();
+        for t in registry() {
+            let name = t.name();
+            assert!(name.starts_with("[sig-node] "), "{name}");
+            assert!(name.ends_with(']'), "{name}");
+            assert!(seen.insert(name.clone()), "duplicate test name {name}");
+        }
+        assert!(!seen.is_empty());
+    }
+
+    #[test]
+    fn recorder_fails_only_on_failed_checks() {
+        let mut r = Recorder::new();
+        r.ok("A", "enabled");
+        r.warn("B", "not set");
+        let o = r.finish(|_| unreachable!());
+        assert_eq!(o.verdict, Verdict::Passed);
+        assert_eq!(o.warnings(), 1);
+        assert!(o.log().contains("[warn] B: not set"));
+
+        let mut r = Recorder::new();
+        r.fail("C", "missing");
+        let o = r.finish(|f| format!("bad: {}", f[0].item));
+        assert_eq!(o.verdict, Verdict::Failed);
+        assert_eq!(o.message.as_deref(), Some("bad: C"));
+    }
+}
