@@ -5,7 +5,28 @@ use node_conformance::app;
 use node_conformance::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help: not an error.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            // clap's first line names the bad input; usage hints follow it. Keep the one line.
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments");
+            eprintln!("node-conformance: {}", first.trim());
+            return ExitCode::from(2);
+        }
+    };
     let result = match &cli.command {
         Command::Run(args) => app::run(args),
         Command::List(args) => app::list(args).map(|names| {

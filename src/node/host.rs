@@ -58,13 +58,32 @@ pub fn distribution(root: &RootFs) -> Option<String> {
 }
 
 /// Finds an executable on `path_list` (host paths, `:`-separated) inside the root. Returns
-/// the host path of the first match.
-pub fn find_executable(root: &RootFs, name: &str, path_list: &str) -> Option<PathBuf> {
-    which::WhichConfig::new_with_sys(RootSys(root))
+/// the host path of the first match, or why each near miss did not count (a symlink loop, a
+/// file without execute permission); an empty list means nothing of that name exists.
+pub fn find_executable(root: &RootFs, name: &str, path_list: &str) -> Result<PathBuf, Vec<String>> {
+    let found = which::WhichConfig::new_with_sys(RootSys(root))
         .binary_name(name.into())
         .custom_path_list(path_list.into())
-        .first_result()
-        .ok()
+        .first_result();
+    if let Ok(path) = found {
+        return Ok(path);
+    }
+    let near_misses = std::env::split_paths(path_list)
+        .filter_map(|dir| {
+            let candidate = dir.join(name);
+            match root.metadata(&candidate) {
+                Err(e) if e.is_not_found() => None,
+                Err(e) => Some(e.to_string()),
+                Ok(info) if !info.is_executable() => Some(format!(
+                    "{} is not an executable file (mode {:o})",
+                    candidate.display(),
+                    info.mode
+                )),
+                Ok(_) => None,
+            }
+        })
+        .collect();
+    Err(near_misses)
 }
 
 /// Lets the which crate search the node's file system instead of the container's.
@@ -188,14 +207,25 @@ mod tests {
         )
         .unwrap();
         std::fs::write(r.join("usr/bin/notexec"), "").unwrap();
+        symlink("/usr/bin/loop", r.join("usr/bin/loop")).unwrap();
         let root = RootFs::open(r).unwrap();
         assert_eq!(
             find_executable(&root, "iptables", HOST_PATH),
-            Some(PathBuf::from("/usr/sbin/iptables"))
+            Ok(PathBuf::from("/usr/sbin/iptables"))
         );
-        assert_eq!(find_executable(&root, "notexec", HOST_PATH), None);
+        assert_eq!(
+            find_executable(&root, "notexec", HOST_PATH),
+            Err(vec![
+                "/usr/bin/notexec is not an executable file (mode 644)".to_string()
+            ])
+        );
+        let loop_err = find_executable(&root, "loop", HOST_PATH).unwrap_err();
+        assert!(
+            loop_err[0].contains("/usr/bin/loop") && loop_err[0].contains("symlink loop"),
+            "{loop_err:?}"
+        );
         // `sh` exists in the harness's own file system, never inside this root.
-        assert_eq!(find_executable(&root, "sh", HOST_PATH), None);
+        assert_eq!(find_executable(&root, "sh", HOST_PATH), Err(vec![]));
     }
 
     #[test]

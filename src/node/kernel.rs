@@ -93,7 +93,7 @@ pub fn read_config(root: &RootFs, release: &str) -> Result<KernelConfig, ConfigN
                 Err(e) => e,
             },
             Err(e) if e.is_not_found() => "not present".to_string(),
-            Err(e) => e.to_string(),
+            Err(e) => e.reason().to_string(),
         };
         attempts.push(Attempt { path, problem });
     }

@@ -41,19 +41,22 @@ impl FsError {
     }
 }
 
+impl FsError {
+    /// What went wrong, without the path.
+    pub fn reason(&self) -> &str {
+        match &self.kind {
+            FsErrorKind::NotFound => "no such file or directory",
+            FsErrorKind::SymlinkLoop => "too many levels of symbolic links (a symlink loop)",
+            FsErrorKind::NotADirectory => "a path component is not a directory",
+            FsErrorKind::PermissionDenied => "permission denied",
+            FsErrorKind::Other(msg) => msg,
+        }
+    }
+}
+
 impl fmt::Display for FsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = self.path.display();
-        match &self.kind {
-            FsErrorKind::NotFound => write!(f, "{path}: no such file or directory"),
-            FsErrorKind::SymlinkLoop => write!(
-                f,
-                "{path}: too many levels of symbolic links (a symlink loop)"
-            ),
-            FsErrorKind::NotADirectory => write!(f, "{path}: a path component is not a directory"),
-            FsErrorKind::PermissionDenied => write!(f, "{path}: permission denied"),
-            FsErrorKind::Other(msg) => write!(f, "{path}: {msg}"),
-        }
+        write!(f, "{}: {}", self.path.display(), self.reason())
     }
 }
 

@@ -311,24 +311,35 @@ fn executables(ctx: &Context) -> Outcome {
         "searched the host PATH {} inside the root",
         host::HOST_PATH
     ));
+    // The first name or alias found, or why none was: "not found", with the near misses.
     let find = |item: &Item| {
-        item.names()
-            .find_map(|n| host::find_executable(&ctx.node.root, n, host::HOST_PATH))
+        let mut near_misses = Vec::new();
+        for n in item.names() {
+            match host::find_executable(&ctx.node.root, n, host::HOST_PATH) {
+                Ok(p) => return Ok(p),
+                Err(m) => near_misses.extend(m),
+            }
+        }
+        let mut why = described("not found", item);
+        if !near_misses.is_empty() {
+            why.push_str(&format!("; {}", near_misses.join("; ")));
+        }
+        Err(why)
     };
     let mut missing = Vec::new();
     for item in &ctx.spec.executables.required {
         match find(item) {
-            Some(p) => r.ok(&item.name, format!("found at {}", p.display())),
-            None => {
+            Ok(p) => r.ok(&item.name, format!("found at {}", p.display())),
+            Err(why) => {
                 missing.push(item.name.clone());
-                r.fail(&item.name, described("not found", item));
+                r.fail(&item.name, why);
             }
         }
     }
     for item in &ctx.spec.executables.optional {
         match find(item) {
-            Some(p) => r.ok(&item.name, format!("found at {}", p.display())),
-            None => r.warn(&item.name, described("not found", item)),
+            Ok(p) => r.ok(&item.name, format!("found at {}", p.display())),
+            Err(why) => r.warn(&item.name, why),
         }
     }
     r.finish(|_| {

@@ -1,0 +1,225 @@
+//! The command line contract: selection, listing, exit codes and one-line usage errors.
+
+mod common;
+
+use common::{Status, command, fixture, message, run_on, status};
+
+#[test]
+fn list_prints_only_selected_names() {
+    let out = command()
+        .args(["list", "--focus", "kernel"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines.iter().all(
+        |l| l.starts_with("[sig-node] System Verification") && l.ends_with("[NodeConformance]")
+    ));
+}
+
+#[test]
+fn focus_and_skip_come_from_the_environment_too() {
+    let out = command()
+        .arg("list")
+        .env("FOCUS", "System")
+        .env("SKIP", "swap|IPv4")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 5, "{text}");
+    assert!(!text.contains("swap") && !text.contains("IPv4"));
+    // An empty SKIP skips nothing, as upstream's SKIP= does.
+    let out = command().arg("list").env("SKIP", "").output().unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 7);
+}
+
+#[test]
+fn every_registered_test_appears_in_junit_even_when_filtered_out() {
+    let run = run_on(&fixture("healthy-v2"), &["--focus", "swap"]);
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    let suite = &run.junit().test_suites[0];
+    assert_eq!((suite.tests, suite.skipped, suite.failures), (7, 6, 0));
+    let case = run.case("kernel release");
+    assert!(matches!(status(&case), Status::Skipped));
+    assert_eq!(
+        message(&case),
+        "not selected: does not match FOCUS \"swap\""
+    );
+    assert!(
+        run.stdout().contains("running 1 of 7 tests"),
+        "{}",
+        run.stdout()
+    );
+}
+
+fn assert_usage_error(run_args: &[&str], want: &str) {
+    let out = command().args(run_args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{run_args:?}: {err}");
+    assert!(err.contains(want), "{run_args:?}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn usage_errors_exit_2_naming_the_bad_input() {
+    let root = fixture("healthy-v2");
+    let root = root.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().to_str().unwrap();
+    let bad_spec = tmp.path().join("bad.yaml");
+    std::fs::write(&bad_spec, "kernelSpec:\n  versions: [\"(\"]\n").unwrap();
+    let typo_spec = tmp.path().join("typo.yaml");
+    std::fs::write(&typo_spec, "os: Linux\ncgroupz: [cpu]\n").unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let under_file = file.join("results");
+
+    assert_usage_error(
+        &["run", "--rootfs", root, "--result-dir", out, "--focus", "("],
+        "invalid --focus (FOCUS) regular expression \"(\"",
+    );
+    assert_usage_error(
+        &[
+            "run",
+            "--rootfs",
+            root,
+            "--result-dir",
+            out,
+            "--skip",
+            "[z-a]",
+        ],
+        "--skip (SKIP)",
+    );
+    assert_usage_error(&["list", "--focus", "("], "--focus");
+    assert_usage_error(
+        &["run", "--rootfs", "/no/such/root", "--result-dir", out],
+        "root fs /no/such/root",
+    );
+    assert_usage_error(
+        &[
+            "run",
+            "--rootfs",
+            root,
+            "--result-dir",
+            out,
+            "--system-spec",
+            "/no/such/spec.yaml",
+        ],
+        "system spec /no/such/spec.yaml: cannot read",
+    );
+    assert_usage_error(
+        &[
+            "run",
+            "--rootfs",
+            root,
+            "--result-dir",
+            out,
+            "--system-spec",
+            bad_spec.to_str().unwrap(),
+        ],
+        "bad.yaml: kernelSpec.versions[0]",
+    );
+    assert_usage_error(
+        &[
+            "run",
+            "--rootfs",
+            root,
+            "--result-dir",
+            out,
+            "--system-spec",
+            typo_spec.to_str().unwrap(),
+        ],
+        "cgroupz",
+    );
+    assert_usage_error(
+        &[
+            "run",
+            "--rootfs",
+            root,
+            "--result-dir",
+            under_file.to_str().unwrap(),
+        ],
+        "is not writable",
+    );
+    assert_usage_error(&["run", "--parallelism", "0"], "--parallelism");
+    assert_usage_error(&["frobnicate"], "frobnicate");
+    // Nothing was written by the runs that stopped on bad input.
+    assert!(!tmp.path().join("junit_01.xml").exists());
+}
+
+#[test]
+fn env_fallbacks_for_paths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = command()
+        .arg("run")
+        .env("ROOTFS", fixture("healthy-v2"))
+        .env("REPORT_PATH", tmp.path())
+        .env("PARALLELISM", "1")
+        .env("FOCUS", "IPv4")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let junit = std::fs::read_to_string(tmp.path().join("junit_01.xml")).unwrap();
+    assert!(
+        junit.contains("healthy-v2"),
+        "rootfs property names the fixture"
+    );
+}
+
+#[test]
+fn odd_arguments_never_panic() {
+    let root = fixture("healthy-v2");
+    let tmp = tempfile::tempdir().unwrap();
+    for focus in ["", "\\", "(?i)", "a{99999999}", "[[:alpha:]]", "\u{202e}"] {
+        let out = command()
+            .args(["run", "--result-dir"])
+            .arg(tmp.path())
+            .arg("--rootfs")
+            .arg(&root)
+            .args(["--focus", focus])
+            .output()
+            .unwrap();
+        let code = out.status.code();
+        assert!(
+            matches!(code, Some(0..=2)),
+            "{focus:?}: {code:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+            "{focus:?}"
+        );
+    }
+}
+
+#[test]
+fn version_and_spec_subcommands() {
+    let out = command().arg("version").output().unwrap();
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .starts_with("node-conformance ")
+    );
+    let out = command().arg("spec").output().unwrap();
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        yaml.contains("kernelSpec:") && yaml.contains("NETFILTER_XT_TARGET_REDIRECT"),
+        "{yaml}"
+    );
+    // What `spec` prints is a spec file that loads.
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("default.yaml");
+    std::fs::write(&spec, yaml).unwrap();
+    let run = run_on(
+        &fixture("healthy-v2"),
+        &["--system-spec", spec.to_str().unwrap()],
+    );
+    assert_eq!(run.code(), 0, "{}", run.explain());
+}

@@ -1,0 +1,148 @@
+//! Helpers shared by the integration tests: run the binary as a user would and read what it
+//! wrote.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use quick_junit::{Report, TestCase, TestCaseStatus};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_node-conformance");
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The binary with a clean environment, so a FOCUS or SKIP in the caller's shell cannot leak in.
+pub fn command() -> Command {
+    let mut c = Command::new(BIN);
+    for var in [
+        "FOCUS",
+        "SKIP",
+        "ROOTFS",
+        "REPORT_PATH",
+        "SYSTEM_SPEC_FILE",
+        "PARALLELISM",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+pub struct Run {
+    pub output: Output,
+    pub dir: tempfile::TempDir,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    pub fn junit_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("junit_01.xml")).expect("junit_01.xml written")
+    }
+    /// The JUnit file, parsed: proves it is well-formed.
+    pub fn junit(&self) -> Report {
+        Report::deserialize_from_str(&self.junit_text()).expect("junit_01.xml parses")
+    }
+    pub fn json(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir.path().join("results.json"))
+            .expect("results.json written");
+        serde_json::from_str(&text).expect("results.json parses")
+    }
+    /// The test case whose name contains `part`; exactly one must.
+    pub fn case(&self, part: &str) -> TestCase {
+        let report = self.junit();
+        let mut found: Vec<TestCase> = report.test_suites[0]
+            .test_cases
+            .iter()
+            .filter(|c| c.name.as_str().contains(part))
+            .cloned()
+            .collect();
+        assert_eq!(found.len(), 1, "one test case named like {part:?}");
+        found.remove(0)
+    }
+    /// Debug text for assertion messages.
+    pub fn explain(&self) -> String {
+        format!(
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            self.code(),
+            self.stdout(),
+            self.stderr()
+        )
+    }
+}
+
+/// `node-conformance run --rootfs <root> --result-dir <tmp> <extra...>`.
+pub fn run_on(root: &Path, extra: &[&str]) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = command()
+        .arg("run")
+        .arg("--rootfs")
+        .arg(root)
+        .arg("--result-dir")
+        .arg(dir.path())
+        .args(extra)
+        .output()
+        .expect("binary runs");
+    Run { output, dir }
+}
+
+pub enum Status {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+pub fn status(case: &TestCase) -> Status {
+    match &case.status {
+        TestCaseStatus::Success { .. } => Status::Passed,
+        TestCaseStatus::NonSuccess { .. } => Status::Failed,
+        TestCaseStatus::Skipped { .. } => Status::Skipped,
+    }
+}
+
+pub fn message(case: &TestCase) -> String {
+    match &case.status {
+        TestCaseStatus::Success { .. } => String::new(),
+        TestCaseStatus::NonSuccess { message, .. } | TestCaseStatus::Skipped { message, .. } => {
+            message
+                .as_ref()
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_default()
+        }
+    }
+}
+
+pub fn system_out(case: &TestCase) -> String {
+    case.system_out
+        .as_ref()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default()
+}
+
+/// Copies a fixture root (symlinks as symlinks) so a test can alter it.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().expect("file type");
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src).expect("readlink"), &dst)
+                .expect("symlink");
+        } else if kind.is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).expect("copy");
+        }
+    }
+}

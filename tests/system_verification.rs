@@ -1,0 +1,278 @@
+//! The binary against the fixture roots: verdicts, messages and exit codes as a user reads
+//! them in junit_01.xml.
+
+mod common;
+
+use common::{Status, fixture, message, run_on, status, system_out};
+
+const OS: &str = "operating system";
+const RELEASE: &str = "kernel release";
+const CONFIG: &str = "kernel config";
+const CGROUPS: &str = "cgroups provide";
+const EXES: &str = "executables";
+const FORWARD: &str = "IPv4 forwarding";
+const SWAP: &str = "swap";
+
+fn assert_passed(run: &common::Run, part: &str) -> String {
+    let case = run.case(part);
+    assert!(
+        matches!(status(&case), Status::Passed),
+        "{part} should pass: {}\n{}",
+        message(&case),
+        run.explain()
+    );
+    system_out(&case)
+}
+
+fn assert_failed(run: &common::Run, part: &str) -> String {
+    let case = run.case(part);
+    assert!(
+        matches!(status(&case), Status::Failed),
+        "{part} should fail\n{}",
+        run.explain()
+    );
+    message(&case)
+}
+
+#[test]
+fn healthy_cgroup_v2_node_passes_everything() {
+    let run = run_on(&fixture("healthy-v2"), &[]);
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    let report = run.junit();
+    let suite = &report.test_suites[0];
+    assert_eq!((suite.tests, suite.failures, suite.skipped), (7, 0, 0));
+    assert!(
+        suite
+            .extra
+            .get("hostname")
+            .is_some_and(|h| !h.as_str().is_empty())
+    );
+    assert!(suite.timestamp.is_some());
+    let out = assert_passed(&run, CGROUPS);
+    assert!(out.contains("[ok]   CGROUPS_VERSION: v2"), "{out}");
+    assert!(
+        out.contains("freezer: /sys/fs/cgroup/system.slice/cgroup.freeze exists"),
+        "{out}"
+    );
+    let out = assert_passed(&run, CONFIG);
+    assert!(
+        out.contains("kernel config read from /proc/config.gz"),
+        "{out}"
+    );
+    assert!(out.contains("[ok]   CONFIG_CGROUP_BPF: enabled"), "{out}");
+    // The optional AUFS is missing: a warning naming the option, not a failure.
+    assert!(
+        out.contains("[warn] CONFIG_AUFS_FS: not set - Required for aufs."),
+        "{out}"
+    );
+    assert!(assert_passed(&run, OS).contains("Fixture Linux (healthy-v2)"));
+    assert!(assert_passed(&run, RELEASE).contains("6.1.0-18-amd64"));
+    assert!(assert_passed(&run, EXES).contains("[ok]   nsenter: found at /usr/bin/nsenter"));
+    assert!(assert_passed(&run, SWAP).contains("SWAP: off"));
+    assert_passed(&run, FORWARD);
+    // The console shows each test with its time, then the summary.
+    let stdout = run.stdout();
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("PASS") && l.contains("ms [sig-node] System Verification")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("7 passed, 0 failed, 0 skipped"), "{stdout}");
+}
+
+#[test]
+fn cgroup_v1_node_passes_with_a_deprecation_warning() {
+    let run = run_on(&fixture("cgroup-v1"), &[]);
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    let out = assert_passed(&run, CGROUPS);
+    assert!(
+        out.contains("[warn] CGROUPS_VERSION: v1, deprecated"),
+        "{out}"
+    );
+    assert!(out.contains("[ok]   CGROUPS_CPUACCT: enabled"), "{out}");
+    // On v1 the v1 kernel options are required and CGROUP_BPF (missing here) is not.
+    let out = assert_passed(&run, CONFIG);
+    assert!(
+        out.contains("kernel config read from /boot/config-5.15.0-91-generic"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[ok]   CONFIG_CGROUP_FREEZER: enabled"),
+        "{out}"
+    );
+    assert!(!out.contains("CGROUP_BPF"), "{out}");
+    let out = assert_passed(&run, SWAP);
+    assert!(
+        out.contains("[warn] SWAP: /swap.img (file, 2097148 KiB) is active"),
+        "{out}"
+    );
+}
+
+#[test]
+fn too_old_kernel_fails_the_release_test_only() {
+    let run = run_on(&fixture("old-kernel"), &[]);
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    let msg = assert_failed(&run, RELEASE);
+    assert!(
+        msg.contains("unsupported kernel release 4.19.0-26-amd64"),
+        "{msg}"
+    );
+    assert!(msg.contains(r"^5\.4.*$"), "{msg}");
+    assert_eq!(run.junit().test_suites[0].failures, 1);
+    assert_passed(&run, CONFIG);
+}
+
+#[test]
+fn a_spec_file_can_accept_the_old_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.yaml");
+    std::fs::write(&spec, "os: Linux\nkernelSpec:\n  versions: ['^4\\.19\\..*$']\n  required:\n  - name: NAMESPACES\ncgroupsV2: [cpu]\n").unwrap();
+    let run = run_on(
+        &fixture("old-kernel"),
+        &["--system-spec", spec.to_str().unwrap()],
+    );
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    assert!(assert_passed(&run, RELEASE).contains(r"matches ^4\.19\..*$"));
+    let props = &run.junit().test_suites[0].properties;
+    assert!(
+        props
+            .iter()
+            .any(|p| p.name.as_str() == "system-spec" && p.value.as_str().ends_with("spec.yaml"))
+    );
+}
+
+#[test]
+fn missing_required_options_are_each_named() {
+    let run = run_on(&fixture("missing-options"), &[]);
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    let msg = assert_failed(&run, CONFIG);
+    assert!(
+        msg.contains("kernel config /boot/config-6.6.0-test"),
+        "{msg}"
+    );
+    assert!(msg.contains("CONFIG_PID_NS (disabled)"), "{msg}");
+    assert!(msg.contains("CONFIG_MEMCG (not set)"), "{msg}");
+    let out = system_out(&run.case(CONFIG));
+    assert!(out.contains("[FAIL] CONFIG_MEMCG: not set"), "{out}");
+    assert!(out.contains("[ok]   CONFIG_NAMESPACES: enabled"), "{out}");
+    assert_eq!(run.junit().test_suites[0].failures, 1);
+}
+
+#[test]
+fn no_kernel_config_lists_every_place_looked_at() {
+    let run = run_on(&fixture("no-config"), &[]);
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    let msg = assert_failed(&run, CONFIG);
+    for place in [
+        "/proc/config.gz",
+        "/boot/config-6.8.0-test",
+        "/usr/src/linux-6.8.0-test/.config",
+        "/usr/src/linux/.config",
+        "/usr/lib/modules/6.8.0-test/config",
+        "/usr/lib/ostree-boot/config-6.8.0-test",
+        "/usr/lib/kernel/config-6.8.0-test",
+        "/usr/src/linux-headers-6.8.0-test/.config",
+        "/lib/modules/6.8.0-test/build/.config",
+    ] {
+        assert!(msg.contains(place), "{place} missing from: {msg}");
+    }
+}
+
+#[test]
+fn absolute_and_climbing_symlinks_resolve_inside_the_root() {
+    let run = run_on(&fixture("absolute-symlinks"), &[]);
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    let out = assert_passed(&run, CONFIG);
+    assert!(
+        out.contains("kernel config read from /boot/config-6.1.0-link"),
+        "{out}"
+    );
+    let out = assert_passed(&run, EXES);
+    assert!(
+        out.contains("[ok]   iptables: found at /usr/sbin/iptables"),
+        "{out}"
+    );
+    assert!(out.contains("[ok]   ip: found at /usr/sbin/ip"), "{out}");
+}
+
+#[test]
+fn symlink_loops_are_reported_not_followed_forever() {
+    let run = run_on(&fixture("symlink-loop"), &[]);
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    let msg = assert_failed(&run, CONFIG);
+    assert!(
+        msg.contains(
+            "/boot/config-6.1.0-loop (too many levels of symbolic links (a symlink loop))"
+        ),
+        "{msg}"
+    );
+    let msg = assert_failed(&run, EXES);
+    assert!(msg.contains("nsenter"), "{msg}");
+    let out = system_out(&run.case(EXES));
+    assert!(
+        out.contains("/usr/bin/nsenter: too many levels of symbolic links"),
+        "{out}"
+    );
+}
+
+#[test]
+fn messages_with_control_characters_keep_the_junit_file_well_formed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    common::copy_tree(&fixture("healthy-v2"), &root);
+    std::fs::write(
+        root.join("proc/sys/kernel/osrelease"),
+        "3.0\u{1}\u{1b}[31m]]><x>&\"'\n",
+    )
+    .unwrap();
+    let run = run_on(&root, &[]);
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    let text = run.junit_text();
+    assert!(
+        !text.contains('\u{1}') && !text.contains('\u{1b}'),
+        "{text}"
+    );
+    assert!(!text.contains("]]><x>"), "{text}");
+    let msg = assert_failed(&run, RELEASE);
+    assert!(msg.contains("3.0]]><x>&\"'"), "{msg}");
+    // The same facts, unfiltered, in results.json.
+    let json = run.json();
+    let t = json["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"].as_str().unwrap().contains(RELEASE))
+        .unwrap();
+    assert_eq!(t["verdict"], "failed");
+    assert!(t["message"].as_str().unwrap().contains('\u{1}'));
+}
+
+#[test]
+fn results_json_carries_the_same_facts() {
+    let run = run_on(&fixture("missing-options"), &["--focus", "kernel"]);
+    let json = run.json();
+    assert_eq!(json["counts"]["tests"], 7);
+    assert_eq!(json["counts"]["failed"], 1);
+    assert_eq!(json["counts"]["passed"], 1);
+    assert_eq!(json["counts"]["skipped"], 5);
+    assert_eq!(json["focus"], "kernel");
+    let tests = json["tests"].as_array().unwrap();
+    let config = tests
+        .iter()
+        .find(|t| t["name"].as_str().unwrap().contains(CONFIG))
+        .unwrap();
+    let memcg = config["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["item"] == "CONFIG_MEMCG")
+        .unwrap();
+    assert_eq!(memcg["status"], "fail");
+    let skipped = tests
+        .iter()
+        .find(|t| t["name"].as_str().unwrap().contains(SWAP))
+        .unwrap();
+    assert_eq!(skipped["verdict"], "skipped");
+    assert_eq!(skipped["selected"], false);
+}
