@@ -6,9 +6,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Local};
+use chrono::{DateTime, Utc};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
-use regex::Regex;
+use regex_lite::Regex;
 use serde::Serialize;
 
 use crate::report::console::Console;
@@ -93,7 +93,7 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 /// A whole run.
 #[derive(Debug, Clone)]
 pub struct RunRecord {
-    pub started: DateTime<Local>,
+    pub started: DateTime<Utc>,
     pub duration: Duration,
     pub records: Vec<TestRecord>,
 }
@@ -128,7 +128,7 @@ pub fn run(
     parallelism: usize,
     console: &Arc<Console>,
 ) -> RunRecord {
-    let started = Local::now();
+    let started = Utc::now();
     let clock = Instant::now();
     let slots: Arc<Mutex<Vec<Option<TestRecord>>>> = Arc::new(Mutex::new(vec![None; tests.len()]));
     let mut trials = Vec::new();

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use regex::Regex;
+use regex_lite::Regex;
 use serde::{Deserialize, Serialize};
 
 /// One named requirement: a kernel option (without `CONFIG_`) or an executable.

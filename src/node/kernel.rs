@@ -54,8 +54,8 @@ pub enum Tristate {
 #[derive(Debug, Clone)]
 pub struct KernelConfig {
     pub source: PathBuf,
-    /// Keyed by the full name, `CONFIG_` included. Options with non-tristate values (strings,
-    /// numbers) are not kept: no spec asks for them.
+    /// Keyed by the full name, `CONFIG_` included: the tristate options the caller asked to
+    /// keep. A kernel config holds thousands; a spec asks for a few dozen.
     pub options: HashMap<String, Tristate>,
 }
 
@@ -78,15 +78,20 @@ pub struct ConfigNotFound {
     pub attempts: Vec<Attempt>,
 }
 
-/// Reads the first kernel configuration that exists and parses, in upstream's order.
-pub fn read_config(root: &RootFs, release: &str) -> Result<KernelConfig, ConfigNotFound> {
+/// Reads the first kernel configuration that exists and parses, in upstream's order, keeping
+/// the options (full names) for which `keep` says yes.
+pub fn read_config(
+    root: &RootFs,
+    release: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<KernelConfig, ConfigNotFound> {
     let mut attempts = Vec::new();
     for path in config_locations(release) {
         let problem = match root.read(&path) {
-            Ok(bytes) => match decode(&bytes) {
+            Ok(bytes) => match decode(bytes) {
                 Ok(text) => {
                     return Ok(KernelConfig {
-                        options: parse_config(&text),
+                        options: parse_config(&text, &keep),
                         source: path,
                     });
                 }
@@ -101,56 +106,58 @@ pub fn read_config(root: &RootFs, release: &str) -> Result<KernelConfig, ConfigN
 }
 
 /// Plain text, or gzip when the bytes say so (whatever the file is called).
-fn decode(bytes: &[u8]) -> Result<String, String> {
-    let raw = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(bytes.len() * 5);
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .map_err(|e| format!("not a readable gzip file: {e}"))?;
-        out
-    } else {
-        bytes.to_vec()
-    };
-    String::from_utf8(raw).map_err(|_| "not a text kernel config (invalid UTF-8)".to_string())
+fn decode(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(bytes);
+    }
+    let mut out = Vec::with_capacity(bytes.len() * 6);
+    flate2::read::GzDecoder::new(bytes.as_slice())
+        .read_to_end(&mut out)
+        .map_err(|e| format!("not a readable gzip file: {e}"))?;
+    Ok(out)
 }
 
-/// Parses `CONFIG_X=y|m|n` and `# CONFIG_X is not set` lines; everything else is ignored.
-pub fn parse_config(text: &str) -> HashMap<String, Tristate> {
-    let mut options = HashMap::with_capacity(4096);
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some(rest) = line.strip_prefix("# ") {
-            if let Some(name) = rest.strip_suffix(" is not set")
-                && is_option_name(name)
-            {
-                options.insert(name.to_string(), Tristate::Disabled);
+/// Parses `CONFIG_X=y|m|n` and `# CONFIG_X is not set` lines, keeping the options `keep`
+/// accepts; everything else is ignored. Bytes, not text: a stray non-UTF-8 comment must not
+/// cost the whole config.
+pub fn parse_config(text: &[u8], keep: impl Fn(&str) -> bool) -> HashMap<String, Tristate> {
+    let mut options = HashMap::new();
+    for line in text.split(|&b| b == b'\n') {
+        let line = line.trim_ascii();
+        let (name, state) = if let Some(rest) = line.strip_prefix(b"# ") {
+            match rest.strip_suffix(b" is not set") {
+                Some(name) => (name, Tristate::Disabled),
+                None => continue,
             }
-            continue;
-        }
-        let Some((name, value)) = line.split_once('=') else {
-            continue;
+        } else {
+            let Some(eq) = line.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            let state = match line.get(eq + 1) {
+                Some(b'y') => Tristate::BuiltIn,
+                Some(b'm') => Tristate::Module,
+                Some(b'n') => Tristate::Disabled,
+                _ => continue,
+            };
+            (&line[..eq], state)
         };
-        if !is_option_name(name) {
-            continue;
+        if let Some(name) = option_name(name)
+            && keep(name)
+        {
+            options.insert(name.to_string(), state);
         }
-        let state = match value.as_bytes().first() {
-            Some(b'y') => Tristate::BuiltIn,
-            Some(b'm') => Tristate::Module,
-            Some(b'n') => Tristate::Disabled,
-            _ => continue,
-        };
-        options.insert(name.to_string(), state);
     }
     options
 }
 
-fn is_option_name(name: &str) -> bool {
-    name.strip_prefix("CONFIG_").is_some_and(|rest| {
-        !rest.is_empty()
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-    })
+fn option_name(name: &[u8]) -> Option<&str> {
+    let rest = name.strip_prefix(b"CONFIG_")?;
+    let valid = !rest.is_empty()
+        && rest
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_');
+    // All ASCII, so this cannot fail.
+    valid.then(|| std::str::from_utf8(name).ok()).flatten()
 }
 
 /// The leading `major.minor` of a kernel release, when it has one.
@@ -170,7 +177,8 @@ mod tests {
     fn parses_tristates_and_ignores_the_rest() {
         let text = "#\n# comment\nCONFIG_A=y\nCONFIG_B=m\n# CONFIG_C is not set\nCONFIG_D=n\n\
                     CONFIG_E=\"str\"\nCONFIG_F=42\n  CONFIG_G=y  \nconfig_h=y\nCONFIG_=y\n";
-        let o = parse_config(text);
+        let o = parse_config(text.as_bytes(), |_| true);
+        assert!(parse_config(text.as_bytes(), |n| n == "CONFIG_B").len() == 1);
         assert_eq!(o.get("CONFIG_A"), Some(&Tristate::BuiltIn));
         assert_eq!(o.get("CONFIG_B"), Some(&Tristate::Module));
         assert_eq!(o.get("CONFIG_C"), Some(&Tristate::Disabled));
@@ -184,9 +192,13 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(b"CONFIG_A=y\n").unwrap();
         let bytes = gz.finish().unwrap();
-        assert_eq!(decode(&bytes).unwrap(), "CONFIG_A=y\n");
-        assert_eq!(decode(b"CONFIG_A=m\n").unwrap(), "CONFIG_A=m\n");
-        assert!(decode(&[0x1f, 0x8b, 0, 1, 2]).unwrap_err().contains("gzip"));
+        assert_eq!(decode(bytes).unwrap(), b"CONFIG_A=y\n");
+        assert_eq!(decode(b"CONFIG_A=m\n".to_vec()).unwrap(), b"CONFIG_A=m\n");
+        assert!(
+            decode(vec![0x1f, 0x8b, 0, 1, 2])
+                .unwrap_err()
+                .contains("gzip")
+        );
     }
 
     #[test]

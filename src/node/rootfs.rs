@@ -2,20 +2,28 @@
 //!
 //! The harness runs in a container with the host mounted at `/rootfs`. A host path such as
 //! `/etc/kubernetes/pki/ca.crt` may be an absolute symlink; resolved naively it would point
-//! into the container. Every lookup here goes through pathrs, which resolves paths the way the
-//! kernel's `RESOLVE_IN_ROOT` does: absolute symlinks restart at the root, `..` stops at the
-//! root, and symlink loops end in `ELOOP`.
+//! into the container. Every lookup here resolves the way the kernel's `RESOLVE_IN_ROOT` does:
+//! absolute symlinks restart at the root, `..` stops at the root, and symlink loops end in
+//! `ELOOP`.
+//!
+//! Where the kernel has openat2 (5.6+), a lookup is that one system call. pathrs does the same
+//! there, but describes every failed lookup through procfs (a dozen system calls), and most
+//! lookups here are expected to fail: a PATH search, the list of kernel config locations. On
+//! older kernels, or where a seccomp profile refuses openat2, pathrs's emulation takes over.
 
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use pathrs::Root;
 use pathrs::error::ErrorKind;
 use pathrs::flags::OpenFlags;
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
 
 /// Why a host path could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +112,8 @@ impl FileInfo {
 pub struct RootFs {
     dir: PathBuf,
     root: Root,
+    /// Whether openat2 with RESOLVE_IN_ROOT works here.
+    kernel_resolves: bool,
 }
 
 impl RootFs {
@@ -129,7 +139,35 @@ impl RootFs {
             path: given.to_path_buf(),
             kind: FsErrorKind::Other(e.to_string()),
         })?;
-        Ok(Self { dir, root })
+        let kernel_resolves = !matches!(
+            openat2_in_root(&root, Path::new("."), OFlags::PATH | OFlags::DIRECTORY),
+            Err(Errno::NOSYS | Errno::PERM)
+        );
+        Ok(Self {
+            dir,
+            root,
+            kernel_resolves,
+        })
+    }
+
+    /// Opens a host path inside the root with `flags` (`O_PATH` for a handle).
+    fn open_in_root(&self, path: &Path, flags: OFlags) -> Result<OwnedFd, FsError> {
+        if self.kernel_resolves {
+            return openat2_in_root(&self.root, path, flags).map_err(|e| FsError {
+                path: path.to_path_buf(),
+                kind: errno_kind(e.raw_os_error()),
+            });
+        }
+        let result = if flags.contains(OFlags::PATH) {
+            self.root.resolve(path).map(OwnedFd::from)
+        } else {
+            let mut pflags = OpenFlags::O_RDONLY;
+            if flags.contains(OFlags::DIRECTORY) {
+                pflags |= OpenFlags::O_DIRECTORY;
+            }
+            self.root.open_subpath(path, pflags).map(OwnedFd::from)
+        };
+        result.map_err(|e| self.error(path, &e))
     }
 
     /// The directory this root was opened at, as the harness sees it.
@@ -150,10 +188,8 @@ impl RootFs {
 
     /// Opens a host path for reading, following symlinks inside the root.
     pub fn open_file(&self, path: impl AsRef<Path>) -> Result<File, FsError> {
-        let path = path.as_ref();
-        self.root
-            .open_subpath(path, OpenFlags::O_RDONLY)
-            .map_err(|e| self.error(path, &e))
+        self.open_in_root(path.as_ref(), OFlags::RDONLY)
+            .map(File::from)
     }
 
     pub fn read(&self, path: impl AsRef<Path>) -> Result<Vec<u8>, FsError> {
@@ -177,7 +213,7 @@ impl RootFs {
     /// `stat` of a host path, following symlinks inside the root.
     pub fn metadata(&self, path: impl AsRef<Path>) -> Result<FileInfo, FsError> {
         let path = path.as_ref();
-        let handle = self.root.resolve(path).map_err(|e| self.error(path, &e))?;
+        let handle = self.open_in_root(path, OFlags::PATH)?;
         let st = rustix::fs::fstat(&handle).map_err(|e| FsError {
             path: path.to_path_buf(),
             kind: errno_kind(e.raw_os_error()),
@@ -195,16 +231,13 @@ impl RootFs {
 
     /// Whether a host path resolves to something; loops and other errors count as absent.
     pub fn exists(&self, path: impl AsRef<Path>) -> bool {
-        self.root.resolve(path.as_ref()).is_ok()
+        self.open_in_root(path.as_ref(), OFlags::PATH).is_ok()
     }
 
     /// The names in a host directory, sorted, without `.` and `..`.
     pub fn read_dir(&self, path: impl AsRef<Path>) -> Result<Vec<OsString>, FsError> {
         let path = path.as_ref();
-        let dir = self
-            .root
-            .open_subpath(path, OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY)
-            .map_err(|e| self.error(path, &e))?;
+        let dir = self.open_in_root(path, OFlags::RDONLY | OFlags::DIRECTORY)?;
         let to_err = |e: rustix::io::Errno| FsError {
             path: path.to_path_buf(),
             kind: errno_kind(e.raw_os_error()),
@@ -225,6 +258,19 @@ impl RootFs {
     }
 }
 
+/// One openat2 call resolving `path` as if `root` were `/`. A rename elsewhere on the file
+/// system can make the kernel answer EAGAIN; it is safe to ask again.
+fn openat2_in_root(root: &Root, path: &Path, flags: OFlags) -> Result<OwnedFd, Errno> {
+    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(root, path, flags | OFlags::CLOEXEC, Mode::empty(), resolve) {
+            Err(Errno::AGAIN) if tries < 16 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 fn io_error(path: &Path, e: &io::Error) -> FsError {
     FsError {
         path: path.to_path_buf(),
@@ -239,100 +285,113 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
-    fn tree() -> (tempfile::TempDir, RootFs) {
+    /// A small root; `kernel` picks openat2 or the pathrs emulation older kernels get.
+    fn tree(kernel: bool) -> (tempfile::TempDir, RootFs) {
         let tmp = tempfile::tempdir().unwrap();
         let r = tmp.path();
         std::fs::create_dir_all(r.join("etc/alternatives")).unwrap();
         std::fs::create_dir_all(r.join("usr/sbin")).unwrap();
         std::fs::write(r.join("etc/hostname"), "node1\n").unwrap();
         std::fs::write(r.join("usr/sbin/iptables-legacy"), "#!/bin/sh\n").unwrap();
-        let root = RootFs::open(r).unwrap();
+        let mut root = RootFs::open(r).unwrap();
+        assert!(root.kernel_resolves, "this kernel has openat2");
+        root.kernel_resolves = kernel;
         (tmp, root)
     }
 
     #[test]
     fn reads_a_plain_file() {
-        let (_t, root) = tree();
-        assert_eq!(root.read_to_string("/etc/hostname").unwrap(), "node1\n");
-        assert_eq!(root.read_to_string("etc/hostname").unwrap(), "node1\n");
+        for kernel in [true, false] {
+            let (_t, root) = tree(kernel);
+            assert_eq!(root.read_to_string("/etc/hostname").unwrap(), "node1\n");
+            assert_eq!(root.read_to_string("etc/hostname").unwrap(), "node1\n");
+        }
     }
 
     #[test]
     fn absolute_symlinks_resolve_inside_the_root() {
-        let (t, root) = tree();
-        // On the host this chain ends in /usr/sbin/iptables-legacy; the container's own /usr
-        // must never be consulted.
-        symlink(
-            "/etc/alternatives/iptables",
-            t.path().join("usr/sbin/iptables"),
-        )
-        .unwrap();
-        symlink(
-            "/usr/sbin/iptables-legacy",
-            t.path().join("etc/alternatives/iptables"),
-        )
-        .unwrap();
-        assert_eq!(
-            root.read_to_string("/usr/sbin/iptables").unwrap(),
-            "#!/bin/sh\n"
-        );
-        // A link to a path that exists only outside the root must not be found.
-        let outside = tempfile::NamedTempFile::new().unwrap();
-        symlink(outside.path(), t.path().join("etc/escape")).unwrap();
-        assert!(root.read("/etc/escape").unwrap_err().is_not_found());
+        for kernel in [true, false] {
+            let (t, root) = tree(kernel);
+            // On the host this chain ends in /usr/sbin/iptables-legacy; the container's own /usr
+            // must never be consulted.
+            symlink(
+                "/etc/alternatives/iptables",
+                t.path().join("usr/sbin/iptables"),
+            )
+            .unwrap();
+            symlink(
+                "/usr/sbin/iptables-legacy",
+                t.path().join("etc/alternatives/iptables"),
+            )
+            .unwrap();
+            assert_eq!(
+                root.read_to_string("/usr/sbin/iptables").unwrap(),
+                "#!/bin/sh\n"
+            );
+            // A link to a path that exists only outside the root must not be found.
+            let outside = tempfile::NamedTempFile::new().unwrap();
+            symlink(outside.path(), t.path().join("etc/escape")).unwrap();
+            assert!(root.read("/etc/escape").unwrap_err().is_not_found());
+        }
     }
 
     #[test]
     fn dotdot_cannot_climb_out() {
-        let (t, root) = tree();
-        assert_eq!(
-            root.read_to_string("/../../../etc/hostname").unwrap(),
-            "node1\n"
-        );
-        symlink(
-            "../../../../../../etc/hostname",
-            t.path().join("usr/sbin/up"),
-        )
-        .unwrap();
-        assert_eq!(root.read_to_string("/usr/sbin/up").unwrap(), "node1\n");
-        // The file outside, next to the root directory, is out of reach.
-        let parent_name = t.path().file_name().unwrap().to_string_lossy().to_string();
-        let climbed = format!("/../{parent_name}/etc/hostname");
-        assert!(root.read(&climbed).unwrap_err().is_not_found());
+        for kernel in [true, false] {
+            let (t, root) = tree(kernel);
+            assert_eq!(
+                root.read_to_string("/../../../etc/hostname").unwrap(),
+                "node1\n"
+            );
+            symlink(
+                "../../../../../../etc/hostname",
+                t.path().join("usr/sbin/up"),
+            )
+            .unwrap();
+            assert_eq!(root.read_to_string("/usr/sbin/up").unwrap(), "node1\n");
+            // The file outside, next to the root directory, is out of reach.
+            let parent_name = t.path().file_name().unwrap().to_string_lossy().to_string();
+            let climbed = format!("/../{parent_name}/etc/hostname");
+            assert!(root.read(&climbed).unwrap_err().is_not_found());
+        }
     }
 
     #[test]
     fn symlink_loops_are_reported() {
-        let (t, root) = tree();
-        symlink("/etc/b", t.path().join("etc/a")).unwrap();
-        symlink("/etc/a", t.path().join("etc/b")).unwrap();
-        symlink("self", t.path().join("etc/self")).unwrap();
-        for p in ["/etc/a", "/etc/self"] {
-            let err = root.read(p).unwrap_err();
-            assert_eq!(err.kind, FsErrorKind::SymlinkLoop, "{p}");
-            assert!(err.to_string().contains("symlink loop"), "{err}");
+        for kernel in [true, false] {
+            let (t, root) = tree(kernel);
+            symlink("/etc/b", t.path().join("etc/a")).unwrap();
+            symlink("/etc/a", t.path().join("etc/b")).unwrap();
+            symlink("self", t.path().join("etc/self")).unwrap();
+            for p in ["/etc/a", "/etc/self"] {
+                let err = root.read(p).unwrap_err();
+                assert_eq!(err.kind, FsErrorKind::SymlinkLoop, "{p}");
+                assert!(err.to_string().contains("symlink loop"), "{err}");
+            }
+            assert!(!root.exists("/etc/a"));
         }
-        assert!(!root.exists("/etc/a"));
     }
 
     #[test]
     fn metadata_and_read_dir() {
-        let (t, root) = tree();
-        std::fs::set_permissions(
-            t.path().join("usr/sbin/iptables-legacy"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
-        let info = root.metadata("/usr/sbin/iptables-legacy").unwrap();
-        assert!(info.is_executable());
-        assert_eq!(info.mode, 0o755);
-        assert!(root.metadata("/usr/sbin").unwrap().is_dir);
-        assert!(!root.metadata("/etc/hostname").unwrap().is_executable());
-        assert_eq!(
-            root.read_dir("/etc").unwrap(),
-            vec![OsString::from("alternatives"), "hostname".into()]
-        );
-        assert!(root.read_dir("/nope").unwrap_err().is_not_found());
+        for kernel in [true, false] {
+            let (t, root) = tree(kernel);
+            std::fs::set_permissions(
+                t.path().join("usr/sbin/iptables-legacy"),
+                std::fs::Permissions::from_mode(0o755),
+            )
+            .unwrap();
+            let info = root.metadata("/usr/sbin/iptables-legacy").unwrap();
+            assert!(info.is_executable());
+            assert_eq!(info.mode, 0o755);
+            assert!(root.metadata("/usr/sbin").unwrap().is_dir);
+            assert!(!root.metadata("/etc/hostname").unwrap().is_executable());
+            assert_eq!(
+                root.read_dir("/etc").unwrap(),
+                vec![OsString::from("alternatives"), "hostname".into()]
+            );
+            assert!(root.read_dir("/nope").unwrap_err().is_not_found());
+        }
     }
 
     #[test]

@@ -128,30 +128,6 @@ fn kernel_config(ctx: &Context) -> Outcome {
             ));
         }
     };
-    let config = match kernel::read_config(&ctx.node.root, release) {
-        Ok(c) => c,
-        Err(nf) => {
-            let tried: Vec<String> = nf
-                .attempts
-                .iter()
-                .map(|a| format!("{} ({})", a.path.display(), a.problem))
-                .collect();
-            for a in &nf.attempts {
-                r.info(a.path.display().to_string(), &a.problem);
-            }
-            return r.fail_now(format!(
-                "no kernel config found for kernel {release}; looked at: {}; load the configs \
-                 module on the host (modprobe configs) to get /proc/config.gz, or install the \
-                 kernel's config as /boot/config-{release}",
-                join_items(&tried)
-            ));
-        }
-    };
-    r.note(format!(
-        "kernel config read from {}",
-        config.source.display()
-    ));
-
     let spec = &ctx.spec.kernel_spec;
     let mut required: Vec<&Item> = spec.required.iter().collect();
     match cgroups::read(&ctx.node.root, Some(release)) {
@@ -175,6 +151,37 @@ fn kernel_config(ctx: &Context) -> Outcome {
     }
     let mut seen = std::collections::HashSet::new();
     required.retain(|i| seen.insert(i.name.as_str()));
+    let wanted: std::collections::HashSet<String> = required
+        .iter()
+        .copied()
+        .chain(&spec.optional)
+        .chain(&spec.forbidden)
+        .flat_map(Item::names)
+        .map(|n| format!("CONFIG_{n}"))
+        .collect();
+    let config = match kernel::read_config(&ctx.node.root, release, |name| wanted.contains(name)) {
+        Ok(c) => c,
+        Err(nf) => {
+            let tried: Vec<String> = nf
+                .attempts
+                .iter()
+                .map(|a| format!("{} ({})", a.path.display(), a.problem))
+                .collect();
+            for a in &nf.attempts {
+                r.info(a.path.display().to_string(), &a.problem);
+            }
+            return r.fail_now(format!(
+                "no kernel config found for kernel {release}; looked at: {}; load the configs \
+                 module on the host (modprobe configs) to get /proc/config.gz, or install the \
+                 kernel's config as /boot/config-{release}",
+                join_items(&tried)
+            ));
+        }
+    };
+    r.note(format!(
+        "kernel config read from {}",
+        config.source.display()
+    ));
 
     let mut bad_required = Vec::new();
     for item in required {

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Times system verification against kubeadm's own validators (the peer), in one run, as whole
+# processes: the peer in `remote` mode (OS, kernel, cgroups) and
+# `node-conformance run --focus 'System Verification'` against /. Prints both medians, their
+# ratio, our peak RSS, and both tools' verdicts side by side.
+#
+#   scripts/bench.sh [RUNS]        (default 100 runs each)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+runs=${1:-100}
+shared=${SHARED_DIR:-$here/../shared}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+need=()
+command -v hyperfine >/dev/null || need+=(hyperfine)
+[ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "building node-conformance (release, static)..." >&2
+target=$(rustc -vV | sed -n 's/^host: //p')
+(cd "$here" && RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --locked --target "$target")
+ours="$here/target/$target/release/node-conformance"
+echo "building the peer (k8s.io/system-validators)..." >&2
+peer=$("$shared/peers/system-validators/build.sh" "$work/peer" | tail -n 1)
+
+ours_cmd="$ours run --rootfs / --result-dir $work/result --focus 'System Verification'"
+peer_cmd="$peer remote"
+hyperfine -N --style none --warmup 10 --runs "$runs" -i --export-json "$work/times.json" \
+  -n peer "$peer_cmd" -n node-conformance "$ours_cmd" >/dev/null 2>&1
+
+rss_max=0
+for _ in $(seq 20); do
+  rss=$(/usr/bin/time -f %M sh -c "$ours_cmd >/dev/null" 2>&1 | tail -n 1)
+  [ "$rss" -gt "$rss_max" ] && rss_max=$rss
+done
+
+"$peer" remote >"$work/peer.txt" 2>/dev/null || true
+eval "$ours_cmd" >/dev/null || true
+
+python3 - "$work/times.json" "$work/peer.txt" "$work/result/results.json" "$rss_max" <<'PY'
+import json, re, statistics, sys
+times, peer_txt, ours_json, rss = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+res = {r["command"]: r for r in json.load(open(times))["results"]}
+med = {k: statistics.median(v["times"]) * 1000 for k, v in res.items()}
+print(f"runs: {len(res['peer']['times'])} each, as whole processes")
+print(f"peer (system-validators remote) median: {med['peer']:.2f} ms")
+print(f"node-conformance median:                {med['node-conformance']:.2f} ms")
+ratio = med['node-conformance'] / med['peer']
+print(f"ratio ours/peer: {ratio:.2f} (target <= 0.50)")
+print(f"node-conformance peak RSS: {rss / 1024:.1f} MiB (target <= 15 MiB)")
+
+# The peer colours each verdict: green good, yellow warn, red bad.
+colour = {"32": "ok", "33": "warn", "31": "fail"}
+peer = {}
+for line in open(peer_txt, encoding="utf-8", errors="replace"):
+    m = re.match(r"\x1b\[0;37m(\S+)\x1b\[0m: \x1b\[0;(\d+)m(.*)\x1b\[0m", line)
+    if m:
+        peer[m.group(1)] = (colour.get(m.group(2), "?"), m.group(3))
+ours = {}
+for t in json.load(open(ours_json))["tests"]:
+    for c in t["checks"]:
+        if c["status"] != "info":
+            ours[c["item"]] = (c["status"], c["detail"])
+both = [k for k in peer if k in ours]
+agree = sum(peer[k][0] == ours[k][0] for k in both)
+print()
+print(f"{'item':40} {'peer':6} {'ours':6}")
+for k in both:
+    mark = "" if peer[k][0] == ours[k][0] else "   <-- differs"
+    print(f"{k:40} {peer[k][0]:6} {ours[k][0]:6}{mark}")
+only_peer = sorted(set(peer) - set(ours))
+if only_peer:
+    print("checked by the peer only:", ", ".join(only_peer))
+print(f"verdicts: {len(both)} compared, {agree} agree, {len(both) - agree} differ")
+PY
