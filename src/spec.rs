@@ -215,7 +215,23 @@ impl SysSpec {
         if text.trim().is_empty() {
             return Err(err("the file is empty".into()));
         }
-        let spec: Self = serde_saphyr::from_str(text).map_err(|e| err(one_line(&e.to_string())))?;
+        // serde_path_to_error names the field (`kernelSpec.required[2].name`); serde-saphyr
+        // gives the line and column.
+        let mut field = String::new();
+        let spec: Self = serde_saphyr::with_deserializer_from_str(text, |de| {
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                field = e.path().to_string();
+                e.into_inner()
+            })
+        })
+        .map_err(|e| {
+            let detail = one_line(&e.without_snippet().to_string());
+            let detail = detail.strip_prefix("error: ").unwrap_or(&detail);
+            match field.as_str() {
+                "" | "." => err(detail.to_string()),
+                f => err(format!("{f}: {detail}")),
+            }
+        })?;
         spec.validate().map_err(err)?;
         Ok(spec)
     }
@@ -345,7 +361,7 @@ packageSpecs:
                 "kernelSpec:\n  required:\n  - name: CONFIG_X\n",
                 "kernelSpec.required[0].name",
             ),
-            ("cgroups: 5\n", "cgroups"),
+            ("cgroups: 5\n", "cgroups: expected sequence"),
             ("", "empty"),
             ("os: [\n", "spec.yaml"),
         ];

@@ -276,3 +276,30 @@ fn results_json_carries_the_same_facts() {
     assert_eq!(skipped["verdict"], "skipped");
     assert_eq!(skipped["selected"], false);
 }
+
+#[test]
+fn forbidden_options_fail_when_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.yaml");
+    std::fs::write(
+        &spec,
+        "os: Linux\nkernelSpec:\n  required:\n  - name: NAMESPACES\n  forbidden:\n  - name: MEMCG\n    description: Not on this fleet.\n  - name: AUFS_FS\n",
+    )
+    .unwrap();
+    let run = run_on(
+        &fixture("healthy-v2"),
+        &["--system-spec", spec.to_str().unwrap(), "--focus", CONFIG],
+    );
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    let msg = assert_failed(&run, CONFIG);
+    assert!(
+        msg.contains("forbidden options enabled: CONFIG_MEMCG"),
+        "{msg}"
+    );
+    let out = system_out(&run.case(CONFIG));
+    assert!(
+        out.contains("[FAIL] CONFIG_MEMCG: enabled, but forbidden - Not on this fleet."),
+        "{out}"
+    );
+    assert!(out.contains("[ok]   CONFIG_AUFS_FS: not enabled"), "{out}");
+}
