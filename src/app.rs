@@ -1,13 +1,15 @@
 //! The subcommands, from parsed arguments to an outcome; `main` maps it to an exit code.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::cli::{RunArgs, SelectArgs};
 use crate::node::Node;
 use crate::node::rootfs::RootFs;
 use crate::report::{self, RunInfo, console::Console};
-use crate::runner::{self, DEFAULT_SKIP, Selection};
+use crate::runner::{self, DEFAULT_SKIP, RunRecord, RunState, Selection};
+use crate::runtime::{self, Services};
 use crate::spec::SysSpec;
 use crate::suite::{self, Context};
 
@@ -72,25 +74,102 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
         system_spec: spec_name,
     };
     let tests = suite::registry();
+    let services = Services::new(runtime::new_run_id(), args.workload_binary.clone());
     let ctx = Arc::new(Context {
         node: Node::new(root),
         spec,
+        services,
     });
     let console = Arc::new(Console::new());
-    let run = runner::run(&tests, ctx, &sel, parallelism, &console);
-
-    let dir = &args.result_dir;
-    let mut written = Vec::new();
-    for (file, rendered) in [
-        (report::JUNIT_FILE, report::junit::render(&run, &info)),
-        (report::JSON_FILE, report::json::render(&run, &info)),
-    ] {
-        let path = dir.join(file);
-        let text = rendered.map_err(UsageError)?;
-        report::write_atomically(&path, text.as_bytes())
-            .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
-        written.push(path.display().to_string());
+    let state = RunState::new(&tests);
+    let finisher = Arc::new(Finisher {
+        done: Mutex::new(false),
+        state: Arc::clone(&state),
+        ctx: Arc::clone(&ctx),
+        info,
+        dir: args.result_dir.clone(),
+        console: Arc::clone(&console),
+    });
+    let signals = watch_signals(Arc::clone(&finisher));
+    let timeout = Duration::from_secs(args.test_timeout);
+    let run = runner::run(&tests, &ctx, &sel, parallelism, timeout, &console, &state);
+    if let Some(handle) = signals {
+        handle.close();
     }
-    console.summary(&run, &written);
-    Ok(!run.failed())
+    finisher.finish(run, None)
+}
+
+/// Writes the reports and removes what the run created, once: at the end of the run, or
+/// when a signal cuts it short.
+struct Finisher {
+    done: Mutex<bool>,
+    state: Arc<RunState>,
+    ctx: Arc<Context>,
+    info: RunInfo,
+    dir: PathBuf,
+    console: Arc<Console>,
+}
+
+impl Finisher {
+    fn finish(&self, run: RunRecord, interrupted: Option<&str>) -> Result<bool, UsageError> {
+        let Ok(mut done) = self.done.lock() else {
+            return Err(UsageError("the run's state was poisoned".into()));
+        };
+        if *done {
+            return Ok(!run.failed());
+        }
+        *done = true;
+        // Results first: a signal's sender may not wait long for the clean-up.
+        let mut written = Vec::new();
+        let mut error = None;
+        for (file, rendered) in [
+            (report::JUNIT_FILE, report::junit::render(&run, &self.info)),
+            (report::JSON_FILE, report::json::render(&run, &self.info)),
+        ] {
+            let path = self.dir.join(file);
+            match rendered.and_then(|text| {
+                report::write_atomically(&path, text.as_bytes())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
+            }) {
+                Ok(()) => written.push(path.display().to_string()),
+                Err(e) => error = Some(e),
+            }
+        }
+        let cleanup = self.ctx.services.shutdown();
+        if let Some(why) = interrupted {
+            self.console.line(&format!(
+                "\ninterrupted by {why}: unfinished tests are marked failed"
+            ));
+        }
+        for line in &cleanup {
+            self.console.line(line);
+        }
+        self.console.summary(&run, &written);
+        match error {
+            Some(e) => Err(UsageError(e)),
+            None => Ok(!run.failed()),
+        }
+    }
+}
+
+/// On SIGINT or SIGTERM: record the run as it stands, clean up, exit 1.
+fn watch_signals(finisher: Arc<Finisher>) -> Option<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).ok()?;
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+            let run = finisher.state.snapshot(Some(name));
+            let code = match finisher.finish(run, Some(name)) {
+                Ok(_) => 1,
+                Err(e) => {
+                    eprintln!("node-conformance: error: {e}");
+                    2
+                }
+            };
+            std::process::exit(code);
+        }
+    });
+    Some(handle)
 }

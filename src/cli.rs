@@ -26,6 +26,13 @@ pub enum Command {
     Version,
     /// Print the built-in system spec as YAML, a starting point for --system-spec
     Spec,
+    /// Act as the test workload inside a test container (`--stdout T`, `--stderr T`,
+    /// `--print-env NAME`, `--id`, `--write PATH`, `--termination-message PATH TEXT`,
+    /// `--alloc-mib N`, `--sleep S`, `--serve PORT`, `--exit CODE`, run in order)
+    Workload {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        actions: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -60,4 +67,16 @@ pub struct RunArgs {
     /// How many tests run at once [default: the number of CPUs]
     #[arg(long, env = "PARALLELISM", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: Option<u16>,
+    /// Seconds a test may run before it is failed and its containers removed
+    #[arg(long, env = "TEST_TIMEOUT", value_name = "SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub test_timeout: u64,
+    /// The static node-conformance binary the test image is made from [default: this one]
+    #[arg(
+        long,
+        env = "WORKLOAD_BINARY",
+        value_name = "FILE",
+        default_value = "/proc/self/exe"
+    )]
+    pub workload_binary: PathBuf,
 }

@@ -7,8 +7,10 @@ pub mod cli;
 pub mod node;
 pub mod report;
 pub mod runner;
+pub mod runtime;
 pub mod spec;
 pub mod suite;
+pub mod workload;
 
 /// The version, with the source revision when the build was given one.
 pub fn version() -> String {

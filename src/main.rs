@@ -39,6 +39,14 @@ fn main() -> ExitCode {
             println!("node-conformance {}", node_conformance::version());
             Ok(true)
         }
+        Command::Workload { actions } => match node_conformance::workload::parse(actions) {
+            Ok(actions) => {
+                return ExitCode::from(
+                    node_conformance::workload::run(&actions).clamp(0, 255) as u8
+                );
+            }
+            Err(e) => Err(app::UsageError(e)),
+        },
         Command::Spec => {
             print!("{}", node_conformance::spec::SysSpec::builtin().to_yaml());
             Ok(true)

@@ -119,82 +119,163 @@ pub fn selected_names(tests: &[Test], selection: &Selection) -> Vec<String> {
         .collect()
 }
 
+/// Where each test stands while a run goes on. Shared with the signal handler, which turns
+/// it into a record when the run is cut short.
+#[derive(Debug)]
+pub struct RunState {
+    started: DateTime<Utc>,
+    clock: Instant,
+    slots: Mutex<Vec<Slot>>,
+}
+
+#[derive(Debug, Clone)]
+enum Slot {
+    Waiting(TestRecord),
+    Running(TestRecord, Instant),
+    Done(TestRecord),
+}
+
+impl RunState {
+    /// Every test waiting, with its identity filled in.
+    pub fn new(tests: &[Test]) -> Arc<Self> {
+        let slots = tests
+            .iter()
+            .map(|t| {
+                Slot::Waiting(TestRecord {
+                    name: t.name(),
+                    area: t.area.to_string(),
+                    tags: t.tags.iter().map(|t| (*t).to_string()).collect(),
+                    selected: true,
+                    duration: Duration::ZERO,
+                    outcome: Outcome::skipped("not run"),
+                })
+            })
+            .collect();
+        Arc::new(Self {
+            started: Utc::now(),
+            clock: Instant::now(),
+            slots: Mutex::new(slots),
+        })
+    }
+
+    fn update(&self, index: usize, f: impl FnOnce(Slot) -> Slot) {
+        if let Ok(mut slots) = self.slots.lock()
+            && let Some(slot) = slots.get_mut(index)
+        {
+            let old = std::mem::replace(slot, Slot::Waiting(placeholder()));
+            *slot = f(old);
+        }
+    }
+
+    fn record_of(slot: &Slot) -> &TestRecord {
+        match slot {
+            Slot::Waiting(r) | Slot::Running(r, _) | Slot::Done(r) => r,
+        }
+    }
+
+    /// The run as it stands. With `interrupted`, tests still running are failed and tests not
+    /// yet started are skipped, both saying why.
+    pub fn snapshot(&self, interrupted: Option<&str>) -> RunRecord {
+        let slots = self.slots.lock().map(|s| s.clone()).unwrap_or_default();
+        let records = slots
+            .into_iter()
+            .map(|slot| match slot {
+                Slot::Done(r) => r,
+                Slot::Running(mut r, since) => {
+                    r.duration = since.elapsed();
+                    r.outcome = Outcome::failed(match interrupted {
+                        Some(why) => format!(
+                            "interrupted by {why} after {:.1}s",
+                            r.duration.as_secs_f64()
+                        ),
+                        None => "the test did not report an outcome".into(),
+                    });
+                    r
+                }
+                Slot::Waiting(mut r) => {
+                    if r.selected {
+                        r.outcome = match interrupted {
+                            Some(why) => Outcome::skipped(format!(
+                                "not run: the run was interrupted by {why}"
+                            )),
+                            None => Outcome::failed("the test did not report an outcome"),
+                        };
+                    }
+                    r
+                }
+            })
+            .collect();
+        RunRecord {
+            started: self.started,
+            duration: self.clock.elapsed(),
+            records,
+        }
+    }
+}
+
+fn placeholder() -> TestRecord {
+    TestRecord {
+        name: String::new(),
+        area: String::new(),
+        tags: Vec::new(),
+        selected: false,
+        duration: Duration::ZERO,
+        outcome: Outcome::skipped(""),
+    }
+}
+
 /// Runs the selected tests on up to `parallelism` threads; unselected ones are recorded as
-/// skipped with the reason.
+/// skipped with the reason. A test that runs past `timeout` is failed and left behind; what it
+/// created in the runtimes is removed with the rest of the run's.
 pub fn run(
     tests: &[Test],
-    ctx: Arc<Context>,
+    ctx: &Arc<Context>,
     selection: &Selection,
     parallelism: usize,
+    timeout: Duration,
     console: &Arc<Console>,
+    state: &Arc<RunState>,
 ) -> RunRecord {
-    let started = Utc::now();
-    let clock = Instant::now();
-    let slots: Arc<Mutex<Vec<Option<TestRecord>>>> = Arc::new(Mutex::new(vec![None; tests.len()]));
     let mut trials = Vec::new();
     for (index, test) in tests.iter().enumerate() {
         let name = test.name();
-        let tags: Vec<String> = test.tags.iter().map(|t| (*t).to_string()).collect();
         if let Some(reason) = selection.reason_unselected(&name) {
-            store(
-                &slots,
-                index,
-                TestRecord {
-                    name,
-                    area: test.area.to_string(),
-                    tags,
-                    selected: false,
-                    duration: Duration::ZERO,
-                    outcome: Outcome::skipped(reason),
-                },
-            );
+            state.update(index, |slot| {
+                let mut r = RunState::record_of(&slot).clone();
+                r.selected = false;
+                r.outcome = Outcome::skipped(reason);
+                Slot::Done(r)
+            });
             continue;
         }
-        let (ctx, slots, console, run_fn) = (
-            Arc::clone(&ctx),
-            Arc::clone(&slots),
+        let (ctx, state, console, run_fn) = (
+            Arc::clone(ctx),
+            Arc::clone(state),
             Arc::clone(console),
             test.run,
         );
-        let trial_name = name.clone();
-        let area = test.area.to_string();
-        trials.push(Trial::ignorable_test(trial_name, move || {
+        trials.push(Trial::ignorable_test(name, move || {
             let begin = Instant::now();
-            let outcome = catch_unwind(AssertUnwindSafe(|| run_fn(&ctx))).unwrap_or_else(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown cause".into());
-                Outcome {
-                    verdict: Verdict::Failed,
-                    message: Some(format!(
-                        "the test panicked ({what}); this is a harness bug, please report it"
-                    )),
-                    notes: Vec::new(),
-                    checks: Vec::new(),
-                }
+            state.update(index, |slot| {
+                Slot::Running(RunState::record_of(&slot).clone(), begin)
             });
-            let record = TestRecord {
-                name,
-                area,
-                tags,
-                selected: true,
-                duration: begin.elapsed(),
-                outcome,
-            };
+            let outcome = run_with_timeout(run_fn, ctx, timeout);
+            let mut record = placeholder();
+            state.update(index, |slot| {
+                let mut r = RunState::record_of(&slot).clone();
+                r.duration = begin.elapsed();
+                r.outcome = outcome;
+                record = r.clone();
+                Slot::Done(r)
+            });
             console.finished(&record);
-            let result = match record.outcome.verdict {
+            match record.outcome.verdict {
                 Verdict::Passed => Ok(Completion::Completed),
                 Verdict::Skipped => Ok(Completion::ignored_with(
-                    record.outcome.message.clone().unwrap_or_default(),
+                    record.outcome.message.unwrap_or_default(),
                 )),
-                Verdict::Failed => Err(Failed::from(
-                    record.outcome.message.clone().unwrap_or_default(),
-                )),
-            };
-            store(&slots, index, record);
-            result
+                Verdict::Failed => Err(Failed::from(record.outcome.message.unwrap_or_default())),
+            }
         }));
     }
     console.started(trials.len(), tests.len());
@@ -202,41 +283,38 @@ pub fn run(
         // The conclusion only counts what the slots already hold.
         let _ = libtest_mimic::run(&trial_arguments(parallelism), trials);
     }
-    let records = slots
-        .lock()
-        .map(|mut s| std::mem::take(&mut *s))
-        .unwrap_or_default()
-        .into_iter()
-        .zip(tests)
-        .map(|(slot, test)| {
-            slot.unwrap_or_else(|| TestRecord {
-                name: test.name(),
-                area: test.area.to_string(),
-                tags: test.tags.iter().map(|t| (*t).to_string()).collect(),
-                selected: true,
-                duration: Duration::ZERO,
-                outcome: Outcome {
-                    verdict: Verdict::Failed,
-                    message: Some("the test did not report an outcome".into()),
-                    notes: Vec::new(),
-                    checks: Vec::new(),
-                },
-            })
-        })
-        .collect();
-    RunRecord {
-        started,
-        duration: clock.elapsed(),
-        records,
-    }
+    state.snapshot(None)
 }
 
-fn store(slots: &Mutex<Vec<Option<TestRecord>>>, index: usize, record: TestRecord) {
-    if let Ok(mut s) = slots.lock()
-        && let Some(slot) = s.get_mut(index)
-    {
-        *slot = Some(record);
+/// Runs a test on a thread of its own so a hung one can be abandoned at the deadline.
+fn run_with_timeout(
+    run_fn: fn(&Context) -> Outcome,
+    ctx: Arc<Context>,
+    timeout: Duration,
+) -> Outcome {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new().spawn(move || {
+        let outcome = catch_unwind(AssertUnwindSafe(|| run_fn(&ctx))).unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown cause".into());
+            Outcome::failed(format!(
+                "the test panicked ({what}); this is a harness bug, please report it"
+            ))
+        });
+        let _ = tx.send(outcome);
+    });
+    if let Err(e) = spawned {
+        return Outcome::failed(format!("cannot start a thread for the test: {e}"));
     }
+    rx.recv_timeout(timeout).unwrap_or_else(|_| {
+        Outcome::failed(format!(
+            "timed out after {}s (--test-timeout)",
+            timeout.as_secs()
+        ))
+    })
 }
 
 /// libtest-mimic schedules the trials; the console reporter prints them (libtest's own lines

@@ -5,6 +5,7 @@ pub mod cgroups;
 pub mod host;
 pub mod kernel;
 pub mod rootfs;
+pub mod runtime;
 
 use std::sync::OnceLock;
 

@@ -234,6 +234,26 @@ impl RootFs {
         self.open_in_root(path.as_ref(), OFlags::PATH).is_ok()
     }
 
+    /// A Unix socket at a host path, held open so a client can connect to it.
+    pub fn socket(&self, path: impl AsRef<Path>) -> Result<SocketHandle, FsError> {
+        let path = path.as_ref();
+        let fd = self.open_in_root(path, OFlags::PATH)?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| FsError {
+            path: path.to_path_buf(),
+            kind: errno_kind(e.raw_os_error()),
+        })?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Socket {
+            return Err(FsError {
+                path: path.to_path_buf(),
+                kind: FsErrorKind::Other("exists but is not a socket".into()),
+            });
+        }
+        Ok(SocketHandle {
+            fd,
+            host_path: path.to_path_buf(),
+        })
+    }
+
     /// The names in a host directory, sorted, without `.` and `..`.
     pub fn read_dir(&self, path: impl AsRef<Path>) -> Result<Vec<OsString>, FsError> {
         let path = path.as_ref();
@@ -255,6 +275,28 @@ impl RootFs {
         }
         names.sort();
         Ok(names)
+    }
+}
+
+/// A socket found inside the root. Clients connect through the harness's own
+/// `/proc/self/fd/N` link to it: the socket's path as the harness sees it may run through
+/// symlinks that only make sense on the host (`/var/run -> /run`).
+#[derive(Debug)]
+pub struct SocketHandle {
+    fd: OwnedFd,
+    host_path: PathBuf,
+}
+
+impl SocketHandle {
+    /// The path to connect to; valid while this handle lives.
+    pub fn connect_path(&self) -> String {
+        use std::os::fd::AsRawFd;
+        format!("/proc/self/fd/{}", self.fd.as_raw_fd())
+    }
+
+    /// The socket's path on the node, for messages.
+    pub fn host_path(&self) -> &Path {
+        &self.host_path
     }
 }
 

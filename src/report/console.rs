@@ -29,6 +29,10 @@ impl Console {
         let _ = out.flush();
     }
 
+    pub fn line(&self, text: &str) {
+        self.print(&format!("{text}\n"));
+    }
+
     pub fn started(&self, selected: usize, total: usize) {
         self.print(&format!("running {selected} of {total} tests\n"));
     }

@@ -1,6 +1,7 @@
 //! What the node is TESTED for. A test is data: a name, tags, the services it needs and a
 //! function of the node view. Tests decide; they read the node only through `crate::node`.
 
+pub mod runtime;
 pub mod system;
 
 use serde::Serialize;
@@ -8,16 +9,19 @@ use serde::Serialize;
 use crate::node::Node;
 use crate::spec::SysSpec;
 
-/// A service some tests need, started once by the runner and torn down by it. Each test group
-/// that needs one adds its variant; the system verification tests need none.
+/// A service some tests need, started once on first use and torn down after the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Service {}
+pub enum Service {
+    /// The node's Docker Engine, with the test image loaded.
+    Docker,
+}
 
 /// Everything a test may look at.
 #[derive(Debug)]
 pub struct Context {
     pub node: Node,
     pub spec: SysSpec,
+    pub services: crate::runtime::Services,
 }
 
 /// A registered test.
@@ -49,7 +53,9 @@ impl Test {
 
 /// Every test the harness knows, in the order they are reported.
 pub fn registry() -> Vec<Test> {
-    system::tests()
+    let mut tests = system::tests();
+    tests.extend(runtime::tests());
+    tests
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,6 +93,15 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            verdict: Verdict::Failed,
+            message: Some(message.into()),
+            notes: Vec::new(),
+            checks: Vec::new(),
+        }
+    }
+
     pub fn skipped(reason: impl Into<String>) -> Self {
         Self {
             verdict: Verdict::Skipped,

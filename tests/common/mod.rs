@@ -81,6 +81,23 @@ impl Run {
     }
 }
 
+/// How many tests the harness registers (what `list` prints with nothing filtered).
+pub fn registered() -> usize {
+    let out = command()
+        .arg("list")
+        .env("SKIP", "")
+        .output()
+        .expect("list runs");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// `run` of the System Verification group only, against a fixture root.
+pub fn run_system(root: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["--focus", "System Verification"];
+    args.extend_from_slice(extra);
+    run_on(root, &args)
+}
+
 /// `node-conformance run --rootfs <root> --result-dir <tmp> <extra...>`.
 pub fn run_on(root: &Path, extra: &[&str]) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");

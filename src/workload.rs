@@ -1,0 +1,207 @@
+//! The test workload: what the harness binary does when it runs inside a test container. One
+//! binary serves as harness and workload, so the test image needs no registry and no other
+//! build. Each action runs in the order given on the command line.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+/// One thing the workload does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Stdout(String),
+    Stderr(String),
+    PrintEnv(String),
+    PrintId,
+    /// Write a file; exit 1 with the error when that fails.
+    Write(String),
+    TerminationMessage {
+        path: String,
+        text: String,
+    },
+    AllocMib(usize),
+    Sleep(f64),
+    Serve(u16),
+    Exit(i32),
+}
+
+/// Parses `--stdout TEXT --exit 3 ...`.
+pub fn parse(args: &[String]) -> Result<Vec<Action>, String> {
+    let mut actions = Vec::new();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        let number = |v: String| {
+            v.parse::<i64>()
+                .map_err(|_| format!("{flag}: {v:?} is not a number"))
+        };
+        actions.push(match flag.as_str() {
+            "--stdout" => Action::Stdout(value()?),
+            "--stderr" => Action::Stderr(value()?),
+            "--print-env" => Action::PrintEnv(value()?),
+            "--id" => Action::PrintId,
+            "--write" => Action::Write(value()?),
+            "--termination-message" => {
+                let path = value()?;
+                Action::TerminationMessage {
+                    path,
+                    text: value()?,
+                }
+            }
+            "--alloc-mib" => {
+                Action::AllocMib(usize::try_from(number(value()?)?).map_err(|e| e.to_string())?)
+            }
+            "--sleep" => {
+                let v = value()?;
+                Action::Sleep(
+                    v.parse()
+                        .map_err(|_| format!("--sleep: {v:?} is not a number of seconds"))?,
+                )
+            }
+            "--serve" => {
+                Action::Serve(u16::try_from(number(value()?)?).map_err(|e| e.to_string())?)
+            }
+            "--exit" => Action::Exit(i32::try_from(number(value()?)?).map_err(|e| e.to_string())?),
+            other => return Err(format!("unknown workload action {other:?}")),
+        });
+    }
+    Ok(actions)
+}
+
+/// Runs the actions; returns the exit code.
+pub fn run(actions: &[Action]) -> i32 {
+    for action in actions {
+        match action {
+            Action::Stdout(t) => {
+                println!("{t}");
+                let _ = std::io::stdout().flush();
+            }
+            Action::Stderr(t) => eprintln!("{t}"),
+            Action::PrintEnv(name) => match std::env::var(name) {
+                Ok(v) => println!("{name}={v}"),
+                Err(_) => println!("{name} is not set"),
+            },
+            Action::PrintId => {
+                println!(
+                    "uid={} gid={}",
+                    rustix::process::getuid().as_raw(),
+                    rustix::process::getgid().as_raw()
+                );
+            }
+            Action::Write(path) => {
+                if let Err(e) = std::fs::write(path, b"written\n") {
+                    eprintln!("write {path}: {e}");
+                    return 1;
+                }
+                println!("wrote {path}");
+            }
+            Action::TerminationMessage { path, text } => {
+                let p = Path::new(path);
+                if let Some(dir) = p.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                if let Err(e) = std::fs::write(p, text) {
+                    eprintln!("termination message {path}: {e}");
+                    return 1;
+                }
+            }
+            Action::AllocMib(mib) => {
+                // Touch every page so the memory is really charged to the cgroup.
+                let mut blocks = Vec::new();
+                for _ in 0..*mib {
+                    blocks.push(vec![1u8; 1 << 20]);
+                }
+                println!("allocated {} MiB", blocks.len());
+            }
+            Action::Sleep(secs) => std::thread::sleep(Duration::from_secs_f64(secs.max(0.0))),
+            Action::Serve(port) => return serve(*port),
+            Action::Exit(code) => return *code,
+        }
+    }
+    0
+}
+
+/// Answers every HTTP request with `200 ok` until killed.
+fn serve(port: u16) -> i32 {
+    let listener = match TcpListener::bind(("0.0.0.0", port)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("serve on port {port}: {e}");
+            return 1;
+        }
+    };
+    for mut stream in listener.incoming().flatten() {
+        let mut buf = [0u8; 1024];
+        let _ = stream.read(&mut buf);
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n");
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &[&str]) -> Vec<String> {
+        s.iter().map(|a| (*a).to_string()).collect()
+    }
+
+    #[test]
+    fn parses_actions_in_order() {
+        let a = parse(&args(&[
+            "--stdout",
+            "hi",
+            "--termination-message",
+            "/dev/t",
+            "bye",
+            "--exit",
+            "3",
+        ]))
+        .unwrap();
+        assert_eq!(
+            a,
+            vec![
+                Action::Stdout("hi".into()),
+                Action::TerminationMessage {
+                    path: "/dev/t".into(),
+                    text: "bye".into()
+                },
+                Action::Exit(3)
+            ]
+        );
+        assert!(
+            parse(&args(&["--exit"]))
+                .unwrap_err()
+                .contains("needs a value")
+        );
+        assert!(
+            parse(&args(&["--exit", "x"]))
+                .unwrap_err()
+                .contains("not a number")
+        );
+        assert!(parse(&args(&["--bogus"])).unwrap_err().contains("unknown"));
+    }
+
+    #[test]
+    fn runs_to_the_exit_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let msg = dir.path().join("sub/termination-log");
+        let code = run(&[
+            Action::TerminationMessage {
+                path: msg.to_string_lossy().into(),
+                text: "done".into(),
+            },
+            Action::Exit(7),
+            Action::Exit(9),
+        ]);
+        assert_eq!(code, 7);
+        assert_eq!(std::fs::read_to_string(msg).unwrap(), "done");
+        assert_eq!(run(&[Action::Write("/proc/definitely/not".into())]), 1);
+    }
+}
