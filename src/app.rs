@@ -62,8 +62,10 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
         usize::from,
     );
 
+    let run_id = runtime::new_run_id();
     let info = RunInfo {
         version: crate::version(),
+        run_id: run_id.clone(),
         hostname: rustix::system::uname()
             .nodename()
             .to_string_lossy()
@@ -74,7 +76,7 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
         system_spec: spec_name,
     };
     let tests = suite::registry();
-    let services = Services::new(runtime::new_run_id(), args.workload_binary.clone());
+    let services = Services::new(run_id, args.workload_binary.clone());
     let ctx = Arc::new(Context {
         node: Node::new(root),
         spec,

@@ -16,6 +16,7 @@ pub fn render(run: &RunRecord, info: &RunInfo) -> Result<String, String> {
         .insert("hostname".into(), info.hostname.as_str().into());
     for (k, v) in [
         ("version", &info.version),
+        ("run-id", &info.run_id),
         ("rootfs", &info.rootfs),
         ("focus", &info.focus),
         ("skip", &info.skip),

@@ -14,6 +14,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize)]
 pub struct RunInfo {
     pub version: String,
+    /// The value of the `node-conformance.run` label on everything the run creates.
+    pub run_id: String,
     pub hostname: String,
     pub rootfs: String,
     pub focus: String,

@@ -33,6 +33,9 @@ pub struct Docker {
     // Keeps the /proc/self/fd link the client dials alive.
     socket: SocketHandle,
     run_id: String,
+    /// True once clean-up began. Creations hold it for reading, clean-up takes it for
+    /// writing: no container can appear after the sweep that would remove it.
+    closed: tokio::sync::RwLock<bool>,
 }
 
 fn text<T: std::fmt::Display>(e: T) -> String {
@@ -88,6 +91,7 @@ impl Docker {
             client,
             socket,
             run_id: run_id.to_string(),
+            closed: tokio::sync::RwLock::new(false),
         })
     }
 
@@ -156,12 +160,17 @@ impl Docker {
             host_config: Some(host_config),
             ..Default::default()
         };
-        let created = self
-            .client
-            .create_container(None::<CreateContainerOptions>, body)
-            .await
-            .map_err(|e| format!("create container: {e}"))?;
-        let id = created.id;
+        let id = {
+            let closed = self.closed.read().await;
+            if *closed {
+                return Err("the run is ending: no new containers".into());
+            }
+            self.client
+                .create_container(None::<CreateContainerOptions>, body)
+                .await
+                .map_err(|e| format!("create container: {e}"))?
+                .id
+        };
         let result = self.run_created(&id, spec).await;
         let removed = self
             .client
@@ -283,6 +292,7 @@ impl Docker {
     /// Removes every container and image labelled with this run; returns what it removed and
     /// what it could not.
     pub async fn cleanup(&self) -> (Vec<String>, Vec<String>) {
+        *self.closed.write().await = true;
         let (mut removed, mut failed) = (Vec::new(), Vec::new());
         let filters = HashMap::from([(
             "label".to_string(),

@@ -309,7 +309,8 @@ fn env_vars(ctx: &Context) -> Outcome {
 }
 
 fn termination_message(ctx: &Context) -> Outcome {
-    const PATH: &str = "/dev/termination-log";
+    // On the container's own root fs: Docker keeps it after exit (/dev is a tmpfs).
+    const PATH: &str = "/termination-log";
     let spec = ContainerSpec {
         args: args(&[
             "--termination-message",

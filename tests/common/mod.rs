@@ -163,3 +163,68 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Whether a Docker Engine answers here. When CI says Docker must be tested
+/// (NODE_CONFORMANCE_REQUIRE_DOCKER=1), its absence fails instead of skipping.
+pub fn docker_available() -> bool {
+    let ok = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("NODE_CONFORMANCE_REQUIRE_DOCKER").as_deref() != Ok("1"),
+            "Docker is required (NODE_CONFORMANCE_REQUIRE_DOCKER=1) but `docker info` does not answer"
+        );
+        eprintln!("skipped: no Docker Engine answers `docker info`");
+    }
+    ok
+}
+
+/// The static harness binary the test image is made from: NODE_CONFORMANCE_STATIC_BIN, or
+/// what scripts/build-images.sh left in target/.
+pub fn static_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("NODE_CONFORMANCE_STATIC_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target/x86_64-unknown-linux-gnu/release/node-conformance")
+        });
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("NODE_CONFORMANCE_REQUIRE_DOCKER").as_deref() != Ok("1"),
+        "Docker tests need the static binary at {} (scripts/build-images.sh amd64 builds it)",
+        path.display()
+    );
+    eprintln!("skipped: no static binary at {}", path.display());
+    None
+}
+
+/// `docker` with arguments; its stdout.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The run id the harness recorded in junit_01.xml.
+pub fn run_id(run: &Run) -> String {
+    run.junit().test_suites[0]
+        .properties
+        .iter()
+        .find(|p| p.name.as_str() == "run-id")
+        .map(|p| p.value.as_str().to_string())
+        .expect("run-id property")
+}
+
+/// Containers and images still labelled with a run id.
+pub fn leftovers(run_id: &str) -> String {
+    let filter = format!("label=node-conformance.run={run_id}");
+    let mut left = docker(&["ps", "-aq", "--filter", &filter]);
+    left.push_str(&docker(&["images", "-q", "--filter", &filter]));
+    left
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Builds the per-architecture images node-conformance-<arch>:<version>, and on request a
+# manifest list node-conformance:<version> in a registry.
+#
+#   scripts/build-images.sh [ARCH...]                  ARCH: amd64 arm64 arm (default: all)
+#   scripts/build-images.sh --manifest REGISTRY [ARCH...]
+#
+# Each binary is built static (glibc, crt-static) with cargo. amd64 builds on this machine
+# with nothing but cargo and docker; arm64 and arm need their Rust target and a cross linker,
+# and are skipped, saying what is missing, when those are absent. A manifest list lives in a
+# registry: --manifest pushes the per-arch images to REGISTRY and creates the list there.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+registry=""
+if [ "${1:-}" = "--manifest" ]; then
+  registry=${2:?--manifest needs a registry, e.g. registry.example.com/node-conformance}
+  shift 2
+fi
+arches=("$@")
+[ ${#arches[@]} -gt 0 ] || arches=(amd64 arm64 arm)
+
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+host=$(rustc -vV | sed -n 's/^host: //p')
+
+target_of() {
+  case $1 in
+    amd64) echo x86_64-unknown-linux-gnu ;;
+    arm64) echo aarch64-unknown-linux-gnu ;;
+    arm) echo armv7-unknown-linux-gnueabihf ;;
+    *) return 1 ;;
+  esac
+}
+linker_of() {
+  case $1 in
+    aarch64-unknown-linux-gnu) echo aarch64-linux-gnu-gcc ;;
+    armv7-unknown-linux-gnueabihf) echo arm-linux-gnueabihf-gcc ;;
+  esac
+}
+package_of() {
+  case $1 in
+    aarch64-linux-gnu-gcc) echo gcc-aarch64-linux-gnu ;;
+    arm-linux-gnueabihf-gcc) echo gcc-arm-linux-gnueabihf ;;
+  esac
+}
+
+built=()
+for arch in "${arches[@]}"; do
+  target=$(target_of "$arch") || { echo "unknown architecture $arch (amd64, arm64, arm)" >&2; exit 2; }
+  env_linker=()
+  if [ "$target" != "$host" ]; then
+    missing=()
+    if [ ! -d "$(rustc --print sysroot)/lib/rustlib/$target/lib" ]; then
+      missing+=("the Rust target $target (rustup target add $target)")
+    fi
+    linker=$(linker_of "$target")
+    if ! command -v "$linker" >/dev/null; then
+      missing+=("the linker $linker (apt-get install $(package_of "$linker"))")
+    fi
+    if [ ${#missing[@]} -gt 0 ]; then
+      printf '%s: skipped: missing %s\n' "$arch" "$(IFS=';'; echo "${missing[*]}" | sed 's/;/ and /g')" >&2
+      continue
+    fi
+    var=CARGO_TARGET_$(echo "$target" | tr 'a-z-' 'A-Z_')_LINKER
+    env_linker=("$var=$linker")
+  fi
+  echo "$arch: building the static binary for $target" >&2
+  env "${env_linker[@]}" RUSTFLAGS="-C target-feature=+crt-static" \
+    NODE_CONFORMANCE_REVISION="$revision" \
+    cargo build --quiet --release --locked --target "$target"
+  context=$(mktemp -d)
+  cp "target/$target/release/node-conformance" "$context/node-conformance"
+  image="node-conformance-$arch:$version"
+  echo "$arch: building $image" >&2
+  docker build --quiet --platform "linux/$arch" -f "Dockerfile.$arch" \
+    --build-arg VERSION="$version" --build-arg REVISION="$revision" \
+    -t "$image" "$context" >/dev/null
+  rm -rf "$context"
+  echo "$image"
+  built+=("$arch")
+done
+
+if [ -n "$registry" ]; then
+  [ ${#built[@]} -gt 0 ] || { echo "no image was built; no manifest list to make" >&2; exit 1; }
+  refs=()
+  for arch in "${built[@]}"; do
+    ref="$registry/node-conformance-$arch:$version"
+    docker tag "node-conformance-$arch:$version" "$ref"
+    docker push "$ref" >/dev/null
+    refs+=("$ref")
+  done
+  list="$registry/node-conformance:$version"
+  docker manifest create --amend "$list" "${refs[@]}" >/dev/null
+  for arch in "${built[@]}"; do
+    case $arch in arm) variant=(--variant v7) ;; *) variant=() ;; esac
+    docker manifest annotate "$list" "$registry/node-conformance-$arch:$version" --os linux --arch "$arch" "${variant[@]}"
+  done
+  docker manifest push "$list" >/dev/null
+  echo "$list"
+fi

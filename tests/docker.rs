@@ -1,0 +1,225 @@
+//! The container runtime group against real runtimes: the node's Docker Engine, and a
+//! containerd started here. Skipped where no engine answers, unless CI requires them
+//! (NODE_CONFORMANCE_REQUIRE_DOCKER=1).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{
+    Status, docker, docker_available, leftovers, message, run_id, run_on, static_binary, status,
+    system_out,
+};
+
+const DOCKER_CASES: [&str; 8] = [
+    "a container exits with the expected code",
+    "stdout and stderr are captured separately",
+    "environment variables arrive",
+    "a termination message file is readable after exit",
+    "a read-only root file system rejects writes",
+    "a non-root UID is honoured",
+    "a memory limit is enforced",
+    "a restart policy restarts the container",
+];
+
+#[test]
+fn docker_runs_containers_the_way_the_kubelet_relies_on_and_leaves_nothing() {
+    if !docker_available() {
+        return;
+    }
+    let Some(bin) = static_binary() else { return };
+    let run = run_on(
+        Path::new("/"),
+        &[
+            "--focus",
+            "Container Runtime (Docker|a runtime|the Docker)",
+            "--workload-binary",
+            bin.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    for case in DOCKER_CASES {
+        let c = run.case(case);
+        assert!(
+            matches!(status(&c), Status::Passed),
+            "{case}: {}\n{}",
+            message(&c),
+            run.explain()
+        );
+    }
+    let facts = system_out(&run.case("Docker Engine reports its configuration"));
+    for item in [
+        "version:",
+        "storage driver:",
+        "cgroup driver:",
+        "cgroup version:",
+    ] {
+        assert!(facts.contains(item), "{item} in {facts}");
+    }
+    let oom = system_out(&run.case("memory limit"));
+    assert!(oom.contains("[ok]   OOM killed: true"), "{oom}");
+    let id = run_id(&run);
+    assert_eq!(
+        leftovers(&id),
+        "",
+        "containers or images of run {id} left behind"
+    );
+    assert!(
+        run.stdout()
+            .contains(&format!("removed image node-conformance-workload:{id}")),
+        "{}",
+        run.stdout()
+    );
+}
+
+#[test]
+fn a_dynamic_harness_binary_skips_the_container_cases_saying_why() {
+    if !docker_available() {
+        return;
+    }
+    // The test binary is dynamically linked: it cannot be the test image.
+    let me = std::env::current_exe().unwrap();
+    let run = run_on(
+        Path::new("/"),
+        &[
+            "--focus",
+            "Docker a container exits",
+            "--workload-binary",
+            me.to_str().unwrap(),
+        ],
+    );
+    let c = run.case("a container exits with the expected code");
+    assert!(matches!(status(&c), Status::Skipped), "{}", run.explain());
+    assert!(
+        message(&c).contains("dynamically linked"),
+        "{}",
+        message(&c)
+    );
+}
+
+#[test]
+fn sigterm_mid_run_writes_results_and_removes_everything() {
+    if !docker_available() {
+        return;
+    }
+    let Some(bin) = static_binary() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = common::command()
+        .args([
+            "run",
+            "--rootfs",
+            "/",
+            "--parallelism",
+            "1",
+            "--focus",
+            "Container Runtime Docker",
+        ])
+        .arg("--result-dir")
+        .arg(dir.path())
+        .arg("--workload-binary")
+        .arg(&bin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once a container of this run exists: mid-test, with something to clean up.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
+    while Instant::now() < deadline && seen.is_empty() {
+        seen = docker(&["ps", "-aq", "--filter", "label=node-conformance.run"]);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!seen.is_empty(), "no test container appeared");
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let run = common::Run { output: out, dir };
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    let report = run.junit();
+    let cases = &report.test_suites[0].test_cases;
+    // The test that was running is failed; those that had not started are skipped, saying so.
+    let cut: Vec<_> = cases
+        .iter()
+        .filter(|c| message(c).contains("interrupted by SIGTERM after"))
+        .collect();
+    assert!(!cut.is_empty(), "{}", run.junit_text());
+    assert!(cut.iter().all(|c| matches!(status(c), Status::Failed)));
+    for c in cases
+        .iter()
+        .filter(|c| message(c).contains("not run: the run was interrupted by SIGTERM"))
+    {
+        assert!(matches!(status(c), Status::Skipped));
+    }
+    let id = run_id(&run);
+    assert_eq!(
+        leftovers(&id),
+        "",
+        "run {id} left containers or images behind"
+    );
+    assert!(
+        run.stdout().contains("interrupted by SIGTERM"),
+        "{}",
+        run.stdout()
+    );
+}
+
+#[test]
+fn cri_readiness_is_asked_of_a_real_containerd() {
+    if !Command::new("containerd")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(
+            std::env::var("NODE_CONFORMANCE_REQUIRE_DOCKER").as_deref() != Ok("1"),
+            "containerd is required in CI"
+        );
+        eprintln!("skipped: no containerd binary");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rootfs");
+    let sock = root.join("run/containerd/containerd.sock");
+    std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
+    let mut containerd = Command::new("containerd")
+        .arg("--address")
+        .arg(&sock)
+        .arg("--root")
+        .arg(tmp.path().join("lib"))
+        .arg("--state")
+        .arg(tmp.path().join("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sock.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The CRI plugin reports NetworkReady only once it has looked for a CNI config.
+    std::thread::sleep(Duration::from_millis(500));
+    let run = run_on(&root, &["--focus", "CRI runtime is ready"]);
+    let _ = containerd.kill();
+    let _ = containerd.wait();
+    let c = run.case("CRI runtime is ready");
+    let out = system_out(&c);
+    assert!(
+        out.contains("[ok]   containerd: /run/containerd/containerd.sock: containerd"),
+        "{out}"
+    );
+    assert!(out.contains("(CRI v1"), "{out}");
+    assert!(
+        out.contains("[ok]   containerd RuntimeReady: true"),
+        "{out}"
+    );
+    // No CNI config here: the kubelet would not schedule pods, and the test says so.
+    assert!(matches!(status(&c), Status::Failed), "{}", run.explain());
+    assert!(
+        message(&c).contains("containerd NetworkReady is false"),
+        "{}",
+        message(&c)
+    );
+    assert!(message(&c).contains("CNI"), "{}", message(&c));
+}
