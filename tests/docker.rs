@@ -106,7 +106,7 @@ fn sigterm_mid_run_writes_results_and_removes_everything() {
     }
     let Some(bin) = static_binary() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let mut child = common::command()
+    let child = common::command()
         .args([
             "run",
             "--rootfs",
