@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Times system verification against kubeadm's own validators (the peer), in one run, as whole
-# processes: the peer in `remote` mode (OS, kernel, cgroups) and
-# `node-conformance run --focus 'System Verification'` against /. Prints both medians, their
-# ratio, our peak RSS, and both tools' verdicts side by side.
+# 1. System verification against kubeadm's own validators (the peer), in one run, as whole
+#    processes: the peer in `remote` mode (OS, kernel, cgroups) and
+#    `node-conformance run --focus 'System Verification'` against /. Prints both medians, their
+#    ratio, our peak RSS, and both tools' verdicts side by side.
+# 2. Where a Docker Engine answers: the amd64 image's size; the full default suite inside
+#    `docker run --memory=64m --cpus=0.5` with the harness's peak RSS; and one runtime
+#    conformance case done by the harness (create, start, wait, logs, remove) against
+#    `docker run --rm` of the same image doing the same, in one run.
 #
 #   scripts/bench.sh [RUNS]        (default 100 runs each)
 set -euo pipefail
@@ -78,3 +82,63 @@ if only_peer:
     print("checked by the peer only:", ", ".join(only_peer))
 print(f"verdicts: {len(both)} compared, {agree} agree, {len(both) - agree} differ")
 PY
+
+if ! docker info >/dev/null 2>&1; then
+  echo
+  echo "no Docker Engine answers: image and runtime benchmarks skipped"
+  exit 0
+fi
+
+echo
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$here/Cargo.toml" | head -n 1)
+image="node-conformance-amd64:$version"
+"$here/scripts/build-images.sh" amd64 >/dev/null
+size=$(docker image inspect -f '{{.Size}}' "$image")
+python3 -c "print(f'image {\"$image\"}: {$size / 1e6:.1f} MB (target <= 20 MB)')"
+
+# The machine may refuse --privileged ("unable to apply caps"); then the closest it allows.
+caps=(--privileged)
+if docker run --rm --privileged --entrypoint /node-conformance "$image" version 2>&1 | grep -q "unable to apply caps"; then
+  caps=(--cap-add=ALL --cap-drop=SYS_RESOURCE --security-opt seccomp=unconfined
+        --security-opt apparmor=unconfined --pid=host)
+fi
+mkdir -p "$work/contained"
+status=0
+docker run --rm "${caps[@]}" --net=host --memory=64m --cpus=0.5 \
+  -v /:/rootfs:ro -v "$work/contained:/var/result" "$image" >"$work/contained.log" 2>&1 || status=$?
+python3 - "$work/contained/results.json" "$status" <<'PY2'
+import json, sys
+r = json.load(open(sys.argv[1]))
+c = r["counts"]
+print(f"full default suite in docker run --memory=64m --cpus=0.5: exit {sys.argv[2]}, "
+      f"{c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped in {r['duration']:.2f}s")
+print(f"harness peak RSS there: {r['peak_rss_kib'] / 1024:.1f} MiB (target <= 30 MiB)")
+PY2
+
+# One runtime case, ours against the docker CLI, with the same image and the same work.
+ctx="$work/workload"
+mkdir -p "$ctx"
+cp "$ours" "$ctx/node-conformance"
+printf 'FROM scratch\nCOPY node-conformance /node-conformance\nENTRYPOINT ["/node-conformance", "workload"]\n' >"$ctx/Dockerfile"
+docker build -q -t node-conformance-bench-workload:latest "$ctx" >/dev/null
+cases=${CASES:-20}
+: >"$work/ours.txt"
+for _ in $(seq "$cases"); do
+  # The image is loaded inside the first container test; the second one is timed.
+  "$ours" run --rootfs / --result-dir "$work/case" --parallelism 1 --workload-binary "$ours" \
+    --focus 'Container Runtime Docker (stdout and stderr|environment variables)' >/dev/null || true
+  python3 -c "
+import json
+for t in json.load(open('$work/case/results.json'))['tests']:
+    if 'environment variables arrive' in t['name']: print(t['duration'])" >>"$work/ours.txt"
+done
+hyperfine -N --style none --warmup 2 --runs "$cases" -i --export-json "$work/cli.json" \
+  -n docker-cli "docker run --rm --network none -e NC_PLAIN=1 -e NC_SPACES=a node-conformance-bench-workload:latest --print-env NC_PLAIN --print-env NC_SPACES" >/dev/null 2>&1
+docker rmi -f node-conformance-bench-workload:latest >/dev/null
+python3 - "$work/ours.txt" "$work/cli.json" <<'PY3'
+import json, statistics, sys
+ours = statistics.median(float(x) for x in open(sys.argv[1]) if x.strip()) * 1000
+cli = statistics.median(json.load(open(sys.argv[2]))["results"][0]["times"]) * 1000
+print(f"one runtime case (create, start, wait, logs, remove): harness median {ours:.0f} ms, "
+      f"docker run --rm median {cli:.0f} ms, ratio {ours / cli:.2f} (target <= 1.00)")
+PY3

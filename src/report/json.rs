@@ -21,8 +21,17 @@ struct Results<'a> {
     info: &'a RunInfo,
     started: String,
     duration: f64,
+    /// The harness's own peak resident set size so far, for sizing the container it runs in.
+    peak_rss_kib: Option<u64>,
     counts: Counts,
     tests: &'a [TestRecord],
+}
+
+/// VmHWM of the harness's own process (its /proc, not the node's).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 pub fn render(run: &RunRecord, info: &RunInfo) -> Result<String, String> {
@@ -31,6 +40,7 @@ pub fn render(run: &RunRecord, info: &RunInfo) -> Result<String, String> {
         info,
         started: run.started.to_rfc3339(),
         duration: run.duration.as_secs_f64(),
+        peak_rss_kib: peak_rss_kib(),
         counts: Counts {
             tests: run.records.len(),
             passed: run.count(Verdict::Passed),

@@ -213,7 +213,11 @@ pub fn docker(args: &[&str]) -> String {
 
 /// The run id the harness recorded in junit_01.xml.
 pub fn run_id(run: &Run) -> String {
-    run.junit().test_suites[0]
+    run_id_of(&run.junit())
+}
+
+pub fn run_id_of(report: &Report) -> String {
+    report.test_suites[0]
         .properties
         .iter()
         .find(|p| p.name.as_str() == "run-id")
