@@ -98,7 +98,8 @@ python3 -c "print(f'image {\"$image\"}: {$size / 1e6:.1f} MB (target <= 20 MB)')
 
 # The machine may refuse --privileged ("unable to apply caps"); then the closest it allows.
 caps=(--privileged)
-if docker run --rm --privileged --entrypoint /node-conformance "$image" version 2>&1 | grep -q "unable to apply caps"; then
+probe=$(docker run --rm --privileged --entrypoint /node-conformance "$image" version 2>&1 || true)
+if grep -q "unable to apply caps" <<<"$probe"; then
   caps=(--cap-add=ALL --cap-drop=SYS_RESOURCE --security-opt seccomp=unconfined
         --security-opt apparmor=unconfined --pid=host)
 fi

@@ -254,12 +254,19 @@ pub fn run(
             Arc::clone(console),
             test.run,
         );
+        // Tests that talk to services can hang on them and get a thread they can be abandoned
+        // on; tests that only read the node's files run on the worker itself.
+        let abandonable = !test.needs.is_empty();
         trials.push(Trial::ignorable_test(name, move || {
             let begin = Instant::now();
             state.update(index, |slot| {
                 Slot::Running(RunState::record_of(&slot).clone(), begin)
             });
-            let outcome = run_with_timeout(run_fn, ctx, timeout);
+            let outcome = if abandonable {
+                run_with_timeout(run_fn, ctx, timeout)
+            } else {
+                run_guarded(run_fn, &ctx)
+            };
             let mut record = placeholder();
             state.update(index, |slot| {
                 let mut r = RunState::record_of(&slot).clone();
@@ -286,6 +293,20 @@ pub fn run(
     state.snapshot(None)
 }
 
+/// Runs a test, turning a panic into a failure that says so.
+fn run_guarded(run_fn: fn(&Context) -> Outcome, ctx: &Context) -> Outcome {
+    catch_unwind(AssertUnwindSafe(|| run_fn(ctx))).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".into());
+        Outcome::failed(format!(
+            "the test panicked ({what}); this is a harness bug, please report it"
+        ))
+    })
+}
+
 /// Runs a test on a thread of its own so a hung one can be abandoned at the deadline.
 fn run_with_timeout(
     run_fn: fn(&Context) -> Outcome,
@@ -294,17 +315,7 @@ fn run_with_timeout(
 ) -> Outcome {
     let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new().spawn(move || {
-        let outcome = catch_unwind(AssertUnwindSafe(|| run_fn(&ctx))).unwrap_or_else(|panic| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown cause".into());
-            Outcome::failed(format!(
-                "the test panicked ({what}); this is a harness bug, please report it"
-            ))
-        });
-        let _ = tx.send(outcome);
+        let _ = tx.send(run_guarded(run_fn, &ctx));
     });
     if let Err(e) = spawned {
         return Outcome::failed(format!("cannot start a thread for the test: {e}"));

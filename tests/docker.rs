@@ -223,3 +223,33 @@ fn cri_readiness_is_asked_of_a_real_containerd() {
     );
     assert!(message(&c).contains("CNI"), "{}", message(&c));
 }
+
+#[test]
+fn a_test_past_its_timeout_fails_and_its_container_is_removed() {
+    if !docker_available() {
+        return;
+    }
+    let Some(bin) = static_binary() else { return };
+    // The restart case takes over a second: three starts with back-off in between.
+    let run = run_on(
+        Path::new("/"),
+        &[
+            "--focus",
+            "Docker a restart policy",
+            "--test-timeout",
+            "1",
+            "--workload-binary",
+            bin.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    let c = run.case("a restart policy restarts the container");
+    assert!(matches!(status(&c), Status::Failed));
+    assert_eq!(message(&c), "timed out after 1s (--test-timeout)");
+    let id = run_id(&run);
+    assert_eq!(
+        leftovers(&id),
+        "",
+        "run {id} left containers or images behind"
+    );
+}
