@@ -117,11 +117,7 @@ print(f"harness peak RSS there: {r['peak_rss_kib'] / 1024:.1f} MiB (target <= 30
 PY2
 
 # One runtime case, ours against the docker CLI, with the same image and the same work.
-ctx="$work/workload"
-mkdir -p "$ctx"
-cp "$ours" "$ctx/node-conformance"
-printf 'FROM scratch\nCOPY node-conformance /node-conformance\nENTRYPOINT ["/node-conformance", "workload"]\n' >"$ctx/Dockerfile"
-docker build -q -t node-conformance-bench-workload:latest "$ctx" >/dev/null
+workload="node-conformance-workload-amd64:$version"
 cases=${CASES:-20}
 : >"$work/ours.txt"
 for _ in $(seq "$cases"); do
@@ -134,8 +130,7 @@ for t in json.load(open('$work/case/results.json'))['tests']:
     if 'environment variables arrive' in t['name']: print(t['duration'])" >>"$work/ours.txt"
 done
 hyperfine -N --style none --warmup 2 --runs "$cases" -i --export-json "$work/cli.json" \
-  -n docker-cli "docker run --rm --network none -e NC_PLAIN=1 -e NC_SPACES=a node-conformance-bench-workload:latest --print-env NC_PLAIN --print-env NC_SPACES" >/dev/null 2>&1
-docker rmi -f node-conformance-bench-workload:latest >/dev/null
+  -n docker-cli "docker run --rm --network none -e NC_PLAIN=1 -e NC_SPACES=a $workload --print-env NC_PLAIN --print-env NC_SPACES" >/dev/null 2>&1
 python3 - "$work/ours.txt" "$work/cli.json" <<'PY3'
 import json, statistics, sys
 ours = statistics.median(float(x) for x in open(sys.argv[1]) if x.strip()) * 1000

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the per-architecture images node-conformance-<arch>:<version>, and on request a
-# manifest list node-conformance:<version> in a registry.
+# Builds the per-architecture images node-conformance-<arch>:<version> (the harness) and
+# node-conformance-workload-<arch>:<version> (the test workload, images/workload), and on
+# request a manifest list node-conformance:<version> in a registry.
 #
 #   scripts/build-images.sh [ARCH...]                  ARCH: amd64 arm64 arm (default: all)
 #   scripts/build-images.sh --manifest REGISTRY [ARCH...]
@@ -77,8 +78,13 @@ for arch in "${arches[@]}"; do
   docker build --quiet --platform "linux/$arch" -f "Dockerfile.$arch" \
     --build-arg VERSION="$version" --build-arg REVISION="$revision" \
     -t "$image" "$context" >/dev/null
+  workload="node-conformance-workload-$arch:$version"
+  docker build --quiet --platform "linux/$arch" -f images/workload/Dockerfile \
+    --build-arg VERSION="$version" --build-arg REVISION="$revision" \
+    -t "$workload" "$context" >/dev/null
   rm -rf "$context"
   echo "$image"
+  echo "$workload"
   built+=("$arch")
 done
 
