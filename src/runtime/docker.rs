@@ -209,11 +209,7 @@ impl Docker {
                 let _ = wait.next().await;
             }
         }
-        let inspect = self
-            .client
-            .inspect_container(id, None)
-            .await
-            .map_err(|e| format!("inspect: {e}"))?;
+        let inspect = self.inspect(id).await?;
         let state = inspect.state.unwrap_or_default();
         let mut finished = Finished {
             exit_code: state.exit_code.unwrap_or(-1),
@@ -246,14 +242,17 @@ impl Docker {
         Ok(finished)
     }
 
+    async fn inspect(&self, id: &str) -> Result<bollard::models::ContainerInspectResponse, String> {
+        self.client
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| format!("inspect: {e}"))
+    }
+
     async fn wait_for_restarts(&self, id: &str, retries: i64) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let inspect = self
-                .client
-                .inspect_container(id, None)
-                .await
-                .map_err(|e| format!("inspect: {e}"))?;
+            let inspect = self.inspect(id).await?;
             let state = inspect.state.unwrap_or_default();
             let settled = !state.running.unwrap_or(false) && !state.restarting.unwrap_or(false);
             if settled && inspect.restart_count.unwrap_or(0) >= retries {
