@@ -5,6 +5,7 @@
 pub mod app;
 pub mod cli;
 pub mod node;
+pub mod podsecurity;
 pub mod report;
 pub mod runner;
 pub mod runtime;
