@@ -77,8 +77,12 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
     };
     let tests = suite::registry();
     let services = Services::new(run_id, args.workload_binary.clone());
+    let manifests = args
+        .pod_manifest_path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(crate::node::DEFAULT_POD_MANIFEST_DIR));
     let ctx = Arc::new(Context {
-        node: Node::new(root),
+        node: Node::new(root, manifests),
         spec,
         services,
     });

@@ -67,6 +67,9 @@ pub struct RunArgs {
     /// How many tests run at once [default: the number of CPUs]
     #[arg(long, env = "PARALLELISM", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: Option<u16>,
+    /// The kubelet's static pod directory on the node [default: /etc/kubernetes/manifests]
+    #[arg(long, env = "POD_MANIFEST_PATH", value_name = "DIR")]
+    pub pod_manifest_path: Option<PathBuf>,
     /// Seconds a test may run before it is failed and its containers removed
     #[arg(long, env = "TEST_TIMEOUT", value_name = "SECONDS", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(1..))]

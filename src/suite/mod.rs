@@ -2,6 +2,7 @@
 //! function of the node view. Tests decide; they read the node only through `crate::node`.
 
 pub mod runtime;
+pub mod staticpods;
 pub mod system;
 
 use serde::Serialize;
@@ -55,6 +56,7 @@ impl Test {
 pub fn registry() -> Vec<Test> {
     let mut tests = system::tests();
     tests.extend(runtime::tests());
+    tests.extend(staticpods::tests());
     tests
 }
 
