@@ -58,7 +58,7 @@ fn docker_runs_containers_the_way_the_kubelet_relies_on_and_leaves_nothing() {
     ] {
         assert!(facts.contains(item), "{item} in {facts}");
     }
-    let oom = system_out(&run.case("memory limit"));
+    let oom = system_out(&run.case("a memory limit is enforced"));
     assert!(oom.contains("[ok]   OOM killed: true"), "{oom}");
     let id = run_id(&run);
     assert_eq!(
