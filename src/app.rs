@@ -77,12 +77,15 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
     };
     let tests = suite::registry();
     let services = Services::new(run_id, args.workload_binary.clone());
-    let manifests = args
-        .pod_manifest_path
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(crate::node::DEFAULT_POD_MANIFEST_DIR));
+    let options = crate::node::Options {
+        pod_manifest_path: args.pod_manifest_path.clone(),
+        kubelet: crate::node::kubelet::Hints {
+            config: args.kubelet_config.clone(),
+            kubeconfig: args.kubeconfig.clone(),
+        },
+    };
     let ctx = Arc::new(Context {
-        node: Node::new(root, manifests),
+        node: Node::new(root, options),
         spec,
         services,
     });

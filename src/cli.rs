@@ -70,6 +70,14 @@ pub struct RunArgs {
     /// The kubelet's static pod directory on the node [default: /etc/kubernetes/manifests]
     #[arg(long, env = "POD_MANIFEST_PATH", value_name = "DIR")]
     pub pod_manifest_path: Option<PathBuf>,
+    /// The kubelet's KubeletConfiguration file on the node [default: from the kubelet process,
+    /// else /var/lib/kubelet/config.yaml]
+    #[arg(long, env = "KUBELET_CONFIG", value_name = "FILE")]
+    pub kubelet_config: Option<PathBuf>,
+    /// The kubelet's kubeconfig on the node [default: from the kubelet process, else
+    /// /etc/kubernetes/kubelet.conf]
+    #[arg(long, env = "KUBECONFIG_PATH", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
     /// Seconds a test may run before it is failed and its containers removed
     #[arg(long, env = "TEST_TIMEOUT", value_name = "SECONDS", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(1..))]

@@ -4,6 +4,7 @@
 pub mod cgroups;
 pub mod host;
 pub mod kernel;
+pub mod kubelet;
 pub mod rootfs;
 pub mod runtime;
 pub mod staticpods;
@@ -16,22 +17,30 @@ use rootfs::{FsError, RootFs};
 /// kubeadm's static pod directory, where no other is given.
 pub const DEFAULT_POD_MANIFEST_DIR: &str = "/etc/kubernetes/manifests";
 
+/// What the harness's command line says about where things are on the node.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub pod_manifest_path: Option<PathBuf>,
+    pub kubelet: kubelet::Hints,
+}
+
 /// The node as the tests see it. Facts several tests share are read once, on first use.
 #[derive(Debug)]
 pub struct Node {
     pub root: RootFs,
-    /// The kubelet's static pod directory, as a host path.
-    pub pod_manifest_dir: PathBuf,
+    options: Options,
     release: OnceLock<Result<String, FsError>>,
-    static_pods: OnceLock<Result<Vec<staticpods::Manifest>, FsError>>,
+    kubelet: OnceLock<Result<kubelet::Kubelet, String>>,
+    static_pods: OnceLock<(PathBuf, Result<Vec<staticpods::Manifest>, FsError>)>,
 }
 
 impl Node {
-    pub fn new(root: RootFs, pod_manifest_dir: PathBuf) -> Self {
+    pub fn new(root: RootFs, options: Options) -> Self {
         Self {
             root,
-            pod_manifest_dir,
+            options,
             release: OnceLock::new(),
+            kubelet: OnceLock::new(),
             static_pods: OnceLock::new(),
         }
     }
@@ -42,10 +51,36 @@ impl Node {
             .as_deref()
     }
 
-    /// The static pod manifests, read once.
-    pub fn static_pods(&self) -> Result<&[staticpods::Manifest], &FsError> {
-        self.static_pods
-            .get_or_init(|| staticpods::read(&self.root, &self.pod_manifest_dir))
-            .as_deref()
+    /// The kubelet, found on first use; `Err` says where it was looked for.
+    pub fn kubelet(&self) -> Result<&kubelet::Kubelet, &str> {
+        self.kubelet
+            .get_or_init(|| kubelet::discover(&self.root, &self.options.kubelet))
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    /// The static pod directory: --pod-manifest-path, else the kubelet's staticPodPath, else
+    /// kubeadm's.
+    pub fn pod_manifest_dir(&self) -> PathBuf {
+        self.options
+            .pod_manifest_path
+            .clone()
+            .or_else(|| {
+                self.kubelet()
+                    .ok()
+                    .and_then(|k| k.str("staticPodPath"))
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_POD_MANIFEST_DIR))
+    }
+
+    /// The static pod manifests and the directory they came from, read once.
+    pub fn static_pods(&self) -> (&std::path::Path, Result<&[staticpods::Manifest], &FsError>) {
+        let (dir, manifests) = self.static_pods.get_or_init(|| {
+            let dir = self.pod_manifest_dir();
+            let read = staticpods::read(&self.root, &dir);
+            (dir, read)
+        });
+        (dir, manifests.as_deref())
     }
 }

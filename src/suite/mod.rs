@@ -1,6 +1,7 @@
 //! What the node is TESTED for. A test is data: a name, tags, the services it needs and a
 //! function of the node view. Tests decide; they read the node only through `crate::node`.
 
+pub mod kubelet;
 pub mod runtime;
 pub mod staticpods;
 pub mod system;
@@ -56,6 +57,7 @@ impl Test {
 pub fn registry() -> Vec<Test> {
     let mut tests = system::tests();
     tests.extend(runtime::tests());
+    tests.extend(kubelet::tests());
     tests.extend(staticpods::tests());
     tests
 }

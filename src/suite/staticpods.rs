@@ -29,11 +29,12 @@ pub fn tests() -> Vec<Test> {
 
 /// The manifests, or the outcome for a node without a static pod directory.
 fn manifests(ctx: &Context) -> Result<&[Manifest], Outcome> {
-    let dir = ctx.node.pod_manifest_dir.display();
-    ctx.node.static_pods().map_err(|e| {
+    let (dir, read) = ctx.node.static_pods();
+    read.map_err(|e| {
         if e.is_not_found() {
             Outcome::skipped(format!(
-                "no static pod directory at {dir} (set it with --pod-manifest-path)"
+                "no static pod directory at {} (set it with --pod-manifest-path)",
+                dir.display()
             ))
         } else {
             Recorder::new().fail_now(format!("cannot read the static pod directory: {e}"))
@@ -73,7 +74,7 @@ fn pod_security(ctx: &Context) -> Outcome {
     let mut r = Recorder::new();
     r.note(format!(
         "static pod directory {}",
-        ctx.node.pod_manifest_dir.display()
+        ctx.node.static_pods().0.display()
     ));
     let mut broken = Vec::new();
     let mut offenders = Vec::new();
