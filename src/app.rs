@@ -79,6 +79,7 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
     let services = Services::new(run_id, args.workload_binary.clone());
     let options = crate::node::Options {
         pod_manifest_path: args.pod_manifest_path.clone(),
+        pki_dir: args.pki_dir.clone(),
         kubelet: crate::node::kubelet::Hints {
             config: args.kubelet_config.clone(),
             kubeconfig: args.kubeconfig.clone(),

@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the selected tests; write junit_01.xml and results.json to the result dir
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the names of the selected tests, one per line
     List(SelectArgs),
     /// Print the version
@@ -70,6 +70,9 @@ pub struct RunArgs {
     /// The kubelet's static pod directory on the node [default: /etc/kubernetes/manifests]
     #[arg(long, env = "POD_MANIFEST_PATH", value_name = "DIR")]
     pub pod_manifest_path: Option<PathBuf>,
+    /// The cluster's certificate directory on the node [default: /etc/kubernetes/pki]
+    #[arg(long, env = "PKI_DIR", value_name = "DIR")]
+    pub pki_dir: Option<PathBuf>,
     /// The kubelet's KubeletConfiguration file on the node [default: from the kubelet process,
     /// else /var/lib/kubelet/config.yaml]
     #[arg(long, env = "KUBELET_CONFIG", value_name = "FILE")]

@@ -5,6 +5,7 @@ pub mod cgroups;
 pub mod host;
 pub mod kernel;
 pub mod kubelet;
+pub mod pki;
 pub mod rootfs;
 pub mod runtime;
 pub mod staticpods;
@@ -21,6 +22,8 @@ pub const DEFAULT_POD_MANIFEST_DIR: &str = "/etc/kubernetes/manifests";
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub pod_manifest_path: Option<PathBuf>,
+    /// The certificate directory [default: /etc/kubernetes/pki].
+    pub pki_dir: Option<PathBuf>,
     pub kubelet: kubelet::Hints,
 }
 
@@ -72,6 +75,13 @@ impl Node {
                     .map(PathBuf::from)
             })
             .unwrap_or_else(|| PathBuf::from(DEFAULT_POD_MANIFEST_DIR))
+    }
+
+    pub fn pki_dir(&self) -> PathBuf {
+        self.options
+            .pki_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(pki::DEFAULT_PKI_DIR))
     }
 
     /// The static pod manifests and the directory they came from, read once.

@@ -2,6 +2,7 @@
 //! function of the node view. Tests decide; they read the node only through `crate::node`.
 
 pub mod kubelet;
+pub mod pki;
 pub mod runtime;
 pub mod staticpods;
 pub mod system;
@@ -59,6 +60,7 @@ pub fn registry() -> Vec<Test> {
     tests.extend(runtime::tests());
     tests.extend(kubelet::tests());
     tests.extend(staticpods::tests());
+    tests.extend(pki::tests());
     tests
 }
 

@@ -1,0 +1,267 @@
+//! Certificates and keys as the node holds them: parsed, never judged.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use pkcs8::der::Decode;
+use x509_parser::prelude::*;
+
+use super::rootfs::RootFs;
+
+/// kubeadm's certificate directory.
+pub const DEFAULT_PKI_DIR: &str = "/etc/kubernetes/pki";
+
+/// A certificate's facts.
+#[derive(Debug, Clone)]
+pub struct Cert {
+    pub der: Vec<u8>,
+    pub subject: String,
+    pub issuer: String,
+    pub common_name: String,
+    pub organizations: Vec<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub is_ca: bool,
+    pub digital_signature: bool,
+    pub key_encipherment: bool,
+    pub key_cert_sign: bool,
+    pub server_auth: bool,
+    pub client_auth: bool,
+    pub dns_names: Vec<String>,
+    pub ips: Vec<IpAddr>,
+    pub public_key: PublicKeyId,
+}
+
+/// Enough of a public key to tell whether a private key belongs to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKeyId {
+    Rsa {
+        modulus: Vec<u8>,
+        exponent: Vec<u8>,
+    },
+    /// An elliptic curve or Edwards point, as encoded in the certificate.
+    Point(Vec<u8>),
+    Other(String),
+}
+
+impl PublicKeyId {
+    pub fn is_rsa(&self) -> bool {
+        matches!(self, Self::Rsa { .. })
+    }
+}
+
+fn strip_zeros(b: &[u8]) -> Vec<u8> {
+    let start = b.iter().position(|x| *x != 0).unwrap_or(b.len());
+    b[start..].to_vec()
+}
+
+/// Parses the first certificate of a PEM text (or DER).
+pub fn parse_cert(bytes: &[u8]) -> Result<Cert, String> {
+    let der = match Pem::iter_from_buffer(bytes).next() {
+        Some(Ok(pem)) if pem.label == "CERTIFICATE" => pem.contents,
+        Some(Ok(pem)) => return Err(format!("PEM block {:?}, expected CERTIFICATE", pem.label)),
+        Some(Err(e)) => return Err(format!("not PEM: {e}")),
+        None => bytes.to_vec(),
+    };
+    let (_, x) =
+        X509Certificate::from_der(&der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let names = |n: &X509Name<'_>, f: fn(&X509Name<'_>) -> Vec<String>| f(n);
+    let cn = |n: &X509Name<'_>| {
+        n.iter_common_name()
+            .filter_map(|a| a.as_str().ok().map(str::to_string))
+            .collect()
+    };
+    let org = |n: &X509Name<'_>| {
+        n.iter_organization()
+            .filter_map(|a| a.as_str().ok().map(str::to_string))
+            .collect()
+    };
+    let ku = x.key_usage().ok().flatten().map(|e| *e.value);
+    let eku = x
+        .extended_key_usage()
+        .ok()
+        .flatten()
+        .map(|e| e.value.clone());
+    let mut dns_names = Vec::new();
+    let mut ips = Vec::new();
+    if let Ok(Some(san)) = x.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => dns_names.push((*d).to_string()),
+                GeneralName::IPAddress(b) => match b.len() {
+                    4 => ips.push(IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default())),
+                    16 => ips.push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default())),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    let public_key = match x.public_key().parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(k)) => PublicKeyId::Rsa {
+            modulus: strip_zeros(k.modulus),
+            exponent: strip_zeros(k.exponent),
+        },
+        Ok(x509_parser::public_key::PublicKey::EC(p)) => PublicKeyId::Point(p.data().to_vec()),
+        Ok(_) => PublicKeyId::Point(x.public_key().subject_public_key.data.to_vec()),
+        Err(e) => PublicKeyId::Other(e.to_string()),
+    };
+    let cn_list: Vec<String> = names(x.subject(), cn);
+    Ok(Cert {
+        subject: x.subject().to_string(),
+        issuer: x.issuer().to_string(),
+        common_name: cn_list.into_iter().next().unwrap_or_default(),
+        organizations: names(x.subject(), org),
+        not_before: x.validity().not_before.timestamp(),
+        not_after: x.validity().not_after.timestamp(),
+        is_ca: x
+            .basic_constraints()
+            .ok()
+            .flatten()
+            .is_some_and(|b| b.value.ca),
+        digital_signature: ku.is_some_and(|k| k.digital_signature()),
+        key_encipherment: ku.is_some_and(|k| k.key_encipherment()),
+        key_cert_sign: ku.is_some_and(|k| k.key_cert_sign()),
+        server_auth: eku.as_ref().is_some_and(|e| e.server_auth || e.any),
+        client_auth: eku.as_ref().is_some_and(|e| e.client_auth || e.any),
+        dns_names,
+        ips,
+        public_key,
+        der,
+    })
+}
+
+impl Cert {
+    /// Whether `issuer`'s key signed this certificate.
+    pub fn signed_by(&self, issuer: &Cert) -> Result<(), String> {
+        let (_, me) = X509Certificate::from_der(&self.der).map_err(|e| e.to_string())?;
+        let (_, ca) = X509Certificate::from_der(&issuer.der).map_err(|e| e.to_string())?;
+        me.verify_signature(Some(ca.public_key()))
+            .map_err(|e| format!("signature does not verify: {e}"))
+    }
+}
+
+/// The public half of a private key file (PKCS#1, SEC1 or PKCS#8 PEM).
+pub fn parse_key(bytes: &[u8]) -> Result<PublicKeyId, String> {
+    let pem = match Pem::iter_from_buffer(bytes).next() {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => return Err(format!("not PEM: {e}")),
+        None => return Err("no PEM block".into()),
+    };
+    match pem.label.as_str() {
+        "RSA PRIVATE KEY" => rsa(&pem.contents),
+        "EC PRIVATE KEY" => ec(&pem.contents),
+        "PRIVATE KEY" => {
+            let info = pkcs8::PrivateKeyInfoRef::from_der(&pem.contents)
+                .map_err(|e| format!("PKCS#8: {e}"))?;
+            let inner = info.private_key.as_bytes();
+            match info.algorithm.oid.to_string().as_str() {
+                "1.2.840.113549.1.1.1" => rsa(inner),
+                "1.2.840.10045.2.1" => ec(inner),
+                oid => match info.public_key.and_then(|p| p.as_bytes()) {
+                    Some(p) => Ok(PublicKeyId::Point(p.to_vec())),
+                    None => Ok(PublicKeyId::Other(format!(
+                        "a {oid} key without its public part"
+                    ))),
+                },
+            }
+        }
+        other => Err(format!("PEM block {other:?} is not a private key")),
+    }
+}
+
+fn rsa(der: &[u8]) -> Result<PublicKeyId, String> {
+    let k = pkcs1::RsaPrivateKeyRef::try_from(der).map_err(|e| format!("PKCS#1: {e}"))?;
+    Ok(PublicKeyId::Rsa {
+        modulus: strip_zeros(k.modulus.as_bytes()),
+        exponent: strip_zeros(k.public_exponent.as_bytes()),
+    })
+}
+
+fn ec(der: &[u8]) -> Result<PublicKeyId, String> {
+    let k = sec1::EcPrivateKey::from_der(der).map_err(|e| format!("SEC1: {e}"))?;
+    Ok(match k.public_key {
+        Some(p) => PublicKeyId::Point(p.to_vec()),
+        None => PublicKeyId::Other("an EC key without its public part".into()),
+    })
+}
+
+/// A public key file (`PUBLIC KEY` PEM, as sa.pub).
+pub fn parse_public_key(bytes: &[u8]) -> Result<PublicKeyId, String> {
+    let pem = match Pem::iter_from_buffer(bytes).next() {
+        Some(Ok(p)) if p.label == "PUBLIC KEY" || p.label == "RSA PUBLIC KEY" => p,
+        Some(Ok(p)) => return Err(format!("PEM block {:?} is not a public key", p.label)),
+        Some(Err(e)) => return Err(format!("not PEM: {e}")),
+        None => return Err("no PEM block".into()),
+    };
+    if pem.label == "RSA PUBLIC KEY" {
+        let (_, k) = x509_parser::public_key::RSAPublicKey::from_der(&pem.contents)
+            .map_err(|e| e.to_string())?;
+        return Ok(PublicKeyId::Rsa {
+            modulus: strip_zeros(k.modulus),
+            exponent: strip_zeros(k.exponent),
+        });
+    }
+    let (_, spki) = SubjectPublicKeyInfo::from_der(&pem.contents)
+        .map_err(|e| format!("not a public key: {e}"))?;
+    Ok(match spki.parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(k)) => PublicKeyId::Rsa {
+            modulus: strip_zeros(k.modulus),
+            exponent: strip_zeros(k.exponent),
+        },
+        Ok(x509_parser::public_key::PublicKey::EC(p)) => PublicKeyId::Point(p.data().to_vec()),
+        _ => PublicKeyId::Point(spki.subject_public_key.data.to_vec()),
+    })
+}
+
+/// A certificate file as found under the root.
+#[derive(Debug, Clone)]
+pub struct CertFile {
+    pub path: PathBuf,
+    pub cert: Result<Cert, String>,
+}
+
+pub fn load_cert(root: &RootFs, path: &Path) -> Option<CertFile> {
+    match root.read(path) {
+        Ok(bytes) => Some(CertFile {
+            path: path.to_path_buf(),
+            cert: parse_cert(&bytes),
+        }),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => Some(CertFile {
+            path: path.to_path_buf(),
+            cert: Err(e.reason().to_string()),
+        }),
+    }
+}
+
+/// A private key file: its public half and its mode.
+#[derive(Debug, Clone)]
+pub struct KeyFile {
+    pub path: PathBuf,
+    pub mode: u32,
+    pub public: Result<PublicKeyId, String>,
+}
+
+pub fn load_key(root: &RootFs, path: &Path) -> Option<KeyFile> {
+    let meta = match root.metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.is_not_found() => return None,
+        Err(e) => {
+            return Some(KeyFile {
+                path: path.to_path_buf(),
+                mode: 0,
+                public: Err(e.reason().to_string()),
+            });
+        }
+    };
+    let public = root
+        .read(path)
+        .map_err(|e| e.reason().to_string())
+        .and_then(|b| parse_key(&b));
+    Some(KeyFile {
+        path: path.to_path_buf(),
+        mode: meta.mode,
+        public,
+    })
+}

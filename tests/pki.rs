@@ -1,0 +1,195 @@
+//! PKI tests against a kubeadm-style PKI made at test time, and against broken variants, each
+//! of which must fail exactly the test of the certificate it breaks.
+
+mod common;
+
+use common::pki::{Break, write_kubeadm_pki};
+use common::{Run, Status, copy_tree, fixture, message, run_on, status, system_out};
+
+fn pki_node(brk: Break) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    copy_tree(&fixture("kubeadm-node"), &root);
+    write_kubeadm_pki(&root, "node1", brk);
+    (dir, root)
+}
+
+fn failed(run: &Run) -> Vec<String> {
+    run.junit().test_suites[0]
+        .test_cases
+        .iter()
+        .filter(|c| matches!(status(c), Status::Failed))
+        .map(|c| {
+            c.name
+                .as_str()
+                .trim_start_matches("[sig-node] PKI ")
+                .trim_end_matches(" [NodeBestPractice]")
+                .to_string()
+        })
+        .collect()
+}
+
+fn run_pki(brk: Break) -> Run {
+    let (dir, root) = pki_node(brk);
+    let run = run_on(&root, &["--focus", "PKI"]);
+    drop(dir);
+    run
+}
+
+#[test]
+fn a_kubeadm_pki_passes_every_test() {
+    let run = run_pki(Break::None);
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    assert!(failed(&run).is_empty());
+    let out = system_out(&run.case("(apiserver.crt)"));
+    assert!(
+        out.contains("[ok]   CN: kube-apiserver (documented form)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "[ok]   issuer: CN=kubernetes (/etc/kubernetes/pki/ca.crt), signature verified"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("[ok]   key: /etc/kubernetes/pki/apiserver.key matches"),
+        "{out}"
+    );
+    let out = system_out(&run.case("(etcd/server.crt)"));
+    assert!(out.contains("[ok]   CN: node1 (kubeadm's form)"), "{out}");
+    let out = system_out(&run.case("(ca.crt)"));
+    assert!(
+        out.contains("[ok]   CN: kubernetes (kubeadm's form)") && out.contains("self-signed"),
+        "{out}"
+    );
+    let out = system_out(&run.case("apiserver-kubelet-client"));
+    assert!(
+        out.contains("[ok]   O: kubeadm:cluster-admins (kubeadm's form)"),
+        "{out}"
+    );
+    let out = system_out(&run.case("kubelet.conf"));
+    assert!(
+        out.contains("client certificate /var/lib/kubelet/pki/kubelet-client-current.pem"),
+        "{out}"
+    );
+    assert!(out.contains("[ok]   CN: system:node:node1"), "{out}");
+    assert!(system_out(&run.case("admin.conf")).contains("client certificate embedded"));
+}
+
+#[test]
+fn each_defect_fails_exactly_its_certificate() {
+    for (brk, want, says) in [
+        (
+            Break::WrongCn,
+            "the API server's kubelet client certificate (apiserver-kubelet-client.crt) is valid",
+            "CN \"kube-apiserver-kubelet\"",
+        ),
+        (
+            Break::MissingSan,
+            "the API server's serving certificate (apiserver.crt) is valid",
+            "SANs missing kubernetes.default.svc;",
+        ),
+        (
+            Break::Expired,
+            "the front proxy client certificate (front-proxy-client.crt) is valid",
+            "validity expired 2020-01-01",
+        ),
+        (
+            Break::WrongIssuer,
+            "the API server's etcd client certificate (apiserver-etcd-client.crt) is valid",
+            "issuer CN=kubernetes, expected CN=etcd-ca",
+        ),
+        (
+            Break::MismatchedKey,
+            "the etcd healthcheck client certificate (etcd/healthcheck-client.crt) is valid",
+            "healthcheck-client.key does not match",
+        ),
+        (
+            Break::ClientInServerSlot,
+            "the API server's serving certificate (apiserver.crt) is valid",
+            "extended key usage lacks server auth",
+        ),
+    ] {
+        let run = run_pki(brk);
+        assert_eq!(
+            failed(&run),
+            vec![want.to_string()],
+            "{brk:?}\n{}",
+            run.explain()
+        );
+        let m = message(
+            &run.case(
+                want.split('(')
+                    .nth(1)
+                    .unwrap()
+                    .trim_end_matches(") is valid"),
+            ),
+        );
+        assert!(m.contains(says), "{brk:?}: {m}");
+        assert!(m.contains("kubeadm certs renew"), "{brk:?}: {m}");
+    }
+}
+
+#[test]
+fn loose_key_modes_fail() {
+    let (_dir, root) = pki_node(Break::None);
+    std::fs::set_permissions(
+        root.join("etc/kubernetes/pki/sa.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        root.join("etc/kubernetes/pki/apiserver.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
+    let run = run_on(&root, &["--focus", "PKI"]);
+    let mut got = failed(&run);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "the API server's serving certificate (apiserver.crt) is valid".to_string(),
+            "the service account key pair (sa.key, sa.pub) matches".to_string(),
+        ]
+    );
+    assert!(message(&run.case("(apiserver.crt)")).contains("key mode 640"));
+}
+
+#[test]
+fn a_worker_has_only_the_cluster_ca() {
+    let (_dir, root) = pki_node(Break::None);
+    let pki = root.join("etc/kubernetes/pki");
+    for entry in std::fs::read_dir(&pki).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name().unwrap() != "ca.crt" {
+            if p.is_dir() {
+                std::fs::remove_dir_all(p).unwrap()
+            } else {
+                std::fs::remove_file(p).unwrap()
+            }
+        }
+    }
+    for f in ["admin.conf", "controller-manager.conf", "scheduler.conf"] {
+        std::fs::remove_file(root.join("etc/kubernetes").join(f)).unwrap();
+    }
+    let run = run_on(&root, &["--focus", "PKI"]);
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    let c = run.case("(apiserver.crt)");
+    assert!(matches!(status(&c), Status::Skipped));
+    assert_eq!(
+        message(&c),
+        "not a control-plane node: no /etc/kubernetes/pki/apiserver.crt"
+    );
+    let out = system_out(&run.case("(ca.crt)"));
+    assert!(out.contains("externally managed, or a worker"), "{out}");
+    assert!(matches!(status(&run.case("kubelet.conf")), Status::Passed));
+    // Without the cluster CA the node cannot trust the API server.
+    std::fs::remove_file(pki.join("ca.crt")).unwrap();
+    let run = run_on(&root, &["--focus", "PKI"]);
+    assert_eq!(
+        failed(&run),
+        vec!["the cluster CA (ca.crt) is valid".to_string()]
+    );
+}
