@@ -43,6 +43,14 @@ fn default_rootfs() -> PathBuf {
     }
 }
 
+/// `certs`: the expiration table of the node's certificates.
+pub fn certs(rootfs: Option<&Path>, pki_dir: &Path) -> Result<String, UsageError> {
+    let rootfs = rootfs.map_or_else(default_rootfs, Path::to_path_buf);
+    let root = RootFs::open(&rootfs)
+        .map_err(|e| UsageError(format!("root fs {}: {e}", rootfs.display())))?;
+    Ok(report::certs::render(&root, pki_dir))
+}
+
 /// `run`: returns whether every selected test passed.
 pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
     let sel = selection(&args.select)?;

@@ -26,6 +26,20 @@ pub enum Command {
     Version,
     /// Print the built-in system spec as YAML, a starting point for --system-spec
     Spec,
+    /// Print the expiration of the node's certificates, as `kubeadm certs check-expiration` does
+    Certs {
+        /// The node's root file system [default: /rootfs when it exists, else /]
+        #[arg(long, env = "ROOTFS", value_name = "DIR")]
+        rootfs: Option<PathBuf>,
+        /// The cluster's certificate directory on the node
+        #[arg(
+            long,
+            env = "PKI_DIR",
+            value_name = "DIR",
+            default_value = "/etc/kubernetes/pki"
+        )]
+        pki_dir: PathBuf,
+    },
     /// Act as the test workload inside a test container (`--stdout T`, `--stderr T`,
     /// `--print-env NAME`, `--id`, `--write PATH`, `--termination-message PATH TEXT`,
     /// `--alloc-mib N`, `--sleep S`, `--serve PORT`, `--exit CODE`, run in order)

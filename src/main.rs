@@ -47,6 +47,10 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(app::UsageError(e)),
         },
+        Command::Certs { rootfs, pki_dir } => app::certs(rootfs.as_deref(), pki_dir).map(|text| {
+            print!("{text}");
+            true
+        }),
         Command::Spec => {
             print!("{}", node_conformance::spec::SysSpec::builtin().to_yaml());
             Ok(true)

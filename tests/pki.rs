@@ -193,3 +193,44 @@ fn a_worker_has_only_the_cluster_ca() {
         vec!["the cluster CA (ca.crt) is valid".to_string()]
     );
 }
+
+#[test]
+fn certs_prints_a_kubeadm_like_expiration_table() {
+    let (_dir, root) = pki_node(Break::Expired);
+    std::fs::remove_file(root.join("etc/kubernetes/pki/front-proxy-ca.key")).unwrap();
+    let out = common::command()
+        .args(["certs", "--rootfs"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("CERTIFICATE") && lines[0].ends_with("EXTERNALLY MANAGED"),
+        "{text}"
+    );
+    let row = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .copied()
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    assert!(
+        row("apiserver").contains("Jan 01, 2099")
+            && row("apiserver").contains("ca ")
+            && row("apiserver").ends_with("no"),
+        "{text}"
+    );
+    // Expired, and its CA's key is gone: externally managed.
+    let proxy = row("front-proxy-client");
+    assert!(
+        proxy.contains("<invalid>") && proxy.contains("front-proxy-ca") && proxy.ends_with("yes"),
+        "{text}"
+    );
+    assert!(row("admin.conf").contains("Jan 01, 2099"), "{text}");
+    assert!(row("etcd-server").contains("etcd-ca"), "{text}");
+    assert!(text.contains("CERTIFICATE AUTHORITY   EXPIRES"), "{text}");
+    assert!(row("front-proxy-ca").ends_with("yes"), "{text}");
+}

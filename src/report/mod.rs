@@ -1,5 +1,6 @@
 //! Reports of a run: the console as tests finish, `junit_01.xml` and `results.json`.
 
+pub mod certs;
 pub mod console;
 pub mod json;
 pub mod junit;
