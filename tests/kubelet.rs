@@ -15,13 +15,7 @@ fn kubeadm_node() -> (tempfile::TempDir, PathBuf) {
     copy_tree(&fixture("kubeadm-node"), &root);
     std::fs::create_dir_all(root.join("etc/kubernetes/pki")).unwrap();
     std::fs::write(root.join("etc/kubernetes/pki/ca.crt"), "cluster CA\n").unwrap();
-    for f in [
-        "etc/systemd/system/kubelet.service.d/10-kubeadm.conf",
-        "etc/kubernetes/kubelet.conf",
-        "var/lib/kubelet/config.yaml",
-    ] {
-        chmod(&root.join(f), 0o600);
-    }
+    common::tree::set_kubeadm_modes(&root);
     (dir, root)
 }
 

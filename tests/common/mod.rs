@@ -3,6 +3,10 @@
 #![allow(dead_code)]
 
 pub mod pki;
+pub mod tree;
+
+#[allow(unused_imports)]
+pub use tree::copy_tree;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -146,24 +150,6 @@ pub fn system_out(case: &TestCase) -> String {
         .as_ref()
         .map(|s| s.as_str().to_string())
         .unwrap_or_default()
-}
-
-/// Copies a fixture root (symlinks as symlinks) so a test can alter it.
-pub fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry.file_type().expect("file type");
-        if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src).expect("readlink"), &dst)
-                .expect("symlink");
-        } else if kind.is_dir() {
-            copy_tree(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).expect("copy");
-        }
-    }
 }
 
 /// Whether a Docker Engine answers here. When CI says Docker must be tested
