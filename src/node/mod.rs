@@ -4,6 +4,7 @@
 pub mod cgroups;
 pub mod host;
 pub mod kernel;
+pub mod kubeconfig;
 pub mod kubelet;
 pub mod pki;
 pub mod rootfs;

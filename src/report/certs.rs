@@ -46,24 +46,15 @@ fn ca_name(file: &str) -> String {
 }
 
 fn kubeconfig_cert(root: &RootFs, path: &Path) -> Option<Result<Cert, String>> {
-    let text = root.read_to_string(path).ok()?;
-    let v: serde_json::Value = match serde_saphyr::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => return Some(Err(e.without_snippet().to_string())),
-    };
-    let users = v.get("users")?.as_array()?;
-    let user = users.first()?.get("user")?;
-    if let Some(data) = user.get("client-certificate-data").and_then(|d| d.as_str()) {
-        use base64::Engine;
-        return Some(
-            base64::engine::general_purpose::STANDARD
-                .decode(data.trim())
-                .map_err(|e| e.to_string())
-                .and_then(|pem| pki::parse_cert(&pem)),
-        );
+    match crate::node::kubeconfig::read(root, path) {
+        Ok(None) => None,
+        Ok(Some(k)) => Some(
+            k.client_cert
+                .unwrap_or_else(|| Err("no client certificate".to_string()))
+                .and_then(|p| pki::parse_cert(&p.bytes)),
+        ),
+        Err(e) => Some(Err(e)),
     }
-    let file = user.get("client-certificate")?.as_str()?;
-    pki::load_cert(root, Path::new(file)).map(|f| f.cert)
 }
 
 /// The two tables, as text.

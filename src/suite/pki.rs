@@ -667,70 +667,19 @@ fn service_account(ctx: &Context) -> Outcome {
 
 /// A kubeconfig's client certificate: the current context's user, embedded or by file.
 fn kubeconfig_cert(ctx: &Context, path: &Path) -> Result<Option<(Cert, String)>, String> {
-    let text = match ctx.node.root.read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(e.to_string()),
+    let Some(k) = crate::node::kubeconfig::read(&ctx.node.root, path)? else {
+        return Ok(None);
     };
-    let v: serde_json::Value = serde_saphyr::from_str(&text).map_err(|e| {
+    let pem = k.client_cert.ok_or_else(|| {
         format!(
-            "{}: {}",
+            "{}: user {:?} has no client certificate (a token or exec plugin?)",
             path.display(),
-            e.without_snippet()
-                .to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
+            k.user
         )
-    })?;
-    let current = v
-        .get("current-context")
-        .and_then(|c| c.as_str())
-        .ok_or_else(|| format!("{}: no current-context", path.display()))?;
-    let find = |list: &str, name: &str| {
-        v.get(list).and_then(|l| l.as_array()).and_then(|a| {
-            a.iter()
-                .find(|e| e.get("name").and_then(|n| n.as_str()) == Some(name))
-                .cloned()
-        })
-    };
-    let user_name = find("contexts", current)
-        .and_then(|c| {
-            c.get("context")
-                .and_then(|c| c.get("user"))
-                .and_then(|u| u.as_str())
-                .map(str::to_string)
-        })
-        .ok_or_else(|| format!("{}: context {current:?} names no user", path.display()))?;
-    let user = find("users", &user_name)
-        .and_then(|u| u.get("user").cloned())
-        .ok_or_else(|| format!("{}: no user {user_name:?}", path.display()))?;
-    if let Some(data) = user.get("client-certificate-data").and_then(|d| d.as_str()) {
-        use base64::Engine;
-        let pem = base64::engine::general_purpose::STANDARD
-            .decode(data.trim())
-            .map_err(|e| {
-                format!(
-                    "{}: client-certificate-data is not base64: {e}",
-                    path.display()
-                )
-            })?;
-        return pki::parse_cert(&pem)
-            .map(|c| Some((c, "embedded".into())))
-            .map_err(|e| format!("{}: {e}", path.display()));
-    }
-    if let Some(file) = user.get("client-certificate").and_then(|d| d.as_str()) {
-        let file_cert = load_cert(&ctx.node.root, Path::new(file))
-            .ok_or_else(|| format!("{}: client-certificate {file} is missing", path.display()))?;
-        return file_cert
-            .cert
-            .map(|c| Some((c, file.to_string())))
-            .map_err(|e| format!("{file}: {e}"));
-    }
-    Err(format!(
-        "{}: user {user_name:?} has no client certificate (a token or exec plugin?)",
-        path.display()
-    ))
+    })??;
+    pki::parse_cert(&pem.bytes)
+        .map(|c| Some((c, pem.from)))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn check_kubeconfig(

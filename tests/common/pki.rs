@@ -106,7 +106,7 @@ fn leaf(
 fn kubeconfig(user: &str, cert: &str, key: &str) -> String {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubernetes\n  cluster:\n    server: https://10.0.0.10:6443\n\
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubernetes\n  cluster:\n    server: https://127.0.0.1:6443\n\
          contexts:\n- name: {user}@kubernetes\n  context: {{cluster: kubernetes, user: {user}}}\n\
          current-context: {user}@kubernetes\nusers:\n- name: {user}\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
         b64(cert),
