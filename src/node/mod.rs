@@ -1,6 +1,7 @@
 //! What the node IS: read-only facts, every path resolved inside the node's root file system.
 //! Nothing here decides pass or fail.
 
+pub mod apiserver;
 pub mod cgroups;
 pub mod host;
 pub mod kernel;

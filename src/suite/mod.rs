@@ -6,6 +6,7 @@ pub mod pki;
 pub mod runtime;
 pub mod staticpods;
 pub mod system;
+pub mod zones;
 
 use serde::Serialize;
 
@@ -61,6 +62,7 @@ pub fn registry() -> Vec<Test> {
     tests.extend(kubelet::tests());
     tests.extend(staticpods::tests());
     tests.extend(pki::tests());
+    tests.extend(zones::tests());
     tests
 }
 
