@@ -158,13 +158,10 @@ fn file_check(
         );
     }
     r.finish(|f| {
-        let found: Vec<String> = f
-            .iter()
-            .map(|c| format!("{} {}", c.item, c.detail))
-            .collect();
+        let found = super::describe(f);
         format!(
             "the {what}: {}; fix: chmod {fix_mode} {p}; chown root:root {p}",
-            found.join("; ")
+            found
         )
     })
 }

@@ -217,6 +217,15 @@ impl Recorder {
     }
 }
 
+/// The failed checks, `item detail; item detail`, for a failure message.
+pub fn describe(failed: &[&Check]) -> String {
+    failed
+        .iter()
+        .map(|c| format!("{} {}", c.item, c.detail))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// A comma-separated list for messages.
 pub fn join_items<S: AsRef<str>>(items: &[S]) -> String {
     items

@@ -483,6 +483,22 @@ fn pki_dir(ctx: &Context) -> PathBuf {
     ctx.node.pki_dir()
 }
 
+/// Private keys are mode 600 or stricter.
+fn key_mode(r: &mut Recorder, key: &pki::KeyFile) {
+    if key.mode & 0o077 == 0 {
+        r.ok("key mode", format!("{:o}", key.mode));
+    } else {
+        r.fail(
+            "key mode",
+            format!(
+                "{:o} ({}), must be 600 or stricter",
+                key.mode,
+                key.path.display()
+            ),
+        );
+    }
+}
+
 fn check_row(ctx: &Context, row: &Row) -> Outcome {
     let dir = pki_dir(ctx);
     let cert_path = dir.join(row.file);
@@ -587,34 +603,20 @@ fn check_row(ctx: &Context, row: &Row) -> Outcome {
                 ),
                 Err(e) => r.fail("key", format!("{} does not parse: {e}", key_path.display())),
             }
-            if key.mode & 0o077 == 0 {
-                r.ok("key mode", format!("{:o}", key.mode));
-            } else {
-                r.fail(
-                    "key mode",
-                    format!(
-                        "{:o} ({}), must be 600 or stricter",
-                        key.mode,
-                        key_path.display()
-                    ),
-                );
-            }
+            key_mode(&mut r, &key);
         }
     }
     let renew = row.renew;
     let title = row.title;
     let shown = cert_path.display().to_string();
     r.finish(|f| {
-        let found: Vec<String> = f
-            .iter()
-            .map(|c| format!("{} {}", c.item, c.detail))
-            .collect();
+        let found = super::describe(f);
         let fix = if renew.is_empty() {
             "replace the CA and the certificates it signed".to_string()
         } else {
             format!("renew it with `kubeadm certs renew {renew}`")
         };
-        format!("{title} {shown}: {}; {fix}", found.join("; "))
+        format!("{title} {shown}: {}; {fix}", found)
     })
 }
 
@@ -640,27 +642,13 @@ fn service_account(ctx: &Context) -> Outcome {
         (Err(e), _) => r.fail("sa.key", format!("does not parse: {e}")),
         (_, Err(e)) => r.fail("sa.pub", e.clone()),
     }
-    if key.mode & 0o077 == 0 {
-        r.ok("key mode", format!("{:o}", key.mode));
-    } else {
-        r.fail(
-            "key mode",
-            format!(
-                "{:o} ({}), must be 600 or stricter",
-                key.mode,
-                key_path.display()
-            ),
-        );
-    }
+    key_mode(&mut r, &key);
     r.finish(|f| {
-        let found: Vec<String> = f
-            .iter()
-            .map(|c| format!("{} {}", c.item, c.detail))
-            .collect();
+        let found = super::describe(f);
         format!(
             "the service account key pair in {}: {}; service account tokens cannot be verified",
             dir.display(),
-            found.join("; ")
+            found
         )
     })
 }
@@ -719,8 +707,8 @@ fn check_kubeconfig(
     }
     let shown = path.display().to_string();
     r.finish(|f| {
-        let found: Vec<String> = f.iter().map(|c| format!("{} {}", c.item, c.detail)).collect();
-        format!("{shown}: {}; regenerate it with `kubeadm init phase kubeconfig` or `kubeadm certs renew`", found.join("; "))
+        let found = super::describe(f);
+        format!("{shown}: {}; regenerate it with `kubeadm init phase kubeconfig` or `kubeadm certs renew`", found)
     })
 }
 
