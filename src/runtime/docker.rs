@@ -116,15 +116,16 @@ impl Docker {
     }
 
     /// Loads the test image made from `binary`, tagged for this run.
-    pub async fn load_workload(&self, binary: &[u8]) -> Result<(), String> {
+    pub async fn load_workload(&self, binary: bytes::Bytes) -> Result<(), String> {
         let tag = self.image_tag();
-        let archive = image::archive(binary, &tag, &self.run_id).map_err(text)?;
-        let mut stream = self.client.import_image(
+        let chunks = image::archive(binary, &tag, &self.run_id).map_err(text)?;
+        let body = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        let mut stream = self.client.import_image_stream(
             ImportImageOptions {
                 quiet: true,
                 ..Default::default()
             },
-            bollard::body_full(archive.into()),
+            body,
             None,
         );
         while let Some(item) = stream.next().await {

@@ -6,6 +6,7 @@
 use std::io::Read;
 use std::path::Path;
 
+use bytes::Bytes;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -24,7 +25,7 @@ pub fn oci_arch() -> &'static str {
 
 /// Reads the binary that will run inside containers and checks that it can: a scratch image
 /// has no dynamic loader.
-pub fn read_static_binary(path: &Path) -> Result<Vec<u8>, String> {
+pub fn read_static_binary(path: &Path) -> Result<Bytes, String> {
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
@@ -42,7 +43,7 @@ pub fn read_static_binary(path: &Path) -> Result<Vec<u8>, String> {
             path.display()
         ));
     }
-    Ok(bytes)
+    Ok(Bytes::from(bytes))
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -52,26 +53,48 @@ fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
-fn append(
-    tar: &mut tar::Builder<Vec<u8>>,
-    path: &str,
-    mode: u32,
-    data: &[u8],
-) -> std::io::Result<()> {
-    let mut header = tar::Header::new_gnu();
-    header.set_size(data.len() as u64);
-    header.set_mode(mode);
-    header.set_mtime(0);
-    header.set_entry_type(tar::EntryType::Regular);
-    tar.append_data(&mut header, path, data)
+const BLOCK: usize = 512;
+
+/// A tar header for a regular file, as 512 bytes.
+fn header(path: &str, size: usize, mode: u32) -> std::io::Result<Bytes> {
+    let mut h = tar::Header::new_gnu();
+    h.set_path(path)?;
+    h.set_size(size as u64);
+    h.set_mode(mode);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    Ok(Bytes::copy_from_slice(h.as_bytes()))
 }
 
-/// A `docker load` archive of the test image, tagged `tag`, labelled with the run id.
-pub fn archive(binary: &[u8], tag: &str, run_id: &str) -> std::io::Result<Vec<u8>> {
-    let mut layer = tar::Builder::new(Vec::new());
-    append(&mut layer, BINARY, 0o755, binary)?;
-    let layer = layer.into_inner()?;
-    let layer_id = sha256_hex(&layer);
+/// Zeros up to the next block boundary after `size` bytes.
+fn padding(size: usize) -> Bytes {
+    Bytes::from(vec![0u8; (BLOCK - size % BLOCK) % BLOCK])
+}
+
+/// One tar entry as chunks: header, data, padding.
+fn entry(path: &str, mode: u32, data: Vec<Bytes>) -> std::io::Result<Vec<Bytes>> {
+    let size: usize = data.iter().map(Bytes::len).sum();
+    let mut out = vec![header(path, size, mode)?];
+    out.extend(data);
+    out.push(padding(size));
+    Ok(out)
+}
+
+/// A `docker load` archive of the test image, tagged `tag`, labelled with the run id, as
+/// chunks to stream: the binary is shared, not copied, so the harness holds it once.
+pub fn archive(binary: Bytes, tag: &str, run_id: &str) -> std::io::Result<Vec<Bytes>> {
+    let mut layer = entry(BINARY, 0o755, vec![binary])?;
+    layer.push(Bytes::from(vec![0u8; 2 * BLOCK]));
+    let mut hasher = Sha256::new();
+    for chunk in &layer {
+        hasher.update(chunk);
+    }
+    let layer_id: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let config = json!({
         "architecture": oci_arch(),
         "os": "linux",
@@ -88,11 +111,11 @@ pub fn archive(binary: &[u8], tag: &str, run_id: &str) -> std::io::Result<Vec<u8
         "RepoTags": [tag],
         "Layers": [format!("{layer_id}/layer.tar")],
     }]))?;
-    let mut out = tar::Builder::new(Vec::with_capacity(layer.len() + 4096));
-    append(&mut out, &format!("{layer_id}/layer.tar"), 0o644, &layer)?;
-    append(&mut out, &config_name, 0o644, &config)?;
-    append(&mut out, "manifest.json", 0o644, &manifest)?;
-    out.into_inner()
+    let mut out = entry(&format!("{layer_id}/layer.tar"), 0o644, layer)?;
+    out.extend(entry(&config_name, 0o644, vec![Bytes::from(config)])?);
+    out.extend(entry("manifest.json", 0o644, vec![Bytes::from(manifest)])?);
+    out.push(Bytes::from(vec![0u8; 2 * BLOCK]));
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -101,7 +124,13 @@ mod tests {
 
     #[test]
     fn archive_holds_manifest_config_and_layer() {
-        let bytes = archive(b"\x7fELF fake", "node-conformance-workload:abc", "abc").unwrap();
+        let chunks = archive(
+            Bytes::from_static(b"\x7fELF fake"),
+            "node-conformance-workload:abc",
+            "abc",
+        )
+        .unwrap();
+        let bytes: Vec<u8> = chunks.concat();
         let mut names = Vec::new();
         let mut manifest = String::new();
         let mut config = String::new();

@@ -108,7 +108,7 @@ impl Services {
             .get_or_init(|| {
                 let binary = image::read_static_binary(&self.workload_binary)
                     .map_err(Unavailable::Absent)?;
-                self.block_on(Duration::from_secs(120), docker.load_workload(&binary))
+                self.block_on(Duration::from_secs(120), docker.load_workload(binary))
                     .and_then(|r| r)
                     .map_err(Unavailable::Broken)
             })

@@ -510,6 +510,12 @@ fn check_row(ctx: &Context, row: &Row) -> Outcome {
                 cert_path.display()
             ));
         }
+        if let Err(why) = ctx.node.kubelet() {
+            return Outcome::skipped(format!(
+                "not a Kubernetes node yet: no {} and {why}",
+                cert_path.display()
+            ));
+        }
         return r.fail_now(format!(
             "the cluster CA {} is missing; every node needs it to trust the API server (kubeadm join writes it)",
             cert_path.display()
