@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod controlplane;
 pub mod node;
 pub mod podsecurity;
 pub mod report;
