@@ -26,6 +26,15 @@ pub enum Command {
     Version,
     /// Print the built-in system spec as YAML, a starting point for --system-spec
     Spec,
+    /// Serve the local control plane's Kubernetes API alone (for kubectl and debugging)
+    ControlPlane {
+        /// The port to serve on
+        #[arg(long, env = "API_SERVER_PORT", default_value_t = 8080)]
+        api_server_port: u16,
+        /// Serve on this address instead of 127.0.0.1; the API has no authentication
+        #[arg(long, value_name = "IP")]
+        api_server_insecure_bind_address: Option<std::net::IpAddr>,
+    },
     /// Print the expiration of the node's certificates, as `kubeadm certs check-expiration` does
     Certs {
         /// The node's root file system [default: /rootfs when it exists, else /]

@@ -51,6 +51,15 @@ fn main() -> ExitCode {
             print!("{text}");
             true
         }),
+        Command::ControlPlane {
+            api_server_port,
+            api_server_insecure_bind_address,
+        } => node_conformance::controlplane::serve(
+            *api_server_port,
+            *api_server_insecure_bind_address,
+        )
+        .map(|()| true)
+        .map_err(app::UsageError),
         Command::Spec => {
             print!("{}", node_conformance::spec::SysSpec::builtin().to_yaml());
             Ok(true)

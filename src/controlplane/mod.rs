@@ -2,5 +2,46 @@
 //! live in the store as JSON, under one resourceVersion counter; selectors filter lists and
 //! watches.
 
+pub mod api;
+pub mod patch;
+pub mod resources;
 pub mod selector;
 pub mod store;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+/// Serves the API until SIGINT or SIGTERM. `bind` defaults to 127.0.0.1: the API has no
+/// authentication, and with --net=host any other address would open it to the network.
+pub fn serve(port: u16, bind: Option<IpAddr>) -> Result<(), String> {
+    let ip = bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    if !ip.is_loopback() {
+        eprintln!(
+            "node-conformance: warning: serving the Kubernetes API on {ip}:{port} WITHOUT AUTHENTICATION: anyone who can reach it controls this node's pods"
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    rt.block_on(async move {
+        let addr = SocketAddr::new(ip, port);
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!("port {port} on {ip} is already in use (--api-server-port)"),
+            _ => format!("cannot listen on {addr}: {e}"),
+        })?;
+        println!("serving the Kubernetes API on http://{addr} (no authentication)");
+        let app = api::router(Arc::new(store::Store::new()));
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+                }
+            })
+            .await
+            .map_err(|e| format!("the API server stopped: {e}"))
+    })
+}

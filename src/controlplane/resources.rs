@@ -1,0 +1,107 @@
+//! The resources the local control plane serves, as discovery lists them.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resource {
+    /// Empty for the core group.
+    pub group: &'static str,
+    pub version: &'static str,
+    pub plural: &'static str,
+    pub kind: &'static str,
+    pub namespaced: bool,
+    pub short_names: &'static [&'static str],
+    /// Whether it has a /status subresource whose writes touch status only.
+    pub status: bool,
+}
+
+const fn r(
+    group: &'static str,
+    plural: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    short_names: &'static [&'static str],
+    status: bool,
+) -> Resource {
+    Resource {
+        group,
+        version: "v1",
+        plural,
+        kind,
+        namespaced,
+        short_names,
+        status,
+    }
+}
+
+pub const RESOURCES: &[Resource] = &[
+    r("", "namespaces", "Namespace", false, &["ns"], true),
+    r("", "nodes", "Node", false, &["no"], true),
+    r("", "pods", "Pod", true, &["po"], true),
+    r("", "events", "Event", true, &["ev"], false),
+    r("", "configmaps", "ConfigMap", true, &["cm"], false),
+    r("", "secrets", "Secret", true, &[], false),
+    r("", "services", "Service", true, &["svc"], true),
+    r("", "endpoints", "Endpoints", true, &["ep"], false),
+    r(
+        "",
+        "serviceaccounts",
+        "ServiceAccount",
+        true,
+        &["sa"],
+        false,
+    ),
+    r("coordination.k8s.io", "leases", "Lease", true, &[], false),
+    r("storage.k8s.io", "csinodes", "CSINode", false, &[], false),
+    r(
+        "storage.k8s.io",
+        "csidrivers",
+        "CSIDriver",
+        false,
+        &[],
+        false,
+    ),
+    r(
+        "node.k8s.io",
+        "runtimeclasses",
+        "RuntimeClass",
+        false,
+        &[],
+        false,
+    ),
+];
+
+impl Resource {
+    /// `v1` or `group/v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The store's name for it: the plural, qualified by the group.
+    pub fn key(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
+        RESOURCES
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+    }
+}
+
+/// The groups besides core, in discovery order.
+pub fn groups() -> Vec<&'static str> {
+    let mut g: Vec<&str> = RESOURCES
+        .iter()
+        .map(|r| r.group)
+        .filter(|g| !g.is_empty())
+        .collect();
+    g.dedup();
+    g
+}

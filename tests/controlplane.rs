@@ -1,0 +1,334 @@
+//! The local control plane served by `node-conformance control-plane`, exercised over HTTP.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start() -> Server {
+    let port = free_port();
+    let child = common::command()
+        .args(["control-plane", "--api-server-port", &port.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { child, port };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the control plane did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+    fn send(&self, method: &str, path: &str, ctype: &str, body: &Value) -> (u16, Value) {
+        let req = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path))
+            .header("Content-Type", ctype)
+            .body(body.to_string())
+            .unwrap();
+        let mut resp = agent().run(req).unwrap();
+        let code = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap();
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+    fn get(&self, path: &str) -> (u16, Value) {
+        let mut resp = agent().get(&self.url(path)).call().unwrap();
+        let code = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap();
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+#[test]
+fn discovery_version_and_default_namespaces() {
+    let s = start();
+    let (code, api) = s.get("/api");
+    assert_eq!((code, api["versions"][0].as_str()), (200, Some("v1")));
+    let (_, v1) = s.get("/api/v1");
+    let pods = v1["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "pods")
+        .unwrap();
+    assert_eq!(
+        (pods["kind"].as_str(), pods["namespaced"].as_bool()),
+        (Some("Pod"), Some(true))
+    );
+    assert!(
+        v1["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "nodes/status")
+    );
+    let (_, groups) = s.get("/apis");
+    let names: Vec<&str> = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["coordination.k8s.io", "storage.k8s.io", "node.k8s.io"]
+    );
+    let (_, leases) = s.get("/apis/coordination.k8s.io/v1");
+    assert_eq!(leases["resources"][0]["kind"], "Lease");
+    assert_eq!(s.get("/version").1["major"], "1");
+    assert_eq!(s.get("/healthz"), (200, Value::String("ok".into())));
+    let (_, ns) = s.get("/api/v1/namespaces");
+    let ns: Vec<&str> = ns["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap())
+        .collect();
+    for want in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(ns.contains(&want), "{ns:?}");
+    }
+    assert_eq!(s.get("/api/v1/widgets").0, 404);
+}
+
+#[test]
+fn the_kubelets_calls_work() {
+    let s = start();
+    let json = "application/json";
+    // Registration, and the 409 a second registration gets.
+    let (code, node) = s.send("POST", "/api/v1/nodes", json, &json!({"metadata": {"name": "node1"}, "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "False"}]}}));
+    assert_eq!(code, 201, "{node}");
+    assert_eq!(node["kind"], "Node");
+    let (code, st) = s.send(
+        "POST",
+        "/api/v1/nodes",
+        json,
+        &json!({"metadata": {"name": "node1"}}),
+    );
+    assert_eq!((code, st["reason"].as_str()), (409, Some("AlreadyExists")));
+    // Heartbeat: a strategic merge patch of status; spec changes are ignored there.
+    let (code, node) = s.send(
+        "PATCH",
+        "/api/v1/nodes/node1/status",
+        "application/strategic-merge-patch+json",
+        &json!({"status": {"$setElementOrder/conditions": [{"type": "Ready"}], "conditions": [{"type": "Ready", "status": "True"}]}, "spec": {"podCIDR": "10.0.0.0/24"}}),
+    );
+    assert_eq!(code, 200, "{node}");
+    assert_eq!(node["status"]["conditions"][0]["status"], "True");
+    assert!(node["spec"].get("podCIDR").is_none());
+    // The lease: optimistic concurrency.
+    let lease = json!({"metadata": {"name": "node1"}, "spec": {"holderIdentity": "node1", "renewTime": "2026-11-27T07:00:00.000000Z"}});
+    let (_, created) = s.send(
+        "POST",
+        "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+        json,
+        &lease,
+    );
+    let mut renewed = created.clone();
+    renewed["spec"]["renewTime"] = json!("2026-11-27T07:00:10.000000Z");
+    assert_eq!(
+        s.send(
+            "PUT",
+            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node1",
+            json,
+            &renewed
+        )
+        .0,
+        200
+    );
+    let (code, st) = s.send(
+        "PUT",
+        "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node1",
+        json,
+        &created,
+    );
+    assert_eq!((code, st["reason"].as_str()), (409, Some("Conflict")));
+    // A mirror pod, with the defaults the kubelet relies on, found by the node's field selector.
+    let pod = json!({"metadata": {"name": "web-node1", "annotations": {"kubernetes.io/config.mirror": "abc"}},
+        "spec": {"nodeName": "node1", "containers": [{"name": "c", "image": "example.com/web"}]}});
+    let (code, pod) = s.send("POST", "/api/v1/namespaces/default/pods", json, &pod);
+    assert_eq!(code, 201, "{pod}");
+    assert_eq!(pod["spec"]["restartPolicy"], "Always");
+    assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Always");
+    assert_eq!(
+        pod["spec"]["containers"][0]["terminationMessagePath"],
+        "/dev/termination-log"
+    );
+    let (_, list) =
+        s.get("/api/v1/pods?fieldSelector=spec.nodeName%3Dnode1&limit=500&resourceVersion=0");
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        s.get("/api/v1/pods?fieldSelector=spec.nodeName%3Dother").1["items"],
+        json!([])
+    );
+    assert_eq!(s.get("/api/v1/pods?fieldSelector=spec.bogus%3Dx").0, 400);
+    // Graceful deletion: marked first, removed by a grace-0 delete with a uid precondition.
+    let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+    let (code, marked) = s.send(
+        "DELETE",
+        "/api/v1/namespaces/default/pods/web-node1",
+        json,
+        &json!({}),
+    );
+    assert_eq!(code, 200);
+    assert!(
+        marked["metadata"]["deletionTimestamp"].is_string(),
+        "{marked}"
+    );
+    let (code, st) = s.send(
+        "DELETE",
+        "/api/v1/namespaces/default/pods/web-node1",
+        json,
+        &json!({"gracePeriodSeconds": 0, "preconditions": {"uid": "wrong"}}),
+    );
+    assert_eq!((code, st["reason"].as_str()), (409, Some("Conflict")));
+    let (code, _) = s.send(
+        "DELETE",
+        "/api/v1/namespaces/default/pods/web-node1",
+        json,
+        &json!({"gracePeriodSeconds": 0, "preconditions": {"uid": uid}}),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        s.get("/api/v1/namespaces/default/pods/web-node1").1["reason"],
+        "NotFound"
+    );
+}
+
+#[test]
+fn patches_of_every_kind() {
+    let s = start();
+    let cm = json!({"metadata": {"name": "c", "labels": {"a": "1"}}, "data": {"x": "1", "y": "2"}});
+    s.send(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        "application/json",
+        &cm,
+    );
+    let path = "/api/v1/namespaces/default/configmaps/c";
+    let (_, c) = s.send(
+        "PATCH",
+        path,
+        "application/merge-patch+json",
+        &json!({"data": {"x": null, "z": "3"}}),
+    );
+    assert_eq!(c["data"], json!({"y": "2", "z": "3"}));
+    let (_, c) = s.send(
+        "PATCH",
+        path,
+        "application/json-patch+json",
+        &json!([{"op": "add", "path": "/metadata/labels/b", "value": "2"}]),
+    );
+    assert_eq!(c["metadata"]["labels"], json!({"a": "1", "b": "2"}));
+    let (code, st) = s.send(
+        "PATCH",
+        path,
+        "application/json-patch+json",
+        &json!([{"op": "remove", "path": "/nope"}]),
+    );
+    assert_eq!((code, st["reason"].as_str()), (422, Some("Invalid")));
+    assert_eq!(s.send("PATCH", path, "text/plain", &json!({})).0, 415);
+}
+
+#[test]
+fn watches_resume_and_stream_changes() {
+    let s = start();
+    let (_, ns) = s.get("/api/v1/namespaces/default");
+    let rv = ns["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut stream = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    write!(stream, "GET /api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=5 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    s.send(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        "application/json",
+        &json!({"metadata": {"name": "w"}}),
+    );
+    s.send(
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps/w",
+        "application/json",
+        &json!({}),
+    );
+    let mut events = Vec::new();
+    let mut line = String::new();
+    while events.len() < 2 && reader.read_line(&mut line).unwrap_or(0) > 0 {
+        if let Ok(v) = serde_json::from_str::<Value>(line.trim()) {
+            events.push((
+                v["type"].as_str().unwrap_or("").to_string(),
+                v["object"]["kind"].as_str().unwrap_or("").to_string(),
+            ));
+        }
+        line.clear();
+    }
+    assert_eq!(
+        events,
+        vec![
+            ("ADDED".to_string(), "ConfigMap".to_string()),
+            ("DELETED".to_string(), "ConfigMap".to_string())
+        ]
+    );
+}
+
+#[test]
+fn a_taken_port_is_a_usage_error_naming_it() {
+    let s = start();
+    let out = common::command()
+        .args(["control-plane", "--api-server-port", &s.port.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("port {} on 127.0.0.1 is already in use", s.port)),
+        "{err}"
+    );
+}
