@@ -35,6 +35,21 @@ pub enum Command {
         #[arg(long, value_name = "IP")]
         api_server_insecure_bind_address: Option<std::net::IpAddr>,
     },
+    /// Print the kubeconfig and KubeletConfiguration lines that point a kubelet at the local
+    /// control plane
+    KubeletConfig {
+        /// The local control plane's port
+        #[arg(long, env = "API_SERVER_PORT", default_value_t = 8080)]
+        api_server_port: u16,
+        /// The static pod directory the harness is given ($CONFIG_DIR)
+        #[arg(
+            long,
+            env = "POD_MANIFEST_PATH",
+            value_name = "DIR",
+            default_value = "/etc/kubernetes/manifests"
+        )]
+        pod_manifest_path: PathBuf,
+    },
     /// Print the expiration of the node's certificates, as `kubeadm certs check-expiration` does
     Certs {
         /// The node's root file system [default: /rootfs when it exists, else /]

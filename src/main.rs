@@ -60,6 +60,16 @@ fn main() -> ExitCode {
         )
         .map(|()| true)
         .map_err(app::UsageError),
+        Command::KubeletConfig {
+            api_server_port,
+            pod_manifest_path,
+        } => {
+            print!(
+                "{}",
+                node_conformance::controlplane::kubelet_config(*api_server_port, pod_manifest_path)
+            );
+            Ok(true)
+        }
         Command::Spec => {
             print!("{}", node_conformance::spec::SysSpec::builtin().to_yaml());
             Ok(true)

@@ -332,3 +332,101 @@ fn a_taken_port_is_a_usage_error_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn pod_security_admission_follows_namespace_labels() {
+    let s = start();
+    let json = "application/json";
+    for (ns, labels) in [
+        (
+            "locked",
+            json!({"pod-security.kubernetes.io/enforce": "baseline"}),
+        ),
+        (
+            "watched",
+            json!({"pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/audit": "restricted"}),
+        ),
+    ] {
+        assert_eq!(
+            s.send(
+                "POST",
+                "/api/v1/namespaces",
+                json,
+                &json!({"metadata": {"name": ns, "labels": labels}})
+            )
+            .0,
+            201
+        );
+    }
+    let privileged = json!({"metadata": {"name": "p"}, "spec": {"hostNetwork": true, "containers": [{"name": "c", "image": "x:1", "securityContext": {"privileged": true}}]}});
+    let (code, st) = s.send("POST", "/api/v1/namespaces/locked/pods", json, &privileged);
+    assert_eq!(
+        (code, st["reason"].as_str()),
+        (403, Some("Forbidden")),
+        "{st}"
+    );
+    let m = st["message"].as_str().unwrap();
+    assert!(
+        m.contains("violates PodSecurity \"baseline:latest\"")
+            && m.contains("spec.containers[0].securityContext.privileged")
+            && m.contains("spec.hostNetwork"),
+        "{m}"
+    );
+    // A baseline pod is admitted there; in the warned namespace it is admitted with warnings.
+    let plain =
+        json!({"metadata": {"name": "q"}, "spec": {"containers": [{"name": "c", "image": "x:1"}]}});
+    assert_eq!(
+        s.send("POST", "/api/v1/namespaces/locked/pods", json, &plain)
+            .0,
+        201
+    );
+    let req = ureq::http::Request::builder()
+        .method("POST")
+        .uri(s.url("/api/v1/namespaces/watched/pods"))
+        .header("Content-Type", json)
+        .body(plain.to_string())
+        .unwrap();
+    let resp = agent().run(req).unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let warning = resp
+        .headers()
+        .get("warning")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        warning.starts_with("299 - \"would violate: violates PodSecurity"),
+        "{warning}"
+    );
+    assert!(warning.contains("restricted:latest"), "{warning}");
+    assert!(warning.contains("allowPrivilegeEscalation"), "{warning}");
+    // No labels, no checks.
+    assert_eq!(
+        s.send("POST", "/api/v1/namespaces/default/pods", json, &privileged)
+            .0,
+        201
+    );
+}
+
+#[test]
+fn kubelet_config_points_at_the_local_control_plane() {
+    let out = common::command()
+        .args([
+            "kubelet-config",
+            "--api-server-port",
+            "8089",
+            "--pod-manifest-path",
+            "/srv/manifests",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_str_multiple(&text).unwrap();
+    assert_eq!(
+        docs[0]["clusters"][0]["cluster"]["server"],
+        "http://127.0.0.1:8089"
+    );
+    assert_eq!(docs[1]["contentType"], "application/json");
+    assert_eq!(docs[1]["staticPodPath"], "/srv/manifests");
+}

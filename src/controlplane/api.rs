@@ -21,6 +21,7 @@ use super::patch;
 use super::resources::{RESOURCES, Resource, groups};
 use super::selector::Selector;
 use super::store::{Preconditions, Store, StoreError};
+use crate::podsecurity;
 
 pub const NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
@@ -226,11 +227,27 @@ async fn handle(
                 Err(r) => return r,
             };
             stamp(&mut obj, t.res);
+            let mut warnings = Vec::new();
             if t.res.plural == "pods" {
                 pod_defaults(&mut obj);
+                match admit(&store, &t.namespace, &obj) {
+                    Ok(w) => warnings = w,
+                    Err(resp) => return resp,
+                }
             }
             match store.create(&t.res.key(), &t.namespace, obj) {
-                Ok(o) => json_response(StatusCode::CREATED, &o),
+                Ok(o) => {
+                    let mut resp = json_response(StatusCode::CREATED, &o);
+                    for w in warnings {
+                        if let Ok(v) = header::HeaderValue::from_str(&format!(
+                            "299 - \"{}\"",
+                            w.replace('"', "'")
+                        )) {
+                            resp.headers_mut().append(header::WARNING, v);
+                        }
+                    }
+                    resp
+                }
                 Err(e) => store_error(e, kind, &name),
             }
         }
@@ -295,6 +312,60 @@ async fn handle(
             None,
         ),
     }
+}
+
+/// Pod Security Admission from the namespace's `pod-security.kubernetes.io/<mode>` labels:
+/// enforce rejects (403), warn answers with warnings, audit logs.
+fn admit(store: &Store, namespace: &str, obj: &Value) -> Result<Vec<String>, Response> {
+    let Ok(ns) = store.get("namespaces", "", namespace) else {
+        return Err(status(
+            404,
+            "NotFound",
+            &format!("namespaces \"{namespace}\" not found"),
+            Some(("Namespace", namespace)),
+        ));
+    };
+    let label = |mode: &str| {
+        ns.pointer("/metadata/labels")
+            .and_then(|l| l.get(format!("pod-security.kubernetes.io/{mode}")))
+            .and_then(Value::as_str)
+            .and_then(podsecurity::Level::parse)
+    };
+    let (enforce, warn, audit) = (label("enforce"), label("warn"), label("audit"));
+    if enforce.is_none() && warn.is_none() && audit.is_none() {
+        return Ok(Vec::new());
+    }
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(obj.clone())
+        .map_err(|e| status(400, "BadRequest", &format!("not a Pod: {e}"), None))?;
+    let violations = podsecurity::evaluate(&pod);
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let summary = |level: podsecurity::Level| {
+        let v: Vec<String> = podsecurity::violations_at(&violations, level)
+            .iter()
+            .map(|v| format!("{} ({})", v.control, v.path))
+            .collect();
+        (!v.is_empty())
+            .then(|| format!("violates PodSecurity \"{level}:latest\": {}", v.join(", ")))
+    };
+    if let Some(msg) = enforce.and_then(summary) {
+        return Err(status(
+            403,
+            "Forbidden",
+            &format!("pods \"{name}\" is forbidden: {msg}"),
+            Some(("Pod", name)),
+        ));
+    }
+    if let Some(msg) = audit.and_then(summary) {
+        eprintln!("audit: namespace {namespace}: pod {name} {msg}");
+    }
+    Ok(warn
+        .and_then(summary)
+        .map(|m| format!("would violate: {m}"))
+        .into_iter()
+        .collect())
 }
 
 /// apiVersion and kind, as every stored object and watch event carries them.

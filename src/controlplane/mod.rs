@@ -45,3 +45,28 @@ pub fn serve(port: u16, bind: Option<IpAddr>) -> Result<(), String> {
             .map_err(|e| format!("the API server stopped: {e}"))
     })
 }
+
+/// What a node needs to point its kubelet at the local control plane: a kubeconfig, and the
+/// KubeletConfiguration settings the API requires.
+pub fn kubelet_config(port: u16, static_pod_path: &std::path::Path) -> String {
+    format!(
+        "# A kubeconfig for the kubelet (--kubeconfig): the local control plane, no credentials.\n\
+         apiVersion: v1\n\
+         kind: Config\n\
+         clusters:\n\
+         - name: node-conformance\n  cluster:\n    server: http://127.0.0.1:{port}\n\
+         contexts:\n\
+         - name: node-conformance\n  context:\n    cluster: node-conformance\n    user: kubelet\n\
+         current-context: node-conformance\n\
+         users:\n\
+         - name: kubelet\n  user: {{}}\n\
+         ---\n\
+         # Set in the kubelet's KubeletConfiguration (--config), then restart the kubelet.\n\
+         # contentType: the kubelet sends protobuf otherwise, and this API speaks JSON.\n\
+         apiVersion: kubelet.config.k8s.io/v1beta1\n\
+         kind: KubeletConfiguration\n\
+         contentType: application/json\n\
+         staticPodPath: {}\n",
+        static_pod_path.display()
+    )
+}
