@@ -13,6 +13,16 @@ use common::{
     system_out,
 };
 
+/// One harness against the Engine at a time: concurrent loads of the same image layer can
+/// collide in Docker's layer store, which is not what these tests are about.
+static ENGINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn engine() -> std::sync::MutexGuard<'static, ()> {
+    ENGINE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 const DOCKER_CASES: [&str; 8] = [
     "a container exits with the expected code",
     "stdout and stderr are captured separately",
@@ -29,6 +39,7 @@ fn docker_runs_containers_the_way_the_kubelet_relies_on_and_leaves_nothing() {
     if !docker_available() {
         return;
     }
+    let _engine = engine();
     let Some(bin) = static_binary() else { return };
     let run = run_on(
         Path::new("/"),
@@ -79,6 +90,7 @@ fn a_dynamic_harness_binary_skips_the_container_cases_saying_why() {
     if !docker_available() {
         return;
     }
+    let _engine = engine();
     // The test binary is dynamically linked: it cannot be the test image.
     let me = std::env::current_exe().unwrap();
     let run = run_on(
@@ -104,6 +116,7 @@ fn sigterm_mid_run_writes_results_and_removes_everything() {
     if !docker_available() {
         return;
     }
+    let _engine = engine();
     let Some(bin) = static_binary() else { return };
     let dir = tempfile::tempdir().unwrap();
     let child = common::command()
@@ -229,6 +242,7 @@ fn a_test_past_its_timeout_fails_and_its_container_is_removed() {
     if !docker_available() {
         return;
     }
+    let _engine = engine();
     let Some(bin) = static_binary() else { return };
     // The restart case takes over a second: three starts with back-off in between.
     let run = run_on(

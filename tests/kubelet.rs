@@ -31,16 +31,9 @@ fn run_kubelet(root: &Path, extra: &[&str]) -> Run {
 
 /// The names of the failed tests, shortened to what follows "Kubelet ".
 fn failed(run: &Run) -> Vec<String> {
-    run.junit().test_suites[0]
-        .test_cases
+    run.failed()
         .iter()
-        .filter(|c| matches!(status(c), Status::Failed))
-        .map(|c| {
-            c.name
-                .as_str()
-                .trim_start_matches("[sig-node] Kubelet ")
-                .to_string()
-        })
+        .map(|n| n.trim_start_matches("[sig-node] Kubelet ").to_string())
         .collect()
 }
 

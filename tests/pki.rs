@@ -15,14 +15,10 @@ fn pki_node(brk: Break) -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 fn failed(run: &Run) -> Vec<String> {
-    run.junit().test_suites[0]
-        .test_cases
+    run.failed()
         .iter()
-        .filter(|c| matches!(status(c), Status::Failed))
-        .map(|c| {
-            c.name
-                .as_str()
-                .trim_start_matches("[sig-node] PKI ")
+        .map(|n| {
+            n.trim_start_matches("[sig-node] PKI ")
                 .trim_end_matches(" [NodeBestPractice]")
                 .to_string()
         })

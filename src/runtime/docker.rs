@@ -118,20 +118,35 @@ impl Docker {
     /// Loads the test image made from `binary`, tagged for this run.
     pub async fn load_workload(&self, binary: bytes::Bytes) -> Result<(), String> {
         let tag = self.image_tag();
-        let chunks = image::archive(binary, &tag, &self.run_id).map_err(text)?;
-        let body = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
-        let mut stream = self.client.import_image_stream(
-            ImportImageOptions {
-                quiet: true,
-                ..Default::default()
-            },
-            body,
-            None,
-        );
-        while let Some(item) = stream.next().await {
-            item.map_err(|e| format!("docker load of the test image failed: {e}"))?;
+        // Loads of the same layer by two runs at once can collide in the Engine's layer store;
+        // a second attempt after a pause settles it.
+        let mut last = String::new();
+        for attempt in 0..2 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let chunks = image::archive(binary.clone(), &tag, &self.run_id).map_err(text)?;
+            let body = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+            let mut stream = self.client.import_image_stream(
+                ImportImageOptions {
+                    quiet: true,
+                    ..Default::default()
+                },
+                body,
+                None,
+            );
+            let mut failed = None;
+            while let Some(item) = stream.next().await {
+                if let Err(e) = item {
+                    failed = Some(e.to_string());
+                }
+            }
+            match failed {
+                None => return Ok(()),
+                Some(e) => last = e,
+            }
         }
-        Ok(())
+        Err(format!("docker load of the test image failed: {last}"))
     }
 
     fn labels(&self) -> HashMap<String, String> {

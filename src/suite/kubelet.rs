@@ -14,13 +14,7 @@ const AREA: &str = "Kubelet";
 const TAGS: &[&str] = &["NodeBestPractice"];
 
 pub fn tests() -> Vec<Test> {
-    let t = |behaviour, run| Test {
-        area: AREA,
-        behaviour,
-        tags: TAGS,
-        needs: &[],
-        run,
-    };
+    let t = |behaviour, run| Test::plain(AREA, TAGS, behaviour, run);
     vec![
         t(
             "service file is mode 600 or stricter and owned by root (CIS 4.1.1, 4.1.2)",

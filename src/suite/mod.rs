@@ -42,6 +42,22 @@ pub struct Test {
 }
 
 impl Test {
+    /// A test that needs no service.
+    pub fn plain(
+        area: &'static str,
+        tags: &'static [&'static str],
+        behaviour: &'static str,
+        run: fn(&Context) -> Outcome,
+    ) -> Self {
+        Self {
+            area,
+            behaviour,
+            tags,
+            needs: &[],
+            run,
+        }
+    }
+
     /// The full name FOCUS and SKIP are matched against:
     /// `[sig-node] <Area> <behaviour> [Tag] [Tag]`.
     pub fn name(&self) -> String {

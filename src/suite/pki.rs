@@ -204,13 +204,7 @@ pub fn tests() -> Vec<Test> {
             run: *run,
         })
         .collect();
-    let t = |behaviour, run| Test {
-        area: AREA,
-        behaviour,
-        tags: TAGS,
-        needs: &[],
-        run,
-    };
+    let t = |behaviour, run| Test::plain(AREA, TAGS, behaviour, run);
     tests.extend([
         t(
             "the service account key pair (sa.key, sa.pub) matches",

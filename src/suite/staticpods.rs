@@ -10,13 +10,7 @@ const AREA: &str = "Static Pods";
 const TAGS: &[&str] = &["NodeBestPractice"];
 
 pub fn tests() -> Vec<Test> {
-    let t = |behaviour, run| Test {
-        area: AREA,
-        behaviour,
-        tags: TAGS,
-        needs: &[],
-        run,
-    };
+    let t = |behaviour, run| Test::plain(AREA, TAGS, behaviour, run);
     vec![
         t("satisfy the baseline Pod Security Standard", pod_security),
         t("declare CPU and memory limits", limits),

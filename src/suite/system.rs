@@ -10,13 +10,7 @@ const AREA: &str = "System Verification";
 const TAGS: &[&str] = &["NodeConformance"];
 
 pub fn tests() -> Vec<Test> {
-    let t = |behaviour, run| Test {
-        area: AREA,
-        behaviour,
-        tags: TAGS,
-        needs: &[],
-        run,
-    };
+    let t = |behaviour, run| Test::plain(AREA, TAGS, behaviour, run);
     vec![
         t("the operating system is the one the spec names", os),
         t("the kernel release is a supported version", kernel_release),

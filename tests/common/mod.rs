@@ -76,6 +76,16 @@ impl Run {
         assert_eq!(found.len(), 1, "one test case named like {part:?}");
         found.remove(0)
     }
+    /// The full names of the failed test cases.
+    pub fn failed(&self) -> Vec<String> {
+        self.junit().test_suites[0]
+            .test_cases
+            .iter()
+            .filter(|c| matches!(status(c), Status::Failed))
+            .map(|c| c.name.as_str().to_string())
+            .collect()
+    }
+
     /// Debug text for assertion messages.
     pub fn explain(&self) -> String {
         format!(
