@@ -23,6 +23,15 @@ fn engine() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The Engine to ourselves and the static binary, or `None` (a skip) where either is missing.
+fn engine_and_binary() -> Option<(std::sync::MutexGuard<'static, ()>, std::path::PathBuf)> {
+    if !docker_available() {
+        return None;
+    }
+    let guard = engine();
+    Some((guard, static_binary()?))
+}
+
 const DOCKER_CASES: [&str; 8] = [
     "a container exits with the expected code",
     "stdout and stderr are captured separately",
@@ -36,11 +45,9 @@ const DOCKER_CASES: [&str; 8] = [
 
 #[test]
 fn docker_runs_containers_the_way_the_kubelet_relies_on_and_leaves_nothing() {
-    if !docker_available() {
+    let Some((_engine, bin)) = engine_and_binary() else {
         return;
-    }
-    let _engine = engine();
-    let Some(bin) = static_binary() else { return };
+    };
     let run = run_on(
         Path::new("/"),
         &[
@@ -113,11 +120,9 @@ fn a_dynamic_harness_binary_skips_the_container_cases_saying_why() {
 
 #[test]
 fn sigterm_mid_run_writes_results_and_removes_everything() {
-    if !docker_available() {
+    let Some((_engine, bin)) = engine_and_binary() else {
         return;
-    }
-    let _engine = engine();
-    let Some(bin) = static_binary() else { return };
+    };
     let dir = tempfile::tempdir().unwrap();
     let child = common::command()
         .args([
@@ -239,11 +244,9 @@ fn cri_readiness_is_asked_of_a_real_containerd() {
 
 #[test]
 fn a_test_past_its_timeout_fails_and_its_container_is_removed() {
-    if !docker_available() {
+    let Some((_engine, bin)) = engine_and_binary() else {
         return;
-    }
-    let _engine = engine();
-    let Some(bin) = static_binary() else { return };
+    };
     // The restart case takes over a second: three starts with back-off in between.
     let run = run_on(
         Path::new("/"),

@@ -81,6 +81,14 @@ impl Default for Store {
     }
 }
 
+fn key(resource: &str, namespace: &str, name: &str) -> Key {
+    (
+        resource.to_string(),
+        namespace.to_string(),
+        name.to_string(),
+    )
+}
+
 fn name_of(obj: &Value) -> Option<&str> {
     obj.pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -177,7 +185,7 @@ impl Store {
                 }
             },
         };
-        let key = (resource.to_string(), namespace.to_string(), name.clone());
+        let key = key(resource, namespace, &name);
         if inner.objects.contains_key(&key) {
             return Err(StoreError::AlreadyExists(describe(resource, &name)));
         }
@@ -200,7 +208,7 @@ impl Store {
     pub fn get(&self, resource: &str, namespace: &str, name: &str) -> Result<Value, StoreError> {
         self.lock()
             .objects
-            .get(&(resource.into(), namespace.into(), name.into()))
+            .get(&key(resource, namespace, name))
             .cloned()
             .ok_or_else(|| StoreError::NotFound(describe(resource, name)))
     }
@@ -235,11 +243,7 @@ impl Store {
         mut obj: Value,
     ) -> Result<Value, StoreError> {
         let mut inner = self.lock();
-        let key = (
-            resource.to_string(),
-            namespace.to_string(),
-            name.to_string(),
-        );
+        let key = key(resource, namespace, name);
         let current = inner
             .objects
             .get(&key)
@@ -305,11 +309,7 @@ impl Store {
         pre: &Preconditions,
     ) -> Result<Value, StoreError> {
         let mut inner = self.lock();
-        let key = (
-            resource.to_string(),
-            namespace.to_string(),
-            name.to_string(),
-        );
+        let key = key(resource, namespace, name);
         let current = inner
             .objects
             .get(&key)

@@ -36,6 +36,7 @@ pub struct Node {
     options: Options,
     release: OnceLock<Result<String, FsError>>,
     kubelet: OnceLock<Result<kubelet::Kubelet, String>>,
+    name: OnceLock<String>,
     static_pods: OnceLock<(PathBuf, Result<Vec<staticpods::Manifest>, FsError>)>,
 }
 
@@ -46,6 +47,7 @@ impl Node {
             options,
             release: OnceLock::new(),
             kubelet: OnceLock::new(),
+            name: OnceLock::new(),
             static_pods: OnceLock::new(),
         }
     }
@@ -62,6 +64,32 @@ impl Node {
             .get_or_init(|| kubelet::discover(&self.root, &self.options.kubelet))
             .as_ref()
             .map_err(String::as_str)
+    }
+
+    /// The node's name as the kubelet registers it: its --hostname-override, else the hostname
+    /// (lowercased, as the kubelet does). Read once.
+    pub fn name(&self) -> &str {
+        self.name.get_or_init(|| {
+            if let Some(h) = self
+                .kubelet()
+                .ok()
+                .and_then(|k| k.flags.get("hostname-override"))
+            {
+                return h.to_lowercase();
+            }
+            self.root
+                .read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| {
+                    rustix::system::uname()
+                        .nodename()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .to_lowercase()
+        })
     }
 
     /// The static pod directory: --pod-manifest-path, else the kubelet's staticPodPath, else

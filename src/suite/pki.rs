@@ -227,31 +227,6 @@ pub fn tests() -> Vec<Test> {
     tests
 }
 
-/// The node's name as the kubelet registers it: its --hostname-override, else the hostname.
-pub fn node_name(ctx: &Context) -> String {
-    if let Some(h) = ctx
-        .node
-        .kubelet()
-        .ok()
-        .and_then(|k| k.flags.get("hostname-override"))
-    {
-        return h.to_lowercase();
-    }
-    ctx.node
-        .root
-        .read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| {
-            rustix::system::uname()
-                .nodename()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .to_lowercase()
-}
-
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -397,7 +372,7 @@ fn usages(r: &mut Recorder, cert: &Cert, kind: Kind) {
 }
 
 fn sans(r: &mut Recorder, ctx: &Context, cert: &Cert, which: Sans) {
-    let node = node_name(ctx);
+    let node = ctx.node.name().to_string();
     let mut missing: Vec<String> = Vec::new();
     let has_dns = |d: &str| cert.dns_names.iter().any(|n| n.eq_ignore_ascii_case(d));
     match which {
@@ -525,7 +500,7 @@ fn check_row(ctx: &Context, row: &Row) -> Outcome {
         .iter()
         .map(|c| {
             if *c == "<node>" {
-                node_name(ctx)
+                ctx.node.name().to_string()
             } else {
                 (*c).to_string()
             }
@@ -723,7 +698,7 @@ fn admin_conf(ctx: &Context) -> Outcome {
 }
 
 fn kubelet_conf(ctx: &Context) -> Outcome {
-    let cn = format!("system:node:{}", node_name(ctx));
+    let cn = format!("system:node:{}", ctx.node.name());
     check_kubeconfig(ctx, "kubelet.conf", &[cn], &[&["system:nodes"]], false)
 }
 

@@ -49,7 +49,7 @@ fn node_labels(ctx: &Context) -> Outcome {
         Ok(None) => return Outcome::skipped(format!("no kubeconfig at {}", path.display())),
         Err(e) => return r.fail_now(e),
     };
-    let name = super::pki::node_name(ctx);
+    let name = ctx.node.name().to_string();
     let node = match apiserver::get_node(&k, &name) {
         Ok(n) => n,
         Err(Failure::Unreachable(e)) => {
