@@ -208,9 +208,26 @@ async fn handle(
     };
     let name = t.name.clone().unwrap_or_default();
     let kind = t.res.kind;
-    let parse_body = || {
-        serde_json::from_slice::<Value>(&body)
-            .map_err(|e| bad_request(&format!("the body is not JSON: {e}")))
+    let body_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let parse_body = || match body_type.as_str() {
+        "application/yaml" => serde_saphyr::from_slice::<Value>(&body)
+            .map_err(|e| bad_request(&format!("the body is not YAML: {e}"))),
+        "" | "application/json" => serde_json::from_slice::<Value>(&body)
+            .map_err(|e| bad_request(&format!("the body is not JSON: {e}"))),
+        other => Err(status(
+            415,
+            "UnsupportedMediaType",
+            &format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?}; a kubelet needs contentType: application/json)"
+            ),
+            None,
+        )),
     };
     match (method, t.name.is_some()) {
         (Method::GET, false) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
@@ -263,16 +280,12 @@ async fn handle(
                 Ok(o) => o,
                 Err(e) => return store_error(e, kind, &name),
             };
-            let p = match parse_body() {
+            let p = match serde_json::from_slice::<Value>(&body) {
                 Ok(o) => o,
-                Err(r) => return r,
+                Err(e) => return bad_request(&format!("the patch is not JSON: {e}")),
             };
-            let ctype = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
             let mut next = current.clone();
-            let applied = match ctype.split(';').next().unwrap_or("") {
+            let applied = match body_type.as_str() {
                 "application/merge-patch+json" => {
                     json_patch::merge(&mut next, &p);
                     Ok(())
@@ -581,13 +594,16 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
         )
         .map(line)
         .collect();
+    let closed = store.closed();
     let live = async_stream(move |yield_| async move {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+        tokio::pin!(closed);
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         tick.tick().await;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return,
+                () = &mut closed => return,
                 _ = tick.tick(), if bookmarks => {
                     let bookmark = json!({"type": "BOOKMARK", "object": {"kind": res.kind, "apiVersion": res.api_version(),
                         "metadata": {"resourceVersion": store.resource_version().to_string()}}});

@@ -3,6 +3,7 @@
 //! watches.
 
 pub mod api;
+pub mod client;
 pub mod patch;
 pub mod resources;
 pub mod selector;
@@ -10,6 +11,83 @@ pub mod store;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+
+/// A control plane serving on a tokio runtime; stopped when dropped or by `stop`.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub store: Arc<store::Store>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// The base URL clients use.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting requests and ends open watches; waits until the server has stopped.
+    pub async fn stop(mut self) -> Result<(), String> {
+        self.store.close();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task
+                .await
+                .map_err(|e| format!("the API server task failed: {e}"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.store.close();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Binds and starts serving on the current tokio runtime. A taken port is an error naming it.
+pub async fn start(ip: IpAddr, port: u16) -> Result<Running, String> {
+    let addr = SocketAddr::new(ip, port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                format!("port {port} on {ip} is already in use (--api-server-port)")
+            }
+            _ => format!("cannot listen on {addr}: {e}"),
+        })?;
+    let addr = listener.local_addr().unwrap_or(addr);
+    let store = Arc::new(store::Store::new());
+    let app = api::router(Arc::clone(&store));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .map_err(|e| format!("the API server stopped: {e}"))
+    });
+    Ok(Running {
+        addr,
+        store,
+        stop: Some(stop),
+        task: Some(task),
+    })
+}
 
 /// Serves the API until SIGINT or SIGTERM. `bind` defaults to 127.0.0.1: the API has no
 /// authentication, and with --net=host any other address would open it to the network.
@@ -26,23 +104,15 @@ pub fn serve(port: u16, bind: Option<IpAddr>) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     rt.block_on(async move {
-        let addr = SocketAddr::new(ip, port);
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::AddrInUse => format!("port {port} on {ip} is already in use (--api-server-port)"),
-            _ => format!("cannot listen on {addr}: {e}"),
-        })?;
-        println!("serving the Kubernetes API on http://{addr} (no authentication)");
-        let app = api::router(Arc::new(store::Store::new()));
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-                }
-            })
-            .await
-            .map_err(|e| format!("the API server stopped: {e}"))
+        let running = start(ip, port).await?;
+        println!("serving the Kubernetes API on {} (no authentication)", running.url());
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+        running.stop().await
     })
 }
 

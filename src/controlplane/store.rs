@@ -73,6 +73,8 @@ struct Inner {
 pub struct Store {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Arc<Event>>,
+    /// True once the server stops: open watches end instead of holding the shutdown up.
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Default for Store {
@@ -115,6 +117,20 @@ impl Store {
         Self {
             inner: Mutex::new(Inner::default()),
             tx,
+            closed: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// Ends every open watch, now and from now on.
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Resolves once the store is closed.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closed.subscribe();
+        async move {
+            let _ = rx.wait_for(|closed| *closed).await;
         }
     }
 

@@ -1,0 +1,115 @@
+//! A small blocking JSON client of the local control plane, for the kubelet tests: they drive
+//! the kubelet through the API exactly as any other client would.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+}
+
+/// An answer that is not a success: its HTTP code and the Status message.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: u16,
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.code == 0 {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{} ({})", self.message, self.code)
+        }
+    }
+}
+
+impl Client {
+    pub fn new(base: &str) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            agent,
+        }
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        ctype: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let url = format!("{}{path}", self.base);
+        let failed = |message: String| ApiError { code: 0, message };
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("Content-Type", ctype)
+            .header("Accept", "application/json")
+            .body(body.map(Value::to_string).unwrap_or_default())
+            .map_err(|e| failed(format!("{method} {url}: {e}")))?;
+        let mut response = self
+            .agent
+            .run(request)
+            .map_err(|e| failed(format!("{method} {url}: {e}")))?;
+        let code = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| failed(format!("{method} {url}: {e}")))?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if (200..300).contains(&code) {
+            Ok(value)
+        } else {
+            let message = value
+                .get("message")
+                .and_then(Value::as_str)
+                .map_or_else(|| value.to_string(), str::to_string);
+            Err(ApiError {
+                code,
+                message: format!("{method} {path}: {message}"),
+            })
+        }
+    }
+
+    /// The object, or None when it does not exist.
+    pub fn get(&self, path: &str) -> Result<Option<Value>, ApiError> {
+        match self.send("GET", path, "application/json", None) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.code == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The items of a list.
+    pub fn list(&self, path: &str) -> Result<Vec<Value>, ApiError> {
+        let list = self.send("GET", path, "application/json", None)?;
+        Ok(list
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    pub fn create(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+        self.send("POST", path, "application/json", Some(body))
+    }
+
+    /// Deletes with the given DeleteOptions; a missing object is not an error.
+    pub fn delete(&self, path: &str, options: &Value) -> Result<(), ApiError> {
+        match self.send("DELETE", path, "application/json", Some(options)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
