@@ -23,6 +23,8 @@ use super::selector::Selector;
 use super::store::{Preconditions, Store, StoreError};
 use crate::podsecurity;
 
+pub const MAX_BODY: usize = 3 << 20;
+
 pub const NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// A new API with the default namespaces in place.
@@ -31,7 +33,11 @@ pub fn router(store: Arc<Store>) -> Router {
         // Only fails when it already exists.
         let _ = store.create("namespaces", "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}));
     }
-    Router::new().fallback(handle).with_state(store)
+    // kube-apiserver's own limit on a request body (3 MiB); larger ones get 413.
+    Router::new()
+        .fallback(handle)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(store)
 }
 
 fn json_response(code: StatusCode, body: &Value) -> Response {
@@ -474,6 +480,15 @@ fn list(store: &Store, t: &Target, q: &HashMap<String, String>) -> Response {
 
 fn delete(store: &Store, t: &Target, q: &HashMap<String, String>, body: &Bytes) -> Response {
     let name = t.name.clone().unwrap_or_default();
+    // As kube-apiserver's NamespaceLifecycle admission: the system namespaces stay.
+    if t.res.plural == "namespaces" && NAMESPACES.contains(&name.as_str()) {
+        return status(
+            403,
+            "Forbidden",
+            &format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+            Some(("Namespace", &name)),
+        );
+    }
     let opts: Value = if body.is_empty() {
         json!({})
     } else {
