@@ -472,10 +472,26 @@ fn list(store: &Store, t: &Target, q: &HashMap<String, String>) -> Response {
     };
     let ns = (!t.namespace.is_empty()).then_some(t.namespace.as_str());
     let (items, rv) = store.list(&t.res.key(), ns, &sel);
-    json_response(
+    // The stored text goes out as it is: parsing thousands of objects to print them again
+    // would be most of the work.
+    let head = json!({"kind": format!("{}List", t.res.kind), "apiVersion": t.res.api_version(), "metadata": {"resourceVersion": rv.to_string()}}).to_string();
+    let mut body =
+        String::with_capacity(head.len() + items.iter().map(|i| i.len() + 1).sum::<usize>() + 16);
+    body.push_str(&head[..head.len() - 1]);
+    body.push_str(",\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(item);
+    }
+    body.push_str("]}");
+    (
         StatusCode::OK,
-        &json!({"kind": format!("{}List", t.res.kind), "apiVersion": t.res.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
     )
+        .into_response()
 }
 
 fn delete(store: &Store, t: &Target, q: &HashMap<String, String>, body: &Bytes) -> Response {
@@ -577,8 +593,8 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
             let (items, rv) = store.list(&key, ns_filter, &sel);
             (
                 items
-                    .into_iter()
-                    .map(|o| json!({"type": "ADDED", "object": o}))
+                    .iter()
+                    .map(|o| event_line("ADDED", o))
                     .collect::<Vec<_>>(),
                 Some(rv),
             )
@@ -596,18 +612,16 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
     let res = t.res;
     let store = Arc::clone(store);
     let relevant = move |e: &super::store::Event| {
-        e.resource == key && (ns.is_empty() || e.namespace == ns) && sel.matches(&e.object)
+        e.resource == key && (ns.is_empty() || e.namespace == ns) && sel.matches_stored(&e.object)
     };
-    let line = |v: Value| Ok::<Bytes, std::convert::Infallible>(Bytes::from(format!("{v}\n")));
     let first: Vec<_> = initial
         .into_iter()
         .chain(
             backlog
                 .iter()
                 .filter(|e| relevant(e))
-                .map(|e| json!({"type": e.kind.as_str(), "object": e.object})),
+                .map(|e| event_line(e.kind.as_str(), &e.object.json)),
         )
-        .map(line)
         .collect();
     let closed = store.closed();
     let live = async_stream(move |yield_| async move {
@@ -622,15 +636,15 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
                 _ = tick.tick(), if bookmarks => {
                     let bookmark = json!({"type": "BOOKMARK", "object": {"kind": res.kind, "apiVersion": res.api_version(),
                         "metadata": {"resourceVersion": store.resource_version().to_string()}}});
-                    if yield_(bookmark).await.is_err() { return; }
+                    if yield_(value_line(&bookmark)).await.is_err() { return; }
                 }
                 got = rx.recv() => match got {
                     Ok(e) if relevant(&e) => {
-                        if yield_(json!({"type": e.kind.as_str(), "object": e.object})).await.is_err() { return; }
+                        if yield_(event_line(e.kind.as_str(), &e.object.json)).await.is_err() { return; }
                     }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        let _ = yield_(json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired", "code": 410, "message": "the watch fell behind; relist"}})).await;
+                        let _ = yield_(value_line(&json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired", "code": 410, "message": "the watch fell behind; relist"}}))).await;
                         return;
                     }
                     Err(_) => return,
@@ -638,7 +652,9 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
             }
         }
     });
-    let stream = futures_util::stream::iter(first).chain(live.map(line));
+    let stream = futures_util::stream::iter(first)
+        .chain(live)
+        .map(Ok::<Bytes, std::convert::Infallible>);
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
@@ -646,16 +662,25 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
         .unwrap_or_else(|_| status(500, "InternalError", "cannot start the watch", None))
 }
 
+/// One watch event, a line of JSON, with the stored object's text as it is.
+fn event_line(kind: &str, object: &str) -> Bytes {
+    Bytes::from(format!("{{\"type\":\"{kind}\",\"object\":{object}}}\n"))
+}
+
+fn value_line(v: &Value) -> Bytes {
+    Bytes::from(format!("{v}\n"))
+}
+
 /// A stream fed by an async producer through a bounded channel.
-fn async_stream<F, Fut>(producer: F) -> impl futures_util::Stream<Item = Value>
+fn async_stream<F, Fut>(producer: F) -> impl futures_util::Stream<Item = Bytes>
 where
     F: FnOnce(
-        Box<dyn Fn(Value) -> futures_util::future::BoxFuture<'static, Result<(), ()>> + Send + Sync>,
+        Box<dyn Fn(Bytes) -> futures_util::future::BoxFuture<'static, Result<(), ()>> + Send + Sync>,
     ) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(64);
-    let send = Box::new(move |v: Value| {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let send = Box::new(move |v: Bytes| {
         let tx = tx.clone();
         let f: futures_util::future::BoxFuture<'static, Result<(), ()>> =
             Box::pin(async move { tx.send(v).await.map_err(|_| ()) });

@@ -115,11 +115,29 @@ impl Selector {
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        let label = |k: &str| {
-            obj.pointer("/metadata/labels")
-                .and_then(|l| l.get(k))
-                .and_then(Value::as_str)
-        };
+        self.matches_by(
+            |k| {
+                obj.pointer("/metadata/labels")
+                    .and_then(|l| l.get(k))
+                    .and_then(Value::as_str)
+            },
+            |path| {
+                obj.pointer(&format!("/{}", path.replace('.', "/")))
+                    .and_then(Value::as_str)
+            },
+        )
+    }
+
+    /// The same answer as `matches`, from what the store keeps of an object.
+    pub fn matches_stored(&self, obj: &super::store::Stored) -> bool {
+        self.matches_by(|k| obj.label(k), |path| obj.field(path))
+    }
+
+    fn matches_by<'a>(
+        &self,
+        label: impl Fn(&str) -> Option<&'a str>,
+        field: impl Fn(&str) -> Option<&'a str>,
+    ) -> bool {
         let labels_ok = self.labels.iter().all(|req| match req {
             Label::Equals(k, v) => label(k) == Some(v),
             Label::NotEquals(k, v) => label(k) != Some(v),
@@ -130,8 +148,7 @@ impl Selector {
         });
         labels_ok
             && self.fields.iter().all(|f| {
-                let pointer = format!("/{}", f.path.replace('.', "/"));
-                let actual = obj.pointer(&pointer).and_then(Value::as_str).unwrap_or("");
+                let actual = field(&f.path).unwrap_or("");
                 (actual == f.value) != f.negated
             })
     }

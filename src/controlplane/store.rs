@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use super::selector::Selector;
+use super::selector::{FIELDS, Selector};
 
 /// How many past events a watch may resume from; older resourceVersions answer 410 Expired.
 pub const HISTORY: usize = 10_000;
@@ -36,7 +36,64 @@ pub struct Event {
     pub resource: String,
     pub namespace: String,
     pub rv: u64,
-    pub object: Value,
+    pub object: Stored,
+}
+
+/// An object as kept: its JSON text, shared by the store and the events that carry it, and
+/// the labels and fields selectors look at. A parsed object takes several times the memory of
+/// its text, and every stored object is also in the event history.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub json: Arc<str>,
+    labels: Arc<[(String, String)]>,
+    fields: Arc<[(&'static str, String)]>,
+}
+
+impl Stored {
+    fn new(obj: &Value) -> Self {
+        let labels = obj
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|l| {
+                l.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let fields = FIELDS
+            .iter()
+            .filter_map(|f| {
+                let pointer = format!("/{}", f.replace('.', "/"));
+                Some((*f, obj.pointer(&pointer)?.as_str()?.to_string()))
+            })
+            .collect();
+        Self {
+            json: obj.to_string().into(),
+            labels,
+            fields,
+        }
+    }
+
+    /// The object, parsed.
+    pub fn value(&self) -> Value {
+        // The text was made from a Value, so it parses.
+        serde_json::from_str(&self.json).unwrap_or(Value::Null)
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A field selectors may name (`spec.nodeName`), when the object has it.
+    pub fn field(&self, path: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(f, _)| *f == path)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Why a store operation failed; each maps to a metav1.Status reason.
@@ -65,7 +122,7 @@ pub type Watch = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
 #[derive(Debug, Default)]
 struct Inner {
     rv: u64,
-    objects: BTreeMap<Key, Value>,
+    objects: BTreeMap<Key, Stored>,
     history: VecDeque<Arc<Event>>,
 }
 
@@ -152,14 +209,14 @@ impl Store {
         kind: EventType,
         resource: &str,
         namespace: &str,
-        object: &Value,
+        object: Stored,
     ) {
         let event = Arc::new(Event {
             kind,
             resource: resource.into(),
             namespace: namespace.into(),
             rv: inner.rv,
-            object: object.clone(),
+            object,
         });
         if inner.history.len() == HISTORY {
             inner.history.pop_front();
@@ -216,35 +273,38 @@ impl Store {
             json!(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()),
         );
         meta.insert("resourceVersion".into(), json!(inner.rv.to_string()));
-        inner.objects.insert(key, obj.clone());
-        self.record(&mut inner, EventType::Added, resource, namespace, &obj);
+        let stored = Stored::new(&obj);
+        inner.objects.insert(key, stored.clone());
+        self.record(&mut inner, EventType::Added, resource, namespace, stored);
         Ok(obj)
     }
 
     pub fn get(&self, resource: &str, namespace: &str, name: &str) -> Result<Value, StoreError> {
-        self.lock()
+        let stored = self
+            .lock()
             .objects
             .get(&key(resource, namespace, name))
             .cloned()
-            .ok_or_else(|| StoreError::NotFound(describe(resource, name)))
+            .ok_or_else(|| StoreError::NotFound(describe(resource, name)))?;
+        Ok(stored.value())
     }
 
-    /// The objects of a resource (in one namespace, or all with `None`) that match, and the
-    /// resourceVersion the list is consistent with.
+    /// The objects of a resource (in one namespace, or all with `None`) that match, as JSON
+    /// text, and the resourceVersion the list is consistent with.
     pub fn list(
         &self,
         resource: &str,
         namespace: Option<&str>,
         selector: &Selector,
-    ) -> (Vec<Value>, u64) {
+    ) -> (Vec<Arc<str>>, u64) {
         let inner = self.lock();
         let items = inner
             .objects
             .iter()
             .filter(|((r, ns, _), _)| r == resource && namespace.is_none_or(|n| n == ns))
             .map(|(_, v)| v)
-            .filter(|v| selector.matches(v))
-            .cloned()
+            .filter(|v| selector.matches_stored(v))
+            .map(|v| Arc::clone(&v.json))
             .collect();
         (items, inner.rv)
     }
@@ -263,7 +323,8 @@ impl Store {
         let current = inner
             .objects
             .get(&key)
-            .ok_or_else(|| StoreError::NotFound(describe(resource, name)))?;
+            .ok_or_else(|| StoreError::NotFound(describe(resource, name)))?
+            .value();
         if name_of(&obj).is_some_and(|n| n != name) {
             return Err(StoreError::Invalid(format!(
                 "metadata.name: the name of the object ({}) does not match the name in the URL ({name})",
@@ -311,8 +372,9 @@ impl Store {
             meta.insert("namespace".into(), json!(namespace));
         }
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
-        inner.objects.insert(key, obj.clone());
-        self.record(&mut inner, EventType::Modified, resource, namespace, &obj);
+        let stored = Stored::new(&obj);
+        inner.objects.insert(key, stored.clone());
+        self.record(&mut inner, EventType::Modified, resource, namespace, stored);
         Ok(obj)
     }
 
@@ -329,7 +391,8 @@ impl Store {
         let current = inner
             .objects
             .get(&key)
-            .ok_or_else(|| StoreError::NotFound(describe(resource, name)))?;
+            .ok_or_else(|| StoreError::NotFound(describe(resource, name)))?
+            .value();
         for (field, want) in [
             ("uid", &pre.uid),
             ("resourceVersion", &pre.resource_version),
@@ -347,14 +410,19 @@ impl Store {
                 )));
             }
         }
-        let Some(mut obj) = inner.objects.remove(&key) else {
-            return Err(StoreError::NotFound(describe(resource, name)));
-        };
+        let mut obj = current;
+        inner.objects.remove(&key);
         inner.rv += 1;
         if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("resourceVersion".into(), json!(inner.rv.to_string()));
         }
-        self.record(&mut inner, EventType::Deleted, resource, namespace, &obj);
+        self.record(
+            &mut inner,
+            EventType::Deleted,
+            resource,
+            namespace,
+            Stored::new(&obj),
+        );
         Ok(obj)
     }
 
@@ -492,7 +560,8 @@ mod tests {
         let on_n2 = Selector::parse(None, Some("spec.nodeName=n2")).unwrap();
         let (items, rv) = s.list("pods", None, &on_n2);
         assert_eq!((items.len(), rv), (1, 3));
-        assert_eq!(items[0]["metadata"]["name"], "p2");
+        let p2: Value = serde_json::from_str(&items[0]).unwrap();
+        assert_eq!(p2["metadata"]["name"], "p2");
     }
 
     #[test]

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""The local control plane's benchmark, called by scripts/bench.sh:
+
+  1. time from process start to /readyz 200, against etcd alone to /health true (the part of
+     upstream's control plane that must be up first), medians of RUNS starts each;
+  2. 1,000 pod creates with a watcher that must see all 1,000 ADDED events in order: the time
+     from the first create to the last event;
+  3. resident memory with 5,000 pods stored.
+
+  bench_controlplane.py NODE_CONFORMANCE ETCD [RUNS]
+"""
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port, path):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read()
+    except OSError:
+        return None, b""
+
+
+def time_to_ready(argv, port, path, ready):
+    """Seconds from spawning argv until GET path answers as `ready` says."""
+    begin = time.perf_counter()
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            status, body = get(port, path)
+            if ready(status, body):
+                return time.perf_counter() - begin
+            if p.poll() is not None:
+                raise SystemExit(f"{argv[0]} exited with {p.returncode} before it was ready")
+            if time.perf_counter() - begin > 30:
+                raise SystemExit(f"{argv[0]} was not ready within 30s")
+            time.sleep(0.0005)
+    finally:
+        p.terminate()
+        p.wait()
+
+
+def pod(i):
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"pod-{i:05d}", "labels": {"app": "bench", "i": str(i)}},
+        "spec": {"nodeName": "node1", "containers": [{"name": "c", "image": "registry.example/app:1",
+                 "args": ["--sleep", "3600"], "env": [{"name": "N", "value": str(i)}]}]},
+    })
+
+
+def watch_and_create(port, count):
+    """Creates `count` pods over one keep-alive connection while a watch reads the events."""
+    seen = []
+    ready = threading.Event()
+    done = threading.Event()
+
+    def watcher():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.request("GET", "/api/v1/namespaces/default/pods?watch=true&resourceVersion=1")
+        r = c.getresponse()
+        ready.set()
+        while len(seen) < count:
+            line = r.fp.readline()
+            if not line:
+                break
+            line = line.strip()
+            if not line.startswith(b"{"):
+                continue  # chunk sizes
+            e = json.loads(line)
+            seen.append((e["type"], e["object"]["metadata"]["name"]))
+        done.set()
+
+    t = threading.Thread(target=watcher, daemon=True)
+    t.start()
+    ready.wait(10)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    begin = time.perf_counter()
+    for i in range(count):
+        c.request("POST", "/api/v1/namespaces/default/pods", body=pod(i),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        if r.status != 201:
+            raise SystemExit(f"create {i}: {r.status}")
+    done.wait(30)
+    elapsed = time.perf_counter() - begin
+    in_order = seen == [("ADDED", f"pod-{i:05d}") for i in range(count)]
+    return elapsed, len(seen), in_order
+
+
+def main():
+    ours, etcd = sys.argv[1], sys.argv[2]
+    runs = int(sys.argv[3]) if len(sys.argv) > 3 else 10
+
+    cp_times, etcd_times = [], []
+    for _ in range(runs):
+        port = free_port()
+        cp_times.append(time_to_ready(
+            [ours, "control-plane", "--api-server-port", str(port)], port, "/readyz",
+            lambda s, b: s == 200))
+        port = free_port()
+        with tempfile.TemporaryDirectory() as data:
+            url = f"http://127.0.0.1:{port}"
+            etcd_times.append(time_to_ready(
+                [etcd, "--data-dir", data, "--listen-client-urls", url,
+                 "--advertise-client-urls", url, "--listen-peer-urls",
+                 f"http://127.0.0.1:{free_port()}"],
+                port, "/health", lambda s, b: s == 200 and b'"health":"true"' in b))
+    cp, et = statistics.median(cp_times) * 1000, statistics.median(etcd_times) * 1000
+    print(f"start to ready, medians of {runs}: control plane /readyz {cp:.1f} ms, "
+          f"etcd /health {et:.1f} ms, ratio {cp / et:.3f} (target <= 0.050)")
+
+    port = free_port()
+    p = subprocess.Popen([ours, "control-plane", "--api-server-port", str(port)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while get(port, "/readyz")[0] != 200:
+            time.sleep(0.005)
+        elapsed, events, in_order = watch_and_create(port, 1000)
+        print(f"1,000 pod creates with a watcher: {elapsed * 1000:.0f} ms to the last event "
+              f"(target <= 1000 ms); {events} events, {'in order' if in_order else 'NOT IN ORDER'}")
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for i in range(1000, 5000):
+            c.request("POST", "/api/v1/namespaces/default/pods", body=pod(i),
+                      headers={"Content-Type": "application/json"})
+            c.getresponse().read()
+        status, body = get(port, "/api/v1/pods?limit=1")
+        with open(f"/proc/{p.pid}/status") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        rss = int(fields["VmRSS"].split()[0]) / 1024
+        hwm = int(fields["VmHWM"].split()[0]) / 1024
+        print(f"5,000 pods stored: resident {rss:.1f} MiB, peak {hwm:.1f} MiB (target <= 60 MB)")
+    finally:
+        p.terminate()
+        p.wait()
+
+
+if __name__ == "__main__":
+    main()
