@@ -121,19 +121,13 @@ impl NodeAgent {
             .iter()
             .map(|c| json!({"type": c["type"]}))
             .collect();
-        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-        let capacity = json!({"cpu": cpus.to_string(), "memory": memory(), "pods": "110"});
-        let uname = rustix::system::uname();
         let patch = json!({"status": {
             "$setElementOrder/conditions": order,
             "conditions": conditions,
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": self.name}],
-            "capacity": capacity, "allocatable": capacity,
-            "nodeInfo": {"kubeletVersion": "v1.31.0-double", "kubeProxyVersion": "",
-                "operatingSystem": "linux", "architecture": node_conformance::runtime::image::oci_arch(),
-                "containerRuntimeVersion": self.runtime_version, "osImage": "kubelet-double",
-                "kernelVersion": uname.release().to_string_lossy(),
-                "machineID": "", "systemUUID": "", "bootID": ""}}});
+            "nodeInfo": {"kubeletVersion": "v1.31.0-double", "operatingSystem": "linux",
+                "architecture": node_conformance::runtime::image::oci_arch(),
+                "containerRuntimeVersion": self.runtime_version}}});
         let (code, body) = self
             .api
             .patch(&format!("/api/v1/nodes/{}/status", self.name), &patch)?;
@@ -204,17 +198,4 @@ fn micro_now() -> String {
     chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.6fZ")
         .to_string()
-}
-
-/// MemTotal as a quantity.
-fn memory() -> String {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().strip_suffix("kB"))
-                .map(|kb| format!("{}Ki", kb.trim()))
-        })
-        .unwrap_or_else(|| "0".into())
 }

@@ -151,7 +151,6 @@ const MESSAGE_LIMIT: usize = 4096;
 struct Container {
     spec: ContainerSpec,
     restarts: u32,
-    started_once: bool,
     instance: Option<Box<dyn Instance>>,
     started_at: String,
     state: Value,
@@ -159,6 +158,7 @@ struct Container {
     /// When to start it (again); None once it is done for good.
     next_start: Option<Instant>,
     exit: Option<i32>,
+    /// The runtime's id of its latest instance; empty until it first starts.
     id: String,
     image_id: String,
 }
@@ -188,7 +188,6 @@ impl Worker {
             .map(|spec| Container {
                 restarts: restarts.get(&spec.name).copied().unwrap_or(0),
                 spec: spec.clone(),
-                started_once: false,
                 instance: None,
                 started_at: String::new(),
                 state: json!({"waiting": {"reason": "ContainerCreating"}}),
@@ -289,14 +288,14 @@ impl PodRun {
 
     fn start(&mut self, i: usize) {
         let c = &mut self.containers[i];
-        let attempt = c.restarts + u32::from(c.started_once);
+        let started_before = !c.id.is_empty();
+        let attempt = c.restarts + u32::from(started_before);
         match self.rt.start(&self.pod, &c.spec, attempt) {
             Ok(inst) => {
-                if c.started_once {
+                if started_before {
                     c.restarts += 1;
                     c.last_state = std::mem::take(&mut c.state);
                 }
-                c.started_once = true;
                 c.id = inst.id();
                 c.image_id = inst.image_id();
                 c.started_at = crate::now();
@@ -415,7 +414,7 @@ impl PodRun {
             } else {
                 "Failed"
             }
-        } else if self.containers.iter().any(|c| c.started_once) {
+        } else if self.containers.iter().any(|c| !c.id.is_empty()) {
             "Running"
         } else {
             "Pending"
