@@ -84,7 +84,9 @@ fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Value, String> {
     let pod: Value = if path.extension().is_some_and(|e| e == "json") {
         serde_json::from_str(text).map_err(|e| e.to_string())?
     } else {
-        serde_saphyr::from_str(text).map_err(|e| e.to_string())?
+        // Its first line: the rest draws the spot in the file, over several lines.
+        serde_saphyr::from_str(text)
+            .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())?
     };
     if pod.get("kind").and_then(Value::as_str).unwrap_or("Pod") != "Pod" {
         return Err("not a Pod".into());
@@ -321,6 +323,17 @@ impl Kubelet {
             if self.retiring.iter().any(|r| {
                 r.hash == hash || (r.namespace == namespace && r.mirror_name == mirror_name)
             }) {
+                continue;
+            }
+            let same_name =
+                |s: &StaticPod| s.namespace == namespace && s.mirror_name == mirror_name;
+            if self.statics.values().any(same_name) {
+                self.complain(
+                    hash.clone(),
+                    &format!(
+                        "two manifests name static pod {namespace}/{mirror_name}: running only one"
+                    ),
+                );
                 continue;
             }
             let info = match PodInfo::parse(&pod, &hash, &mirror_name, &self.node) {
