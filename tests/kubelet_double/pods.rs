@@ -370,6 +370,24 @@ impl Kubelet {
     }
 
     fn sync_mirrors(&mut self, pods: &[Value]) {
+        // Mirror pods of no static pod this double knows, such as those of a manifest removed
+        // while it was not running, go as the kubelet's orphaned mirror pods go.
+        for p in pods
+            .iter()
+            .filter(|p| annotation(p, CONFIG_MIRROR).is_some())
+        {
+            let (ns, name) = (
+                str_at(p, "/metadata/namespace"),
+                str_at(p, "/metadata/name"),
+            );
+            let known = |s: &StaticPod| Some(&*s.namespace) == ns && Some(&*s.mirror_name) == name;
+            if !self.statics.values().chain(&self.retiring).any(known)
+                && let (Some(ns), Some(name), Some(uid)) = (ns, name, str_at(p, "/metadata/uid"))
+            {
+                log!("mirror pod {ns}/{name} has no static pod: deleting it");
+                delete_pod(&self.api, ns, name, uid);
+            }
+        }
         let hashes: Vec<String> = self.statics.keys().cloned().collect();
         for hash in hashes {
             if let Some(mut sp) = self.statics.remove(&hash) {
