@@ -13,6 +13,7 @@
 #   scripts/bench.sh [RUNS]        (default 100 runs each)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/static.env"
 runs=${1:-100}
 shared=${SHARED_DIR:-$here/../shared}
 work=$(mktemp -d)
@@ -29,7 +30,7 @@ fi
 
 echo "building node-conformance (release, static)..." >&2
 target=$(rustc -vV | sed -n 's/^host: //p')
-(cd "$here" && RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --locked --target "$target")
+(cd "$here" && RUSTFLAGS="$STATIC_RUSTFLAGS" cargo build --quiet --release --locked --target "$target")
 ours="$here/target/$target/release/node-conformance"
 echo "building the peer (k8s.io/system-validators)..." >&2
 peer=$("$shared/peers/system-validators/build.sh" "$work/peer" | tail -n 1)

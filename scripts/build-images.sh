@@ -13,6 +13,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
+. "$here/scripts/static.env"
 
 registry=""
 if [ "${1:-}" = "--manifest" ]; then
@@ -68,7 +69,7 @@ for arch in "${arches[@]}"; do
     env_linker=("$var=$linker")
   fi
   echo "$arch: building the static binary for $target" >&2
-  env "${env_linker[@]}" RUSTFLAGS="-C target-feature=+crt-static" \
+  env "${env_linker[@]}" RUSTFLAGS="$STATIC_RUSTFLAGS" \
     NODE_CONFORMANCE_REVISION="$revision" \
     cargo build --quiet --release --locked --target "$target"
   context=$(mktemp -d)

@@ -65,6 +65,7 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
         None => (SysSpec::builtin(), "built-in".to_string()),
     };
     report::check_writable(&args.result_dir).map_err(UsageError)?;
+    let stale = report::clear_stale(&args.result_dir);
     let parallelism = args.parallelism.map_or_else(
         || std::thread::available_parallelism().map_or(1, usize::from),
         usize::from,
@@ -84,7 +85,12 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
         system_spec: spec_name,
     };
     let tests = suite::registry();
-    let services = Services::new(run_id, args.workload_binary.clone());
+    let services = Services::new(
+        run_id,
+        args.workload_binary.clone(),
+        args.api_server_port,
+        args.pod_image.clone(),
+    );
     let options = crate::node::Options {
         pod_manifest_path: args.pod_manifest_path.clone(),
         pki_dir: args.pki_dir.clone(),
@@ -93,15 +99,23 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
             kubeconfig: args.kubeconfig.clone(),
         },
     };
+    let console = Arc::new(Console::new());
     let ctx = Arc::new(Context {
         node: Node::new(root, options),
         spec,
         services,
+        console: Arc::clone(&console),
+        waits: suite::functional::Waits {
+            node_ready: Duration::from_secs(args.node_ready_timeout),
+            mirror_pod: Duration::from_secs(args.mirror_pod_timeout),
+            pod_start: Duration::from_secs(args.pod_start_timeout),
+            ..suite::functional::Waits::default()
+        },
     });
-    let console = Arc::new(Console::new());
     let state = RunState::new(&tests);
     let finisher = Arc::new(Finisher {
         done: Mutex::new(false),
+        stale: Mutex::new(stale),
         state: Arc::clone(&state),
         ctx: Arc::clone(&ctx),
         info,
@@ -121,6 +135,8 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
 /// when a signal cuts it short.
 struct Finisher {
     done: Mutex<bool>,
+    /// The removal of an earlier run's results, to finish before writing this run's.
+    stale: Mutex<Option<std::thread::JoinHandle<()>>>,
     state: Arc<RunState>,
     ctx: Arc<Context>,
     info: RunInfo,
@@ -137,6 +153,9 @@ impl Finisher {
             return Ok(!run.failed());
         }
         *done = true;
+        if let Some(h) = self.stale.lock().ok().and_then(|mut s| s.take()) {
+            let _ = h.join();
+        }
         // Results first: a signal's sender may not wait long for the clean-up.
         let mut written = Vec::new();
         let mut error = None;

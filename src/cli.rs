@@ -123,6 +123,37 @@ pub struct RunArgs {
     #[arg(long, env = "TEST_TIMEOUT", value_name = "SECONDS", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub test_timeout: u64,
+    /// The port of the local control plane started for the kubelet tests (on 127.0.0.1)
+    #[arg(long, env = "API_SERVER_PORT", default_value_t = 8080)]
+    pub api_server_port: u16,
+    /// The image of the kubelet tests' pods, present on the node (pull policy Never)
+    /// [default: the test image loaded into Docker, else node-conformance-workload:VERSION]
+    #[arg(long, env = "POD_IMAGE", value_name = "IMAGE")]
+    pub pod_image: Option<String>,
+    /// Seconds the kubelet gets to register its Node and make it Ready
+    #[arg(
+        long,
+        env = "NODE_READY_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 120
+    )]
+    pub node_ready_timeout: u64,
+    /// Seconds the kubelet gets to create, update or remove a mirror pod
+    #[arg(
+        long,
+        env = "MIRROR_POD_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 120
+    )]
+    pub mirror_pod_timeout: u64,
+    /// Seconds the kubelet gets to bring a pod to the state a test expects
+    #[arg(
+        long,
+        env = "POD_START_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 300
+    )]
+    pub pod_start_timeout: u64,
     /// The static node-conformance binary the test image is made from [default: this one]
     #[arg(
         long,

@@ -16,21 +16,69 @@ use crate::suite::{Context, Outcome, Test, Verdict};
 
 pub const DEFAULT_SKIP: &str = r"\[Flaky\]|\[Serial\]|\[Disruptive\]";
 
+/// A FOCUS or SKIP expression. Most are plain words or an alternation of them (the default
+/// SKIP is); those are matched as substrings, which gives the same answer without running the
+/// regex engine once per registered test.
+#[derive(Debug, Clone)]
+struct Pattern {
+    regex: Regex,
+    literals: Option<Vec<String>>,
+}
+
+impl Pattern {
+    fn new(p: &str) -> Result<Self, regex_lite::Error> {
+        Ok(Self {
+            regex: Regex::new(p)?,
+            literals: p.split('|').map(literal).collect(),
+        })
+    }
+
+    fn is_match(&self, name: &str) -> bool {
+        match &self.literals {
+            Some(words) => words.iter().any(|w| name.contains(w.as_str())),
+            None => self.regex.is_match(name),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        self.regex.as_str()
+    }
+}
+
+/// The text a regex piece matches when it is a literal: no metacharacter but escaped
+/// punctuation (`\[Flaky\]`). `None` for anything else.
+fn literal(piece: &str) -> Option<String> {
+    const META: &str = r".^$*+?()[]{}|\";
+    let mut out = String::with_capacity(piece.len());
+    let mut chars = piece.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(e) if e.is_ascii_punctuation() => out.push(e),
+                _ => return None,
+            },
+            c if META.contains(c) => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
 /// Which tests run: those matching FOCUS and not matching SKIP.
 #[derive(Debug, Clone)]
 pub struct Selection {
-    focus: Option<Regex>,
-    skip: Option<Regex>,
+    focus: Option<Pattern>,
+    skip: Option<Pattern>,
 }
 
 impl Selection {
     /// `None` or an empty pattern selects everything (focus) or nothing (skip). The error
     /// names the flag and the pattern.
     pub fn new(focus: Option<&str>, skip: Option<&str>) -> Result<Self, String> {
-        let compile = |flag: &str, pat: Option<&str>| -> Result<Option<Regex>, String> {
+        let compile = |flag: &str, pat: Option<&str>| -> Result<Option<Pattern>, String> {
             match pat {
                 None | Some("") => Ok(None),
-                Some(p) => Regex::new(p).map(Some).map_err(|e| {
+                Some(p) => Pattern::new(p).map(Some).map_err(|e| {
                     let detail = e
                         .to_string()
                         .split_whitespace()
@@ -65,10 +113,10 @@ impl Selection {
     }
 
     pub fn focus(&self) -> &str {
-        self.focus.as_ref().map_or("", Regex::as_str)
+        self.focus.as_ref().map_or("", Pattern::as_str)
     }
     pub fn skip(&self) -> &str {
-        self.skip.as_ref().map_or("", Regex::as_str)
+        self.skip.as_ref().map_or("", Pattern::as_str)
     }
 }
 
@@ -236,7 +284,10 @@ pub fn run(
     console: &Arc<Console>,
     state: &Arc<RunState>,
 ) -> RunRecord {
-    let mut trials = Vec::new();
+    // Tests that only read the node take microseconds: they run one after another on this
+    // thread, where starting threads for them would cost more than they do. Tests that wait
+    // on services run `parallelism` at a time.
+    let (mut quick, mut waiting) = (Vec::new(), Vec::new());
     for (index, test) in tests.iter().enumerate() {
         let name = test.name();
         if let Some(reason) = selection.reason_unselected(&name) {
@@ -257,6 +308,11 @@ pub fn run(
         // Tests that talk to services can hang on them and get a thread they can be abandoned
         // on; tests that only read the node's files run on the worker itself.
         let abandonable = !test.needs.is_empty();
+        let trials = if abandonable {
+            &mut waiting
+        } else {
+            &mut quick
+        };
         trials.push(Trial::ignorable_test(name, move || {
             let begin = Instant::now();
             state.update(index, |slot| {
@@ -285,17 +341,21 @@ pub fn run(
             }
         }));
     }
-    console.started(trials.len(), tests.len());
-    if !trials.is_empty() {
-        // The conclusion only counts what the slots already hold.
-        let _ = libtest_mimic::run(&trial_arguments(parallelism), trials);
+    console.started(quick.len() + waiting.len(), tests.len());
+    // The conclusions only count what the slots already hold.
+    if !quick.is_empty() {
+        let _ = libtest_mimic::run(&trial_arguments(1), quick);
+    }
+    if !waiting.is_empty() {
+        let _ = libtest_mimic::run(&trial_arguments(parallelism), waiting);
     }
     state.snapshot(None)
 }
 
 /// Runs a test, turning a panic into a failure that says so.
 fn run_guarded(run_fn: fn(&Context) -> Outcome, ctx: &Context) -> Outcome {
-    catch_unwind(AssertUnwindSafe(|| run_fn(ctx))).unwrap_or_else(|panic| {
+    crate::suite::take_waited();
+    let mut outcome = catch_unwind(AssertUnwindSafe(|| run_fn(ctx))).unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
             .map(|s| (*s).to_string())
@@ -304,7 +364,9 @@ fn run_guarded(run_fn: fn(&Context) -> Outcome, ctx: &Context) -> Outcome {
         Outcome::failed(format!(
             "the test panicked ({what}); this is a harness bug, please report it"
         ))
-    })
+    });
+    outcome.waited = crate::suite::take_waited();
+    outcome
 }
 
 /// Runs a test on a thread of its own so a hung one can be abandoned at the deadline.
@@ -369,6 +431,43 @@ mod tests {
             all.reason_unselected("[sig-node] anything [Serial]")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn literal_patterns_match_as_the_regex_does() {
+        let names = [
+            "[sig-node] System Verification kernel [NodeConformance]",
+            "[sig-node] Kubelet x [Serial]",
+            "[sig-node] Pod Lifecycle a.b [Flaky]",
+            "[sig-node] MirrorPod when create a mirror pod should x",
+        ];
+        for p in [
+            "System Verification",
+            DEFAULT_SKIP,
+            r"a\.b",
+            "MirrorPod|Kubelet",
+            "Kubelet|",
+            r"\[Serial\]",
+            // Not literals: answered by the regex.
+            "Sys.em",
+            r"^\[sig-node\] Kubelet",
+            "(?i)kubelet",
+            r"a\|b",
+            r"\d",
+        ] {
+            let pattern = Pattern::new(p).unwrap();
+            for n in names {
+                assert_eq!(
+                    pattern.is_match(n),
+                    pattern.regex.is_match(n),
+                    "{p:?} on {n:?}"
+                );
+            }
+        }
+        assert!(Pattern::new(DEFAULT_SKIP).unwrap().literals.is_some());
+        assert!(Pattern::new("Sys.em").unwrap().literals.is_none());
+        assert!(Pattern::new(r"a\|b").unwrap().literals.is_none());
+        assert!(Pattern::new(r"\d").unwrap().literals.is_none());
     }
 
     #[test]

@@ -228,3 +228,27 @@ fn version_and_spec_subcommands() {
     );
     assert_eq!(run.code(), 0, "{}", run.explain());
 }
+
+#[test]
+fn a_rerun_replaces_earlier_results_and_leaves_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("junit_01.xml"), "stale").unwrap();
+    std::fs::write(dir.path().join("results.json"), "stale").unwrap();
+    let out = command()
+        .args(["run", "--rootfs"])
+        .arg(fixture("healthy-v2"))
+        .arg("--result-dir")
+        .arg(dir.path())
+        .args(["--focus", "System Verification"])
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some_and(|c| c < 2), "{out:?}");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["junit_01.xml", "results.json"]);
+    let junit = std::fs::read_to_string(dir.path().join("junit_01.xml")).unwrap();
+    assert!(junit.contains("<testsuites"), "{junit}");
+}

@@ -28,14 +28,46 @@ pub struct RunInfo {
 pub const JUNIT_FILE: &str = "junit_01.xml";
 pub const JSON_FILE: &str = "results.json";
 
-/// Makes sure results can be written before any test runs: creates the directory and writes
-/// and removes a probe file.
+/// Makes sure results can be written before any test runs: creates the directory and asks
+/// the kernel whether this process may create files in it (which also answers no on a
+/// read-only mount).
 pub fn check_writable(dir: &Path) -> Result<(), String> {
     let fail = |e: io::Error| format!("result dir {} is not writable: {e}", dir.display());
     fs::create_dir_all(dir).map_err(fail)?;
-    let probe = dir.join(format!(".node-conformance-probe-{}", std::process::id()));
-    fs::write(&probe, b"").map_err(fail)?;
-    fs::remove_file(&probe).map_err(fail)
+    rustix::fs::access(
+        dir,
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+    )
+    .map_err(|e| fail(e.into()))
+}
+
+/// Moves an earlier run's results out of the way, so a run that dies cannot leave them looking
+/// like its own, and deletes them on a thread while the tests run: freeing a file costs more
+/// than many of the tests. Join the handle before writing the new results.
+pub fn clear_stale(dir: &Path) -> Option<std::thread::JoinHandle<()>> {
+    let mut old = Vec::new();
+    for file in [JUNIT_FILE, JSON_FILE] {
+        let aside = dir.join(format!(".{file}.old{}", std::process::id()));
+        if fs::rename(dir.join(file), &aside).is_ok() {
+            old.push(aside);
+        }
+    }
+    if old.is_empty() {
+        return None;
+    }
+    let remove = |files: &[PathBuf]| {
+        for f in files {
+            let _ = fs::remove_file(f);
+        }
+    };
+    let files = old.clone();
+    match std::thread::Builder::new().spawn(move || remove(&files)) {
+        Ok(handle) => Some(handle),
+        Err(_) => {
+            remove(&old);
+            None
+        }
+    }
 }
 
 /// Writes a file through a temporary name and a rename, so a reader never sees half of it.

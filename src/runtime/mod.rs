@@ -28,6 +28,74 @@ pub struct Services {
     rt: OnceLock<Result<tokio::runtime::Runtime, String>>,
     docker: OnceLock<Result<docker::Docker, Unavailable>>,
     workload: OnceLock<Result<(), Unavailable>>,
+    api_port: u16,
+    pod_image: Option<String>,
+    control_plane: OnceLock<Result<ControlPlane, Unavailable>>,
+}
+
+/// The local control plane as the tests see it, once started.
+#[derive(Debug)]
+pub struct ControlPlane {
+    pub url: String,
+    pub port: u16,
+    pub store: std::sync::Arc<crate::controlplane::store::Store>,
+    running: std::sync::Mutex<Option<crate::controlplane::Running>>,
+    /// Static pod files and API objects tests made and have not removed yet: what an
+    /// interrupted run still has to remove.
+    created: std::sync::Mutex<Vec<Created>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Created {
+    File(PathBuf),
+    /// An API path, `/api/v1/namespaces/ns/pods/name`.
+    Object(String),
+}
+
+impl ControlPlane {
+    fn created(&self) -> std::sync::MutexGuard<'_, Vec<Created>> {
+        self.created
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    pub fn track_file(&self, path: &std::path::Path) {
+        self.created().push(Created::File(path.to_path_buf()));
+    }
+    pub fn untrack_file(&self, path: &std::path::Path) {
+        self.created()
+            .retain(|c| *c != Created::File(path.to_path_buf()));
+    }
+    pub fn track_object(&self, api_path: &str) {
+        self.created().push(Created::Object(api_path.to_string()));
+    }
+    pub fn untrack_object(&self, api_path: &str) {
+        self.created()
+            .retain(|c| *c != Created::Object(api_path.to_string()));
+    }
+
+    /// Removes what tests left: files first, so the kubelet stops the static pods, then the
+    /// API objects. One line per thing removed or not.
+    fn remove_leftovers(&self) -> Vec<String> {
+        let left = std::mem::take(&mut *self.created());
+        let api = crate::controlplane::client::Client::new(&self.url);
+        left.into_iter()
+            .map(|c| match c {
+                Created::File(p) => match std::fs::remove_file(&p) {
+                    Ok(()) => format!("removed static pod file {}", p.display()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        format!("static pod file {} was already gone", p.display())
+                    }
+                    Err(e) => format!("could not remove static pod file {}: {e}", p.display()),
+                },
+                Created::Object(path) => {
+                    match api.delete(&path, &serde_json::json!({"gracePeriodSeconds": 0})) {
+                        Ok(()) => format!("deleted {path}"),
+                        Err(e) => format!("could not delete {path}: {e}"),
+                    }
+                }
+            })
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for Services {
@@ -47,14 +115,66 @@ pub fn new_run_id() -> String {
 }
 
 impl Services {
-    pub fn new(run_id: String, workload_binary: PathBuf) -> Self {
+    pub fn new(
+        run_id: String,
+        workload_binary: PathBuf,
+        api_port: u16,
+        pod_image: Option<String>,
+    ) -> Self {
         Self {
             run_id,
             workload_binary,
+            pod_image,
             rt: OnceLock::new(),
             docker: OnceLock::new(),
             workload: OnceLock::new(),
+            api_port,
+            control_plane: OnceLock::new(),
         }
+    }
+
+    pub fn api_port(&self) -> u16 {
+        self.api_port
+    }
+
+    /// The image the kubelet tests' pods run: the one named with --pod-image; else the test
+    /// image this run loads into Docker, when an Engine answers; else the published workload
+    /// image, which a node whose kubelet uses containerd imports beforehand.
+    pub fn pod_image(&self, root: &RootFs) -> String {
+        if let Some(image) = &self.pod_image {
+            return image.clone();
+        }
+        match self.workload(root) {
+            Ok(docker) => docker.image_tag(),
+            Err(_) => format!("node-conformance-workload:{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// The local control plane on 127.0.0.1, started on first use. A taken port fails the
+    /// tests that need it, naming the port.
+    pub fn control_plane(&self) -> Result<&ControlPlane, Unavailable> {
+        self.control_plane
+            .get_or_init(|| {
+                let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+                let running = self
+                    .block_on(
+                        Duration::from_secs(10),
+                        crate::controlplane::start(ip, self.api_port),
+                    )
+                    .and_then(|r| r)
+                    .map_err(|e| {
+                        Unavailable::Broken(format!("cannot start the local control plane: {e}"))
+                    })?;
+                Ok(ControlPlane {
+                    url: running.url(),
+                    port: running.addr.port(),
+                    store: std::sync::Arc::clone(&running.store),
+                    running: std::sync::Mutex::new(Some(running)),
+                    created: std::sync::Mutex::new(Vec::new()),
+                })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// Runs a future on the shared runtime, with a deadline.
@@ -119,19 +239,43 @@ impl Services {
     /// Removes everything this run created in the runtimes. Returns one line per thing
     /// removed or left behind.
     pub fn shutdown(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(Ok(cp)) = self.control_plane.get() {
+            lines.extend(cp.remove_leftovers());
+            let running = cp
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(running) = running {
+                match self.block_on(Duration::from_secs(10), running.stop()) {
+                    Ok(Ok(())) => {
+                        lines.push(format!("stopped the local control plane on {}", cp.url))
+                    }
+                    Ok(Err(e)) | Err(e) => {
+                        lines.push(format!(
+                            "the local control plane on {} did not stop: {e}",
+                            cp.url
+                        ));
+                    }
+                }
+            }
+        }
         let Some(Ok(docker)) = self.docker.get() else {
-            return Vec::new();
+            return lines;
         };
         match self.block_on(Duration::from_secs(60), docker.cleanup()) {
-            Ok((removed, failed)) => removed
-                .into_iter()
-                .map(|r| format!("removed {r}"))
-                .chain(failed.into_iter().map(|f| format!("could not remove {f}")))
-                .collect(),
-            Err(e) => vec![format!(
+            Ok((removed, failed)) => lines.extend(
+                removed
+                    .into_iter()
+                    .map(|r| format!("removed {r}"))
+                    .chain(failed.into_iter().map(|f| format!("could not remove {f}"))),
+            ),
+            Err(e) => lines.push(format!(
                 "cleanup of run {} did not finish: {e}",
                 self.run_id
-            )],
+            )),
         }
+        lines
     }
 }

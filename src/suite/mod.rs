@@ -1,12 +1,15 @@
 //! What the node is TESTED for. A test is data: a name, tags, the services it needs and a
 //! function of the node view. Tests decide; they read the node only through `crate::node`.
 
+pub mod functional;
 pub mod kubelet;
 pub mod pki;
 pub mod runtime;
 pub mod staticpods;
 pub mod system;
 pub mod zones;
+
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -18,6 +21,8 @@ use crate::spec::SysSpec;
 pub enum Service {
     /// The node's Docker Engine, with the test image loaded.
     Docker,
+    /// The local control plane, for the kubelet's functional tests.
+    ControlPlane,
 }
 
 /// Everything a test may look at.
@@ -26,6 +31,9 @@ pub struct Context {
     pub node: Node,
     pub spec: SysSpec,
     pub services: crate::runtime::Services,
+    /// For progress while a test waits.
+    pub console: std::sync::Arc<crate::report::console::Console>,
+    pub waits: functional::Waits,
 }
 
 /// A registered test.
@@ -79,6 +87,7 @@ pub fn registry() -> Vec<Test> {
     tests.extend(staticpods::tests());
     tests.extend(pki::tests());
     tests.extend(zones::tests());
+    tests.extend(functional::tests());
     tests
 }
 
@@ -114,6 +123,28 @@ pub struct Outcome {
     pub message: Option<String>,
     pub notes: Vec<String>,
     pub checks: Vec<Check>,
+    /// Time spent waiting on the node (the kubelet) rather than working; the rest of the
+    /// duration is the harness's own.
+    #[serde(skip_serializing_if = "Duration::is_zero", serialize_with = "secs")]
+    pub waited: Duration,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+thread_local! {
+    static WAITED: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
+}
+
+/// Counts time the running test spent waiting on the node.
+pub fn add_waited(d: Duration) {
+    WAITED.with(|w| w.set(w.get() + d));
+}
+
+/// The waiting counted on this thread since the last call.
+pub fn take_waited() -> Duration {
+    WAITED.with(|w| w.replace(Duration::ZERO))
 }
 
 impl Outcome {
@@ -123,6 +154,7 @@ impl Outcome {
             message: Some(message.into()),
             notes: Vec::new(),
             checks: Vec::new(),
+            waited: Duration::ZERO,
         }
     }
 
@@ -132,6 +164,7 @@ impl Outcome {
             message: Some(reason.into()),
             notes: Vec::new(),
             checks: Vec::new(),
+            waited: Duration::ZERO,
         }
     }
 
@@ -219,6 +252,7 @@ impl Recorder {
             message,
             notes: self.notes,
             checks: self.checks,
+            waited: Duration::ZERO,
         }
     }
 
@@ -229,6 +263,7 @@ impl Recorder {
             message: Some(message.into()),
             notes: self.notes,
             checks: self.checks,
+            waited: Duration::ZERO,
         }
     }
 }

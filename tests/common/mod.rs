@@ -31,6 +31,12 @@ pub fn command() -> Command {
         "REPORT_PATH",
         "SYSTEM_SPEC_FILE",
         "PARALLELISM",
+        "API_SERVER_PORT",
+        "POD_IMAGE",
+        "POD_MANIFEST_PATH",
+        "NODE_READY_TIMEOUT",
+        "MIRROR_POD_TIMEOUT",
+        "POD_START_TIMEOUT",
     ] {
         c.env_remove(var);
     }

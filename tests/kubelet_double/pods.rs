@@ -3,6 +3,7 @@
 //! reports the workers' status and carries out deletions.
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,6 +59,12 @@ pub struct Kubelet {
     /// The restart counts a static UID's containers had when its manifest went away: a
     /// manifest that comes back restarts them.
     restarts: HashMap<String, HashMap<String, u32>>,
+    /// The file (device, inode) each static UID was last read from. A manifest removed and
+    /// written again between two syncs is a new file with the same content: the kubelet sees
+    /// the removal through inotify, as this double does, with a changed inode as the fallback.
+    files: HashMap<String, (u64, u64)>,
+    /// Removals and renames in the manifest directory; `None` where inotify is not available.
+    removals: Option<inotify::Inotify>,
     /// By API UID.
     api_pods: HashMap<String, ApiPod>,
     /// Workers of pods that vanished from the API, until they have stopped.
@@ -189,6 +196,12 @@ impl Kubelet {
             statics: HashMap::new(),
             retiring: Vec::new(),
             restarts: HashMap::new(),
+            files: HashMap::new(),
+            removals: inotify::Inotify::init().ok().and_then(|i| {
+                let mask = inotify::WatchMask::DELETE | inotify::WatchMask::MOVED_FROM;
+                i.watches().add(&cli.pod_manifest_path, mask).ok()?;
+                Some(i)
+            }),
             api_pods: HashMap::new(),
             draining: Vec::new(),
             complained: HashSet::new(),
@@ -255,12 +268,43 @@ impl Kubelet {
             })
             .collect();
         paths.sort();
+        // Names removed (or renamed away) since the last sync.
+        let mut removed = HashSet::new();
+        if let Some(i) = self.removals.as_mut() {
+            let mut buffer = [0u8; 4096];
+            while let Ok(events) = i.read_events(&mut buffer) {
+                let mut any = false;
+                for e in events {
+                    any = true;
+                    if let Some(name) = e.name {
+                        removed.insert(name.to_os_string());
+                    }
+                }
+                if !any {
+                    break;
+                }
+            }
+        }
         for path in paths {
             // A file removed while being listed is just gone.
             let Ok(bytes) = std::fs::read(&path) else {
                 continue;
             };
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
             let hash = static_hash(&bytes, &self.node);
+            let file = (meta.dev(), meta.ino());
+            let replaced = path.file_name().is_some_and(|n| removed.contains(n));
+            if self
+                .files
+                .insert(hash.clone(), file)
+                .is_some_and(|f| f != file)
+                || replaced
+            {
+                // Removed and written again: absent for this sync, back at the next.
+                continue;
+            }
             match parse_manifest(&path, &bytes) {
                 Ok(pod) => {
                     out.insert(hash, pod);

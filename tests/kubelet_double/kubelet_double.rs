@@ -15,10 +15,6 @@
 //!         [--runtime process|docker] [--workload-binary PATH] [--sync-ms 200]
 //!         [--heartbeat-ms 1000] [--break owner-reference|hash|ready|mirror-recreate]
 
-// Cargo also finds this file as the integration test `kubelet_double` (tests/*/main.rs); as a
-// test it is empty, and only the `kubelet-double` example is the program.
-#![cfg(not(test))]
-
 /// One line per notable action, to stderr.
 macro_rules! log {
     ($($arg:tt)*) => {

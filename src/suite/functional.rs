@@ -1,0 +1,1209 @@
+//! What only a running kubelet can show, driven through the local control plane: that it
+//! registers its Node and keeps it Ready, renews its Lease, mirrors static pods, and runs pods
+//! to the right phase. The kubelet must already point at the local control plane; when it does
+//! not, these tests skip and say what to change.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::{Context, Outcome, Recorder, Service, Test, describe};
+use crate::controlplane::client::Client;
+use crate::runtime::{ControlPlane, Unavailable};
+
+const TAGS: &[&str] = &["NodeConformance"];
+const NEEDS: &[Service] = &[Service::ControlPlane];
+/// Every object and static pod file a run creates carries this label with the run id.
+pub const RUN_LABEL: &str = "node-conformance.run";
+
+/// How long the kubelet gets, as flags; the defaults are upstream's.
+#[derive(Debug, Clone, Copy)]
+pub struct Waits {
+    /// Node registered and Ready (upstream: 2 minutes).
+    pub node_ready: Duration,
+    /// A mirror pod appears, changes or goes away (upstream: 2 minutes).
+    pub mirror_pod: Duration,
+    /// A pod reaches the state a test expects (upstream's PodStartTimeout: 5 minutes).
+    pub pod_start: Duration,
+    /// Between two polls of the API.
+    pub poll: Duration,
+}
+
+impl Default for Waits {
+    fn default() -> Self {
+        Self {
+            node_ready: Duration::from_secs(120),
+            mirror_pod: Duration::from_secs(120),
+            pod_start: Duration::from_secs(300),
+            poll: Duration::from_millis(250),
+        }
+    }
+}
+
+pub fn tests() -> Vec<Test> {
+    let t = |area, behaviour, run| Test {
+        area,
+        behaviour,
+        tags: TAGS,
+        needs: NEEDS,
+        run,
+    };
+    vec![
+        t(
+            "Node",
+            "registers and turns Ready with its hostname, os and arch labels",
+            node_ready,
+        ),
+        t("Node", "Lease in kube-node-lease is renewed", node_lease),
+        t(
+            "MirrorPod",
+            "when create a mirror pod should be updated when static pod updated",
+            mirror_updated,
+        ),
+        t(
+            "MirrorPod",
+            "when create a mirror pod should be recreated when mirror pod gracefully deleted",
+            mirror_graceful_delete,
+        ),
+        t(
+            "MirrorPod",
+            "when create a mirror pod should be recreated when mirror pod forcibly deleted",
+            mirror_forced_delete,
+        ),
+        t(
+            "MirrorPod",
+            "when create a mirror pod should successfully recreate when file is removed and recreated",
+            mirror_file_recreated,
+        ),
+        t(
+            "Pod Lifecycle",
+            "restartPolicy Always restarts a container that exits 0 or 1 and the pod stays Running",
+            restart_always,
+        ),
+        t(
+            "Pod Lifecycle",
+            "restartPolicy OnFailure: exit 0 makes the pod Succeeded, exit 1 restarts the container",
+            restart_on_failure,
+        ),
+        t(
+            "Pod Lifecycle",
+            "restartPolicy Never: exit 0 makes the pod Succeeded, exit 1 Failed, no restarts",
+            restart_never,
+        ),
+        t(
+            "Pod Lifecycle",
+            "termination message is read from the terminationMessagePath file",
+            termination_message_file,
+        ),
+        t(
+            "Pod Lifecycle",
+            "termination message falls back to the logs on error (FallbackToLogsOnError)",
+            termination_message_logs,
+        ),
+        t(
+            "Pod Lifecycle",
+            "environment variables and the downward API reach the container",
+            env_and_downward_api,
+        ),
+        t(
+            "Pod Lifecycle",
+            "a pod deleted gracefully is marked, stopped and removed",
+            graceful_delete,
+        ),
+    ]
+}
+
+/// Why the kubelet cannot be tested through the local control plane, if it cannot: its
+/// kubeconfig's server, its contentType and its staticPodPath must all point here.
+fn kubelet_points_here(ctx: &Context, port: u16) -> Result<PathBuf, String> {
+    let fix = format!(
+        "`node-conformance kubelet-config --api-server-port {port} --pod-manifest-path DIR` \
+         prints the kubeconfig and settings to give the kubelet; restart it, then run again"
+    );
+    let k = ctx.node.kubelet().map_err(|e| format!("{e}; {fix}"))?;
+    let mut wrong = Vec::new();
+    match &k.kubeconfig_path {
+        None => wrong.push("the kubelet has no kubeconfig (--kubeconfig)".to_string()),
+        Some(path) => match crate::node::kubeconfig::read(&ctx.node.root, path) {
+            Ok(Some(kc)) => {
+                let server = kc.server.trim_end_matches('/');
+                let here = [
+                    format!("http://127.0.0.1:{port}"),
+                    format!("http://localhost:{port}"),
+                ];
+                if !here.iter().any(|h| h == server) {
+                    wrong.push(format!(
+                        "its kubeconfig {} has server {server}, not http://127.0.0.1:{port}",
+                        path.display()
+                    ));
+                }
+            }
+            Ok(None) => wrong.push(format!("its kubeconfig {} does not exist", path.display())),
+            Err(e) => wrong.push(format!("its kubeconfig cannot be read: {e}")),
+        },
+    }
+    let content_type = k
+        .str("contentType")
+        .unwrap_or("application/vnd.kubernetes.protobuf");
+    if content_type != "application/json" {
+        wrong.push(format!(
+            "its contentType is {content_type} ({}), not application/json: the local control plane speaks JSON only",
+            k.origin("contentType")
+        ));
+    }
+    let dir = ctx.node.pod_manifest_dir();
+    match k.str("staticPodPath") {
+        Some(p) if Path::new(p) == dir => {}
+        Some(p) => wrong.push(format!(
+            "its staticPodPath is {p}, not {} (the directory given to the harness with --pod-manifest-path)",
+            dir.display()
+        )),
+        None => wrong.push(format!("it has no staticPodPath (want {})", dir.display())),
+    }
+    if wrong.is_empty() && !dir.is_dir() {
+        wrong.push(format!(
+            "{} is not a directory here: mount it into the harness's container at the same path (-v $CONFIG_DIR:$CONFIG_DIR)",
+            dir.display()
+        ));
+    }
+    if wrong.is_empty() {
+        Ok(dir)
+    } else {
+        Err(format!(
+            "the kubelet does not point at the local control plane: {}; {fix}",
+            wrong.join("; ")
+        ))
+    }
+}
+
+/// What every test here works with.
+struct Session<'a> {
+    ctx: &'a Context,
+    cp: &'a ControlPlane,
+    api: Client,
+    node: String,
+    namespace: String,
+    manifest_dir: PathBuf,
+    image: String,
+    waits: Waits,
+}
+
+fn session(ctx: &Context) -> Result<Session<'_>, Outcome> {
+    let manifest_dir =
+        kubelet_points_here(ctx, ctx.services.api_port()).map_err(Outcome::skipped)?;
+    let cp = ctx.services.control_plane().map_err(|e| match e {
+        Unavailable::Absent(m) => Outcome::skipped(m),
+        Unavailable::Broken(m) => Outcome::failed(m),
+    })?;
+    let image = ctx.services.pod_image(&ctx.node.root);
+    let s = Session {
+        ctx,
+        cp,
+        api: Client::new(&cp.url),
+        node: ctx.node.name().to_string(),
+        namespace: format!("node-conformance-{}", ctx.services.run_id),
+        manifest_dir,
+        image,
+        waits: ctx.waits,
+    };
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": s.namespace, "labels": {RUN_LABEL: ctx.services.run_id}}});
+    match s.api.create("/api/v1/namespaces", &ns) {
+        Ok(_) => {}
+        Err(e) if e.code == 409 => {}
+        Err(e) => return Err(Outcome::failed(e.to_string())),
+    }
+    Ok(s)
+}
+
+/// Polls `probe` until it gives a value or the time is up; says what it waits for on the
+/// console now and then, with the state it last saw.
+fn wait_for<T>(
+    s: &Session<'_>,
+    what: &str,
+    limit: Duration,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
+    let begin = Instant::now();
+    let mut next_report = Duration::from_secs(5);
+    loop {
+        let state = match probe() {
+            Ok(v) => {
+                super::add_waited(begin.elapsed());
+                return Ok(v);
+            }
+            Err(state) => state,
+        };
+        let waited = begin.elapsed();
+        if waited >= limit {
+            super::add_waited(waited);
+            return Err(format!(
+                "{what}: not within {}s; last seen: {state}",
+                limit.as_secs()
+            ));
+        }
+        if waited >= next_report {
+            s.ctx.console.line(&format!(
+                "  waiting for {what}: {state}, {}s",
+                waited.as_secs()
+            ));
+            next_report += Duration::from_secs(10);
+        }
+        std::thread::sleep(s.waits.poll);
+    }
+}
+
+fn str_at<'v>(v: &'v Value, pointer: &str) -> Option<&'v str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+fn condition<'v>(obj: &'v Value, kind: &str) -> Option<&'v Value> {
+    obj.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+}
+
+/// The architecture as Kubernetes labels it.
+fn go_arch(machine: &str) -> &str {
+    match machine {
+        "x86_64" => "amd64",
+        "aarch64" | "arm64" => "arm64",
+        m if m.starts_with("arm") => "arm",
+        "ppc64le" => "ppc64le",
+        "s390x" => "s390x",
+        m => m,
+    }
+}
+
+fn node_ready(ctx: &Context) -> Outcome {
+    let s = match session(ctx) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let path = format!("/api/v1/nodes/{}", s.node);
+    let what = format!("node {} to be Ready", s.node);
+    let node = wait_for(&s, &what, s.waits.node_ready, || {
+        let node = s
+            .api
+            .get(&path)
+            .map_err(|e| e.to_string())?
+            .ok_or("not registered")?;
+        match condition(&node, "Ready") {
+            Some(c) if str_at(c, "/status") == Some("True") => Ok(node),
+            Some(c) => Err(format!(
+                "Ready={} ({})",
+                str_at(c, "/status").unwrap_or("?"),
+                str_at(c, "/reason").unwrap_or("no reason")
+            )),
+            None => Err("registered, no Ready condition yet".into()),
+        }
+    });
+    let node = match node {
+        Ok(n) => n,
+        Err(e) => return Outcome::failed(e),
+    };
+    let mut r = Recorder::new();
+    r.ok("Ready", "True");
+    let arch = go_arch(&rustix::system::uname().machine().to_string_lossy()).to_string();
+    for (label, want) in [
+        ("kubernetes.io/hostname", Some(s.node.clone())),
+        ("kubernetes.io/os", Some("linux".to_string())),
+        ("kubernetes.io/arch", Some(arch)),
+    ] {
+        let got = node
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(label))
+            .and_then(Value::as_str);
+        match (got, want) {
+            (Some(g), Some(w)) if g == w => r.ok(label, g),
+            (Some(g), Some(w)) => r.fail(label, format!("is {g}, want {w}")),
+            (None, _) => r.fail(label, "is missing"),
+            (Some(g), None) => r.ok(label, g),
+        }
+    }
+    if let Some(v) = str_at(&node, "/status/nodeInfo/kubeletVersion") {
+        r.info("kubelet version", v);
+    }
+    r.finish(|f| format!("node {} is Ready but: {}", s.node, describe(f)))
+}
+
+fn node_lease(ctx: &Context) -> Outcome {
+    let s = match session(ctx) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let path = format!(
+        "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{}",
+        s.node
+    );
+    let first = wait_for(
+        &s,
+        &format!("lease {} to exist", s.node),
+        s.waits.node_ready,
+        || {
+            s.api
+                .get(&path)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "no lease yet".to_string())
+        },
+    );
+    let first = match first {
+        Ok(l) => l,
+        Err(e) => return Outcome::failed(e),
+    };
+    let mut r = Recorder::new();
+    let renewed_at = str_at(&first, "/spec/renewTime").unwrap_or("").to_string();
+    // The kubelet renews every quarter of the lease's duration (10s of 40s by default).
+    let duration = first
+        .pointer("/spec/leaseDurationSeconds")
+        .and_then(Value::as_u64)
+        .unwrap_or(40);
+    let renewed = wait_for(
+        &s,
+        &format!("lease {} to be renewed", s.node),
+        Duration::from_secs(duration.max(10) + 10),
+        || {
+            let lease = s
+                .api
+                .get(&path)
+                .map_err(|e| e.to_string())?
+                .ok_or("the lease was deleted")?;
+            match str_at(&lease, "/spec/renewTime") {
+                Some(t) if t != renewed_at => Ok(lease),
+                Some(t) => Err(format!("renewTime still {t}")),
+                None => Err("no renewTime".into()),
+            }
+        },
+    );
+    let lease = match renewed {
+        Ok(l) => {
+            r.ok(
+                "renewTime",
+                format!(
+                    "{renewed_at} -> {}",
+                    str_at(&l, "/spec/renewTime").unwrap_or("")
+                ),
+            );
+            l
+        }
+        Err(e) => {
+            r.fail("renewTime", e);
+            first
+        }
+    };
+    match str_at(&lease, "/spec/holderIdentity") {
+        Some(h) if h == s.node => r.ok("holderIdentity", h),
+        other => r.fail("holderIdentity", format!("is {other:?}, want {}", s.node)),
+    }
+    let node_uid = s
+        .api
+        .get(&format!("/api/v1/nodes/{}", s.node))
+        .ok()
+        .flatten()
+        .and_then(|n| str_at(&n, "/metadata/uid").map(str::to_string));
+    let owner = lease
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .and_then(|o| o.first());
+    match (owner, node_uid) {
+        (Some(o), Some(uid))
+            if str_at(o, "/kind") == Some("Node") && str_at(o, "/uid") == Some(uid.as_str()) =>
+        {
+            r.ok("ownerReference", format!("Node {} ({uid})", s.node));
+        }
+        (o, _) => r.fail(
+            "ownerReference",
+            format!(
+                "want the Node {} with its UID, got {}",
+                s.node,
+                o.map_or("none".into(), Value::to_string)
+            ),
+        ),
+    }
+    r.finish(|f| format!("lease {}: {}", s.node, describe(f)))
+}
+
+/// A static pod file the test wrote, removed when dropped: on success, failure or panic.
+/// An interrupted run removes what is left through the control plane's record.
+struct StaticPod<'a> {
+    s: &'a Session<'a>,
+    file: PathBuf,
+    name: String,
+}
+
+impl<'a> StaticPod<'a> {
+    fn create(s: &'a Session<'a>, args: &[&str]) -> Result<Self, String> {
+        let name = format!("static-pod-{}", uuid::Uuid::new_v4());
+        let file = s.manifest_dir.join(format!("{}-{name}.yaml", s.namespace));
+        let pod = StaticPod { s, file, name };
+        s.cp.track_file(&pod.file);
+        pod.write(args)?;
+        Ok(pod)
+    }
+
+    fn mirror_name(&self) -> String {
+        format!("{}-{}", self.name, self.s.node)
+    }
+
+    fn manifest(&self, args: &[&str]) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": self.name, "namespace": self.s.namespace,
+                "labels": {RUN_LABEL: self.s.ctx.services.run_id}},
+            "spec": {"restartPolicy": "Always", "terminationGracePeriodSeconds": 2,
+                "containers": [container(&self.s.image, args)]}})
+    }
+
+    fn write(&self, args: &[&str]) -> Result<(), String> {
+        // JSON is YAML; written whole and renamed so the kubelet never reads half a file.
+        crate::report::write_atomically(&self.file, self.manifest(args).to_string().as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", self.file.display()))
+    }
+
+    fn remove(&self) -> Result<(), String> {
+        match std::fs::remove_file(&self.file) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("cannot remove {}: {e}", self.file.display())),
+        }
+    }
+}
+
+impl Drop for StaticPod<'_> {
+    fn drop(&mut self) {
+        if self.remove().is_ok() {
+            self.s.cp.untrack_file(&self.file);
+        }
+        // Upstream's teardown: the mirror pod goes once the file is gone.
+        let path = pod_path(self.s, &self.mirror_name());
+        let _ = wait_for(
+            self.s,
+            &format!("mirror pod {} to be deleted", self.mirror_name()),
+            self.s.waits.mirror_pod,
+            || match self.s.api.get(&path) {
+                Ok(None) => Ok(()),
+                Ok(Some(_)) => Err("still there".into()),
+                Err(e) => Err(e.to_string()),
+            },
+        );
+    }
+}
+
+fn container(image: &str, args: &[&str]) -> Value {
+    json!({"name": "workload", "image": image, "imagePullPolicy": "Never", "args": args})
+}
+
+fn pod_path(s: &Session<'_>, name: &str) -> String {
+    format!("/api/v1/namespaces/{}/pods/{name}", s.namespace)
+}
+
+/// Why a mirror pod is not a valid one: upstream's checks, all of them.
+fn mirror_problems(pod: &Value, node: &str, node_uid: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let annotation = |k: &str| {
+        pod.pointer("/metadata/annotations")
+            .and_then(|a| a.get(k))
+            .and_then(Value::as_str)
+    };
+    let hash = annotation("kubernetes.io/config.hash");
+    match (annotation("kubernetes.io/config.mirror"), hash) {
+        (Some(m), Some(h)) if m == h => {}
+        (m, h) => problems.push(format!(
+            "annotation kubernetes.io/config.mirror is {m:?}, want config.hash {h:?}"
+        )),
+    }
+    match annotation("kubernetes.io/config.source") {
+        Some("api") => problems.push("annotation kubernetes.io/config.source is api".into()),
+        None => problems.push("annotation kubernetes.io/config.source is missing".into()),
+        Some(_) => {}
+    }
+    let owners = pod
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    match owners {
+        [o] if str_at(o, "/kind") == Some("Node")
+            && str_at(o, "/name") == Some(node)
+            && str_at(o, "/uid") == Some(node_uid)
+            && o.get("controller").and_then(Value::as_bool) == Some(true) => {}
+        _ => problems.push(format!(
+            "want exactly one ownerReference, to Node {node} (uid {node_uid}) with controller true; got {}",
+            Value::from(owners.to_vec())
+        )),
+    }
+    problems
+}
+
+fn pod_phase(pod: &Value) -> &str {
+    str_at(pod, "/status/phase").unwrap_or("Pending")
+}
+
+/// The first container's status.
+fn container_status(pod: &Value) -> Option<&Value> {
+    pod.pointer("/status/containerStatuses/0")
+}
+
+fn restart_count(pod: &Value) -> u64 {
+    container_status(pod)
+        .and_then(|c| c.get("restartCount"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
+/// A running, valid mirror pod for `sp`, other than `not_uid`; returns it.
+fn wait_mirror_running(
+    s: &Session<'_>,
+    sp: &StaticPod<'_>,
+    node_uid: &str,
+    not_uid: Option<&str>,
+    extra: impl Fn(&Value) -> Result<(), String>,
+) -> Result<Value, String> {
+    let name = sp.mirror_name();
+    let path = pod_path(s, &name);
+    let mut invalid = Vec::new();
+    wait_for(
+        s,
+        &format!("mirror pod {name} to be Running"),
+        s.waits.mirror_pod,
+        || {
+            let pod = s
+                .api
+                .get(&path)
+                .map_err(|e| e.to_string())?
+                .ok_or("not created")?;
+            let uid = str_at(&pod, "/metadata/uid").unwrap_or("");
+            if not_uid == Some(uid) {
+                return Err(format!("still the old one ({uid}), {}", pod_phase(&pod)));
+            }
+            if pod.pointer("/metadata/deletionTimestamp").is_some() {
+                return Err("being deleted".into());
+            }
+            if pod_phase(&pod) != "Running" {
+                return Err(pod_phase(&pod).to_string());
+            }
+            invalid = mirror_problems(&pod, &s.node, node_uid);
+            if !invalid.is_empty() {
+                return Err(format!(
+                    "Running but not a valid mirror pod: {}",
+                    invalid.join("; ")
+                ));
+            }
+            extra(&pod)?;
+            Ok(pod)
+        },
+    )
+}
+
+fn node_uid(s: &Session<'_>) -> Result<String, String> {
+    let node = wait_for(
+        s,
+        &format!("node {} to register", s.node),
+        s.waits.node_ready,
+        || {
+            s.api
+                .get(&format!("/api/v1/nodes/{}", s.node))
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "not registered".to_string())
+        },
+    )?;
+    str_at(&node, "/metadata/uid")
+        .map(str::to_string)
+        .ok_or_else(|| format!("node {} has no UID", s.node))
+}
+
+const SLEEP: &[&str] = &["--sleep", "3600"];
+
+/// Runs a MirrorPod test body with a static pod in place; every error fails the test.
+fn with_mirror_pod(
+    ctx: &Context,
+    body: impl FnOnce(&Session<'_>, &StaticPod<'_>, &str, Value, &mut Recorder) -> Result<(), String>,
+) -> Outcome {
+    let s = match session(ctx) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let mut r = Recorder::new();
+    let result = (|| {
+        let uid = node_uid(&s)?;
+        let sp = StaticPod::create(&s, SLEEP)?;
+        r.info("static pod file", sp.file.display().to_string());
+        let first = wait_mirror_running(&s, &sp, &uid, None, |_| Ok(()))?;
+        r.ok(
+            "mirror pod",
+            format!(
+                "{} Running, uid {}",
+                sp.mirror_name(),
+                str_at(&first, "/metadata/uid").unwrap_or("")
+            ),
+        );
+        body(&s, &sp, &uid, first, &mut r)
+    })();
+    match result {
+        Ok(()) => r.finish(describe),
+        Err(e) => r.fail_now(e),
+    }
+}
+
+fn mirror_updated(ctx: &Context) -> Outcome {
+    with_mirror_pod(ctx, |s, sp, node_uid, first, r| {
+        let old = str_at(&first, "/metadata/uid").unwrap_or("").to_string();
+        // One test image: the update changes the container's arguments, which changes the
+        // static pod's hash as another image would.
+        let updated = ["--sleep", "3601"];
+        sp.write(&updated)?;
+        let pod = wait_mirror_running(s, sp, node_uid, Some(&old), |pod| {
+            let args = pod.pointer("/spec/containers/0/args");
+            if args == Some(&json!(updated)) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "Running with the old spec (args {})",
+                    args.map_or("none".into(), Value::to_string)
+                ))
+            }
+        })?;
+        r.ok(
+            "updated",
+            format!(
+                "new uid {}, new spec Running",
+                str_at(&pod, "/metadata/uid").unwrap_or("")
+            ),
+        );
+        Ok(())
+    })
+}
+
+fn mirror_deleted(ctx: &Context, grace: u64) -> Outcome {
+    with_mirror_pod(ctx, |s, sp, node_uid, first, r| {
+        let old = str_at(&first, "/metadata/uid").unwrap_or("").to_string();
+        s.api
+            .delete(
+                &pod_path(s, &sp.mirror_name()),
+                &json!({"gracePeriodSeconds": grace}),
+            )
+            .map_err(|e| e.to_string())?;
+        let pod = wait_mirror_running(s, sp, node_uid, Some(&old), |_| Ok(()))?;
+        r.ok(
+            "recreated",
+            format!(
+                "deleted with grace {grace}s; new uid {} Running",
+                str_at(&pod, "/metadata/uid").unwrap_or("")
+            ),
+        );
+        Ok(())
+    })
+}
+
+fn mirror_graceful_delete(ctx: &Context) -> Outcome {
+    mirror_deleted(ctx, 30)
+}
+
+fn mirror_forced_delete(ctx: &Context) -> Outcome {
+    mirror_deleted(ctx, 0)
+}
+
+fn mirror_file_recreated(ctx: &Context) -> Outcome {
+    with_mirror_pod(ctx, |s, sp, node_uid, _, r| {
+        sp.remove()?;
+        sp.write(SLEEP)?;
+        let pod = wait_mirror_running(s, sp, node_uid, None, |pod| match restart_count(pod) {
+            0 => Err("Running, restartCount 0".into()),
+            _ => Ok(()),
+        })?;
+        r.ok("restartCount", restart_count(&pod).to_string());
+        // Upstream: and it stays Running for 30 seconds.
+        let path = pod_path(s, &sp.mirror_name());
+        let watched = Instant::now();
+        let until = watched + Duration::from_secs(30);
+        let mut next_report = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            let pod = s.api.get(&path).map_err(|e| e.to_string())?;
+            let phase = pod.as_ref().map_or("deleted", pod_phase);
+            if phase != "Running" {
+                return Err(format!(
+                    "mirror pod {} left Running: {phase}",
+                    sp.mirror_name()
+                ));
+            }
+            if Instant::now() >= next_report {
+                s.ctx.console.line(&format!(
+                    "  watching mirror pod {} stay Running: Running, {}s of 30s",
+                    sp.mirror_name(),
+                    30 - until.saturating_duration_since(Instant::now()).as_secs()
+                ));
+                next_report += Duration::from_secs(10);
+            }
+            std::thread::sleep(Duration::from_secs(1).min(s.waits.poll * 4));
+        }
+        super::add_waited(watched.elapsed());
+        r.ok("stays Running", "30s");
+        Ok(())
+    })
+}
+
+/// An API pod on this node, deleted (and waited for) when dropped.
+struct ApiPod<'a> {
+    s: &'a Session<'a>,
+    name: String,
+}
+
+impl<'a> ApiPod<'a> {
+    fn create(
+        s: &'a Session<'a>,
+        prefix: &str,
+        restart: &str,
+        container: Value,
+    ) -> Result<Self, String> {
+        let name = format!(
+            "{prefix}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {RUN_LABEL: s.ctx.services.run_id}},
+            "spec": {"nodeName": s.node, "restartPolicy": restart,
+                "terminationGracePeriodSeconds": 2, "containers": [container]}});
+        let path = format!("/api/v1/namespaces/{}/pods", s.namespace);
+        s.cp.track_object(&pod_path(s, &name));
+        s.api.create(&path, &pod).map_err(|e| e.to_string())?;
+        Ok(ApiPod { s, name })
+    }
+
+    fn path(&self) -> String {
+        pod_path(self.s, &self.name)
+    }
+
+    fn wait(
+        &self,
+        what: &str,
+        check: impl Fn(&Value) -> Result<(), String>,
+    ) -> Result<Value, String> {
+        wait_for(
+            self.s,
+            &format!("pod {} {what}", self.name),
+            self.s.waits.pod_start,
+            || {
+                let pod = self
+                    .s
+                    .api
+                    .get(&self.path())
+                    .map_err(|e| e.to_string())?
+                    .ok_or("deleted")?;
+                check(&pod).map(|()| pod)
+            },
+        )
+    }
+}
+
+impl Drop for ApiPod<'_> {
+    fn drop(&mut self) {
+        let path = self.path();
+        // Gracefully, so the kubelet stops the containers and then removes the pod: nothing
+        // runs on after the test. A kubelet that never confirms gets the pod forced away.
+        if self
+            .s
+            .api
+            .delete(&path, &json!({"gracePeriodSeconds": 2}))
+            .is_err()
+        {
+            return;
+        }
+        let gone = wait_for(
+            self.s,
+            &format!("pod {} to be removed", self.name),
+            Duration::from_secs(60).min(self.s.waits.pod_start),
+            || match self.s.api.get(&path) {
+                Ok(None) => Ok(()),
+                Ok(Some(_)) => Err("still there".into()),
+                Err(e) => Err(e.to_string()),
+            },
+        );
+        if gone.is_ok()
+            || self
+                .s
+                .api
+                .delete(&path, &json!({"gracePeriodSeconds": 0}))
+                .is_ok()
+        {
+            self.s.cp.untrack_object(&path);
+        }
+    }
+}
+
+/// The state a container ended in, or the one before its restart.
+fn terminated(pod: &Value, last: bool) -> Option<&Value> {
+    let state = if last { "lastState" } else { "state" };
+    container_status(pod)?.get(state)?.get("terminated")
+}
+
+fn exit_code(t: &Value) -> Option<i64> {
+    t.get("exitCode").and_then(Value::as_i64)
+}
+
+/// One pod per exit code under `policy`, each waited for until it shows `expect`.
+fn restart_policy(
+    ctx: &Context,
+    policy: &str,
+    expect: fn(&Value, i64) -> Result<String, String>,
+) -> Outcome {
+    let s = match session(ctx) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let mut r = Recorder::new();
+    let mut pods = Vec::new();
+    for code in [0, 1] {
+        let c = container(&s.image, &["--exit", &code.to_string()]);
+        match ApiPod::create(
+            &s,
+            &format!("exit-{code}-{}", policy.to_lowercase()),
+            policy,
+            c,
+        ) {
+            Ok(p) => pods.push((code, p)),
+            Err(e) => return r.fail_now(e),
+        }
+    }
+    for (code, pod) in &pods {
+        match pod.wait(&format!("(exit {code}, {policy})"), |p| {
+            expect(p, *code).map(|_| ())
+        }) {
+            Ok(p) => r.ok(
+                format!("exit {code}"),
+                expect(&p, *code).unwrap_or_default(),
+            ),
+            Err(e) => r.fail(format!("exit {code}"), e),
+        }
+    }
+    r.finish(|f| format!("restartPolicy {policy}: {}", describe(f)))
+}
+
+fn summary(pod: &Value) -> String {
+    format!(
+        "phase {}, restartCount {}, state {}",
+        pod_phase(pod),
+        restart_count(pod),
+        container_status(pod)
+            .and_then(|c| c.get("state"))
+            .map_or("none".into(), Value::to_string)
+    )
+}
+
+fn restarted_running(pod: &Value, code: i64) -> Result<String, String> {
+    let last = terminated(pod, true).and_then(exit_code);
+    if pod_phase(pod) == "Running" && restart_count(pod) >= 1 && last == Some(code) {
+        Ok(format!(
+            "Running, restartCount {}, last exit code {code}",
+            restart_count(pod)
+        ))
+    } else {
+        Err(summary(pod))
+    }
+}
+
+fn ended(pod: &Value, phase: &str, code: i64) -> Result<String, String> {
+    let reason = if code == 0 { "Completed" } else { "Error" };
+    let t = terminated(pod, false);
+    if pod_phase(pod) == phase
+        && restart_count(pod) == 0
+        && t.and_then(exit_code) == Some(code)
+        && t.and_then(|t| str_at(t, "/reason")) == Some(reason)
+    {
+        Ok(format!("{phase}, exit code {code} ({reason}), no restarts"))
+    } else {
+        Err(summary(pod))
+    }
+}
+
+fn restart_always(ctx: &Context) -> Outcome {
+    restart_policy(ctx, "Always", restarted_running)
+}
+
+fn restart_on_failure(ctx: &Context) -> Outcome {
+    restart_policy(ctx, "OnFailure", |pod, code| match code {
+        0 => ended(pod, "Succeeded", 0),
+        _ => restarted_running(pod, code),
+    })
+}
+
+fn restart_never(ctx: &Context) -> Outcome {
+    restart_policy(ctx, "Never", |pod, code| match code {
+        0 => ended(pod, "Succeeded", 0),
+        _ => ended(pod, "Failed", code),
+    })
+}
+
+/// Runs one pod with restartPolicy Never to its end; returns its terminated state.
+fn run_to_end(s: &Session<'_>, prefix: &str, container: Value) -> Result<(Value, Value), String> {
+    let pod = ApiPod::create(s, prefix, "Never", container)?;
+    let done = pod.wait("to finish", |p| match pod_phase(p) {
+        "Succeeded" | "Failed" => Ok(()),
+        _ => Err(summary(p)),
+    })?;
+    let t = terminated(&done, false)
+        .cloned()
+        .ok_or_else(|| format!("finished without a terminated state: {}", summary(&done)))?;
+    Ok((done, t))
+}
+
+fn termination_message_file(ctx: &Context) -> Outcome {
+    let s = match session(ctx) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let mut r = Recorder::new();
+    let path = "/dev/termination-custom-log";
+    let mut c = container(
+        &s.image,
+        &["--termination-message", path, "DONE", "--exit", "0"],
+    );
+    c["terminationMessagePath"] = json!(path);
+    match run_to_end(&s, "termination-file", c) {
+        Ok((_, t)) => match str_at(&t, "/message") {
+            Some("DONE") => r.ok("message", format!("DONE, from {path}")),
+            other => r.fail(
+                "message",
+                format!("is {other:?}, want \"DONE\" from {path}"),
+            ),
+        },
+        Err(e) => return r.fail_now(e),
+    }
+    r.finish(describe)
+}
+
+fn termination_message_logs(ctx: &Context) -> Outcome {
+    let s = match session(ctx) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let mut r = Recorder::new();
+    let mut c = container(&s.image, &["--stdout", "DONE", "--exit", "1"]);
+    c["terminationMessagePolicy"] = json!("FallbackToLogsOnError");
+    match run_to_end(&s, "termination-logs", c) {
+        Ok((_, t)) => match str_at(&t, "/message").map(str::trim) {
+            Some("DONE") => r.ok("message", "DONE, from the logs after exit 1"),
+            other => r.fail(
+                "message",
+                format!("is {other:?}, want \"DONE\" from the logs"),
+            ),
+        },
+        Err(e) => return r.fail_now(e),
+    }
+    r.finish(describe)
+}
+
+fn env_and_downward_api(ctx: &Context) -> Outcome {
+    let s = match session(ctx) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let mut r = Recorder::new();
+    let field = |path: &str| json!({"valueFrom": {"fieldRef": {"fieldPath": path}}});
+    let vars = [
+        ("NC_PLAIN", json!({"value": "plain value"})),
+        ("NC_POD_NAME", field("metadata.name")),
+        ("NC_POD_NAMESPACE", field("metadata.namespace")),
+        ("NC_POD_UID", field("metadata.uid")),
+        ("NC_NODE_NAME", field("spec.nodeName")),
+        ("NC_POD_IP", field("status.podIP")),
+        ("NC_HOST_IP", field("status.hostIP")),
+    ];
+    let mut args = Vec::new();
+    for (name, _) in &vars {
+        args.extend(["--print-env", name]);
+    }
+    // The logs become the termination message on a failing exit: the process itself reports
+    // what it was given.
+    args.extend(["--exit", "1"]);
+    let mut c = container(&s.image, &args);
+    c["terminationMessagePolicy"] = json!("FallbackToLogsOnError");
+    c["env"] = Value::Array(
+        vars.iter()
+            .map(|(name, source)| {
+                let mut e = source.clone();
+                e["name"] = json!(name);
+                e
+            })
+            .collect(),
+    );
+    let (pod, t) = match run_to_end(&s, "env", c) {
+        Ok(x) => x,
+        Err(e) => return r.fail_now(e),
+    };
+    let printed = str_at(&t, "/message").unwrap_or("");
+    for (name, _) in &vars {
+        let want = match *name {
+            "NC_PLAIN" => Some("plain value"),
+            "NC_POD_NAME" => str_at(&pod, "/metadata/name"),
+            "NC_POD_NAMESPACE" => str_at(&pod, "/metadata/namespace"),
+            "NC_POD_UID" => str_at(&pod, "/metadata/uid"),
+            "NC_NODE_NAME" => Some(s.node.as_str()),
+            "NC_POD_IP" => str_at(&pod, "/status/podIP"),
+            _ => str_at(&pod, "/status/hostIP"),
+        };
+        let got = printed
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")));
+        match (got, want) {
+            (Some(g), Some(w)) if g == w => r.ok(*name, g),
+            (Some(g), w) => r.fail(*name, format!("is {g:?}, want {w:?}")),
+            (None, _) => r.fail(*name, "did not reach the container"),
+        }
+    }
+    r.note(format!("the container printed:\n{printed}"));
+    r.finish(describe)
+}
+
+fn graceful_delete(ctx: &Context) -> Outcome {
+    let s = match session(ctx) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let mut r = Recorder::new();
+    let pod = match ApiPod::create(&s, "graceful", "Always", container(&s.image, SLEEP)) {
+        Ok(p) => p,
+        Err(e) => return r.fail_now(e),
+    };
+    if let Err(e) = pod.wait("to be Running", |p| match pod_phase(p) {
+        "Running" => Ok(()),
+        _ => Err(summary(p)),
+    }) {
+        return r.fail_now(e);
+    }
+    let grace = 5;
+    if let Err(e) = s
+        .api
+        .delete(&pod.path(), &json!({"gracePeriodSeconds": grace}))
+    {
+        return r.fail_now(e.to_string());
+    }
+    match s.api.get(&pod.path()) {
+        Ok(Some(p)) if p.pointer("/metadata/deletionTimestamp").is_some() => {
+            r.ok(
+                "deletionTimestamp",
+                str_at(&p, "/metadata/deletionTimestamp").unwrap_or(""),
+            );
+        }
+        Ok(Some(_)) => r.fail("deletionTimestamp", "not set by the graceful delete"),
+        Ok(None) => r.fail("deletionTimestamp", "the pod went at once, not gracefully"),
+        Err(e) => return r.fail_now(e.to_string()),
+    }
+    let began = Instant::now();
+    // The kubelet gets the grace period and a little more to stop the container and remove it.
+    let limit = Duration::from_secs(grace + 30);
+    let gone = wait_for(
+        &s,
+        &format!("pod {} to be removed", pod.name),
+        limit,
+        || match s.api.get(&pod.path()) {
+            Ok(None) => Ok(()),
+            Ok(Some(p)) => Err(summary(&p)),
+            Err(e) => Err(e.to_string()),
+        },
+    );
+    match gone {
+        Ok(()) => r.ok(
+            "removed",
+            format!("{:.1}s after the delete", began.elapsed().as_secs_f64()),
+        ),
+        Err(e) => r.fail("removed", e),
+    }
+    r.finish(describe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mirror(owner: Value, mirror: &str, source: &str) -> Value {
+        json!({"metadata": {"annotations": {"kubernetes.io/config.hash": "h1",
+            "kubernetes.io/config.mirror": mirror, "kubernetes.io/config.source": source},
+            "ownerReferences": owner}})
+    }
+
+    #[test]
+    fn mirror_pod_validity_is_upstreams() {
+        let owner = json!([{"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "u1", "controller": true}]);
+        assert!(mirror_problems(&mirror(owner.clone(), "h1", "file"), "n1", "u1").is_empty());
+        assert_eq!(
+            mirror_problems(&mirror(owner.clone(), "h2", "file"), "n1", "u1").len(),
+            1
+        );
+        assert_eq!(
+            mirror_problems(&mirror(owner.clone(), "h1", "api"), "n1", "u1").len(),
+            1
+        );
+        assert_eq!(
+            mirror_problems(&mirror(owner.clone(), "h1", "file"), "n1", "u2").len(),
+            1
+        );
+        assert_eq!(
+            mirror_problems(&mirror(json!([]), "h1", "file"), "n1", "u1").len(),
+            1
+        );
+        let two = json!([owner[0], owner[0]]);
+        assert_eq!(
+            mirror_problems(&mirror(two, "h1", "file"), "n1", "u1").len(),
+            1
+        );
+        let not_controller = json!([{"kind": "Node", "name": "n1", "uid": "u1"}]);
+        assert_eq!(
+            mirror_problems(&mirror(not_controller, "h1", "file"), "n1", "u1").len(),
+            1
+        );
+    }
+
+    #[test]
+    fn expectations_per_restart_policy() {
+        let status = |phase: &str, restarts: u64, state: Value, last: Value| json!({"status": {"phase": phase, "containerStatuses": [{"restartCount": restarts, "state": state, "lastState": last}]}});
+        let term =
+            |code: i64, reason: &str| json!({"terminated": {"exitCode": code, "reason": reason}});
+        let running = json!({"running": {}});
+        assert!(
+            restarted_running(&status("Running", 1, running.clone(), term(1, "Error")), 1).is_ok()
+        );
+        assert!(restarted_running(&status("Running", 0, running.clone(), json!({})), 1).is_err());
+        assert!(
+            restarted_running(&status("Running", 2, running, term(0, "Completed")), 1).is_err()
+        );
+        assert!(
+            ended(
+                &status("Succeeded", 0, term(0, "Completed"), json!({})),
+                "Succeeded",
+                0
+            )
+            .is_ok()
+        );
+        assert!(
+            ended(
+                &status("Failed", 0, term(1, "Error"), json!({})),
+                "Failed",
+                1
+            )
+            .is_ok()
+        );
+        assert!(
+            ended(
+                &status("Failed", 1, term(1, "Error"), json!({})),
+                "Failed",
+                1
+            )
+            .is_err()
+        );
+        assert!(
+            ended(
+                &status("Succeeded", 0, term(0, "Error"), json!({})),
+                "Succeeded",
+                0
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn architectures_are_named_as_kubernetes_labels_them() {
+        assert_eq!(go_arch("x86_64"), "amd64");
+        assert_eq!(go_arch("aarch64"), "arm64");
+        assert_eq!(go_arch("armv7l"), "arm");
+    }
+}

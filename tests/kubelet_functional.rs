@@ -1,0 +1,242 @@
+//! The kubelet tests against the kubelet test double (tests/kubelet_double): they pass against
+//! it, and each deliberately broken variant of it fails exactly the tests that should notice.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::{Run, Status, run_on, status};
+
+const NODE: &str = "double-node";
+const GROUP: &str = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle) ";
+/// The kubelet tests, as `list --focus` shows them.
+const MIRROR: &[&str] = &[
+    "should be updated when static pod updated",
+    "should be recreated when mirror pod gracefully deleted",
+    "should be recreated when mirror pod forcibly deleted",
+    "should successfully recreate when file is removed and recreated",
+];
+
+fn double_binary() -> PathBuf {
+    // target/<profile>/deps/<this test> -> target/<profile>/examples/kubelet-double
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    profile.join("examples").join("kubelet-double")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A node root whose kubelet points at the local control plane on `port`, and the static pod
+/// directory given to both the harness and the double.
+struct Node {
+    root: tempfile::TempDir,
+    manifests: tempfile::TempDir,
+    port: u16,
+    double: Option<Child>,
+}
+
+impl Node {
+    fn new(server: Option<&str>) -> Self {
+        let root = tempfile::tempdir().expect("root");
+        let manifests = tempfile::tempdir().expect("manifests");
+        let port = free_port();
+        let server = server.map_or_else(|| format!("http://127.0.0.1:{port}"), str::to_string);
+        let write = |path: &str, text: &str| {
+            let p = root.path().join(path);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        };
+        write("etc/hostname", &format!("{NODE}\n"));
+        write(
+            "var/lib/kubelet/config.yaml",
+            &format!(
+                "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
+                 contentType: application/json\nstaticPodPath: {}\n",
+                manifests.path().display()
+            ),
+        );
+        write(
+            "etc/kubernetes/kubelet.conf",
+            &format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n\
+                 contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n\
+                 users:\n- name: u\n  user: {{}}\n"
+            ),
+        );
+        Node {
+            root,
+            manifests,
+            port,
+            double: None,
+        }
+    }
+
+    fn start_double(&mut self, broken: Option<&str>) {
+        let mut c = Command::new(double_binary());
+        c.args(["--server", &format!("http://127.0.0.1:{}", self.port)])
+            .args(["--node-name", NODE])
+            .arg("--pod-manifest-path")
+            .arg(self.manifests.path())
+            .args(["--workload-binary", common::BIN])
+            .args(["--sync-ms", "100", "--heartbeat-ms", "500"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(b) = broken {
+            c.args(["--break", b]);
+        }
+        self.double = Some(c.spawn().expect("the kubelet double starts"));
+    }
+
+    fn run(&self, focus: &str, waits: &str) -> Run {
+        let port = self.port.to_string();
+        let mut args = vec![
+            "--focus",
+            focus,
+            "--api-server-port",
+            &port,
+            "--pod-image",
+            "node-conformance-workload:double",
+            "--parallelism",
+            "16",
+        ];
+        args.extend(["--node-ready-timeout", waits, "--mirror-pod-timeout", waits]);
+        args.extend(["--pod-start-timeout", waits]);
+        let dir = self.manifests.path().display().to_string();
+        args.extend(["--pod-manifest-path", &dir]);
+        run_on(self.root.path(), &args)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut d) = self.double.take() {
+            // SIGTERM so the double stops what it started.
+            let _ = Command::new("kill").arg(d.id().to_string()).status();
+            let _ = d.wait();
+        }
+    }
+}
+
+fn assert_failed_exactly(run: &Run, want: &[&str]) {
+    let failed = run.failed();
+    for w in want {
+        assert!(
+            failed.iter().any(|f| f.contains(w)),
+            "{w:?} should have failed; failed: {failed:?}\n{}",
+            run.explain()
+        );
+    }
+    assert_eq!(
+        failed.len(),
+        want.len(),
+        "failed: {failed:?}\n{}",
+        run.explain()
+    );
+    let report = run.junit();
+    let kubelet_cases = report.test_suites[0]
+        .test_cases
+        .iter()
+        .filter(|c| c.name.as_str().contains("[NodeConformance]"))
+        .filter(|c| matches!(status(c), Status::Passed | Status::Failed))
+        .count();
+    assert_eq!(
+        kubelet_cases,
+        13,
+        "every kubelet test ran\n{}",
+        run.explain()
+    );
+}
+
+#[test]
+fn the_kubelet_group_passes_against_the_double_and_leaves_nothing() {
+    let mut node = Node::new(None);
+    node.start_double(None);
+    let run = node.run(GROUP, "60");
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    assert_failed_exactly(&run, &[]);
+    let stdout = run.stdout();
+    assert!(
+        stdout.contains("stopped the local control plane"),
+        "{stdout}"
+    );
+    let left: Vec<_> = std::fs::read_dir(node.manifests.path())
+        .expect("manifests")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "static pod files left behind: {left:?}");
+    // The mirror pod check is upstream's, in full.
+    let case = run.case("should be recreated when mirror pod forcibly deleted");
+    let out = case
+        .system_out
+        .as_ref()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default();
+    assert!(out.contains("new uid"), "{out}");
+}
+
+#[test]
+fn a_mirror_pod_without_its_owner_reference_fails_the_mirror_pod_tests() {
+    let mut node = Node::new(None);
+    node.start_double(Some("owner-reference"));
+    let run = node.run(GROUP, "5");
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    assert_failed_exactly(&run, MIRROR);
+    assert!(run.junit_text().contains("ownerReference"));
+}
+
+#[test]
+fn a_mirror_pod_with_the_wrong_hash_fails_the_mirror_pod_tests() {
+    let mut node = Node::new(None);
+    node.start_double(Some("hash"));
+    let run = node.run(GROUP, "5");
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    assert_failed_exactly(&run, MIRROR);
+    assert!(run.junit_text().contains("kubernetes.io/config.mirror"));
+}
+
+#[test]
+fn a_node_never_ready_fails_the_ready_test_only() {
+    let mut node = Node::new(None);
+    node.start_double(Some("ready"));
+    let run = node.run(GROUP, "5");
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    assert_failed_exactly(&run, &["registers and turns Ready"]);
+    assert!(run.junit_text().contains("Ready=False"));
+}
+
+#[test]
+fn a_mirror_pod_not_recreated_fails_the_deletion_tests_only() {
+    let mut node = Node::new(None);
+    node.start_double(Some("mirror-recreate"));
+    let run = node.run(GROUP, "5");
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    assert_failed_exactly(&run, &MIRROR[1..3]);
+}
+
+#[test]
+fn a_kubelet_pointing_elsewhere_skips_the_group_saying_what_to_change() {
+    let node = Node::new(Some("https://127.0.0.1:6443"));
+    let run = node.run(GROUP, "5");
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    let case = run.case("MirrorPod when create a mirror pod should be updated");
+    assert!(
+        matches!(status(&case), Status::Skipped),
+        "{}",
+        run.explain()
+    );
+    let text = run.junit_text();
+    assert!(text.contains("has server https://127.0.0.1:6443"), "{text}");
+    assert!(text.contains("node-conformance kubelet-config"), "{text}");
+    assert!(!run.stdout().contains("stopped the local control plane"));
+}
