@@ -688,3 +688,68 @@ fn random_requests_at_every_route_never_break_the_server() {
     assert_eq!(s.get("/healthz").0, 200);
     assert_eq!(s.get("/api/v1/namespaces/default").0, 200);
 }
+
+#[test]
+fn a_uid_in_the_body_is_a_precondition_and_new_pods_start_pending() {
+    let s = start();
+    let (code, pod) = s.send(
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        "application/json",
+        &json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]},
+                "status": {"phase": "Succeeded"}}),
+    );
+    assert_eq!(code, 201);
+    assert_eq!(pod["status"], json!({"phase": "Pending"}));
+    let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+    let path = "/api/v1/namespaces/default/pods/p/status";
+    let ctype = "application/strategic-merge-patch+json";
+    let (code, status) = s.send(
+        "PATCH",
+        path,
+        ctype,
+        &json!({"metadata": {"uid": "not-the-uid"}, "status": {"phase": "Running"}}),
+    );
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (409, Some("Conflict")),
+        "{status}"
+    );
+    let (code, _) = s.send(
+        "PATCH",
+        path,
+        ctype,
+        &json!({"metadata": {"uid": uid}, "status": {"phase": "Running"}}),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        s.get("/api/v1/namespaces/default/pods/p").1["status"]["phase"],
+        "Running"
+    );
+}
+
+#[test]
+fn lists_honour_the_resource_version_asked_for() {
+    let s = start();
+    let (_, list) = s.get("/api/v1/namespaces");
+    let rv: u64 = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let exact =
+        |v: u64| format!("/api/v1/namespaces?resourceVersion={v}&resourceVersionMatch=Exact");
+    assert_eq!(s.get(&exact(rv)).0, 200);
+    let (code, status) = s.get(&exact(rv - 1));
+    assert_eq!((code, status["reason"].as_str()), (410, Some("Expired")));
+    assert_eq!(
+        s.get(&format!("/api/v1/namespaces?resourceVersion={}", rv - 1))
+            .0,
+        200
+    );
+    assert_eq!(
+        s.get(&format!("/api/v1/namespaces?resourceVersion={}", rv + 5))
+            .0,
+        504
+    );
+}

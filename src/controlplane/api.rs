@@ -253,6 +253,10 @@ async fn handle(
             let mut warnings = Vec::new();
             if t.res.plural == "pods" {
                 pod_defaults(&mut obj);
+                // As kube-apiserver: a new pod's status is the server's, not the client's.
+                if let Some(o) = obj.as_object_mut() {
+                    o.insert("status".into(), json!({"phase": "Pending"}));
+                }
                 match admit(&store, &t.namespace, &obj) {
                     Ok(w) => warnings = w,
                     Err(resp) => return resp,
@@ -440,8 +444,29 @@ fn pod_defaults(pod: &mut Value) {
 /// PUT or the result of a PATCH: a /status write keeps the spec, a main write keeps the status.
 fn write(store: &Store, t: &Target, mut obj: Value) -> Response {
     let name = t.name.clone().unwrap_or_default();
+    let current = store.get(&t.res.key(), &t.namespace, &name).ok();
+    // A uid in the body is a precondition: the kubelet's status patches carry one so they
+    // never land on a pod recreated under the same name.
+    let uid_of = |o: &Value| {
+        o.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    if let (Some(want), Some(have)) = (uid_of(&obj), current.as_ref().and_then(uid_of))
+        && want != have
+    {
+        return status(
+            409,
+            "Conflict",
+            &format!(
+                "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {want}, UID in object meta: {have}",
+                t.res.plural
+            ),
+            Some((t.res.kind, &name)),
+        );
+    }
     if t.res.status
-        && let Ok(current) = store.get(&t.res.key(), &t.namespace, &name)
+        && let Some(current) = current
     {
         let keep = if t.subresource.is_some() {
             "spec"
@@ -472,6 +497,32 @@ fn list(store: &Store, t: &Target, q: &HashMap<String, String>) -> Response {
     };
     let ns = (!t.namespace.is_empty()).then_some(t.namespace.as_str());
     let (items, rv) = store.list(&t.res.key(), ns, &sel);
+    // Lists come from the current state. A version the client names must not be newer than
+    // it; one it asks for exactly must be it, since no older snapshot is kept.
+    let asked = q
+        .get("resourceVersion")
+        .filter(|v| !v.is_empty() && *v != "0");
+    if let Some(asked) = asked {
+        let Ok(asked) = asked.parse::<u64>() else {
+            return bad_request("resourceVersion: not a number");
+        };
+        if asked > rv {
+            return status(
+                504,
+                "Timeout",
+                &format!("Too large resource version: {asked}, current: {rv}"),
+                None,
+            );
+        }
+        if asked < rv && q.get("resourceVersionMatch").is_some_and(|m| m == "Exact") {
+            return status(
+                410,
+                "Expired",
+                &format!("too old resource version: {asked} ({rv})"),
+                None,
+            );
+        }
+    }
     // The stored text goes out as it is: parsing thousands of objects to print them again
     // would be most of the work.
     let head = json!({"kind": format!("{}List", t.res.kind), "apiVersion": t.res.api_version(), "metadata": {"resourceVersion": rv.to_string()}}).to_string();

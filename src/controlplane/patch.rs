@@ -1,6 +1,6 @@
 //! Strategic merge patch, to the extent clients of a node send it: lists of objects merge by
 //! their merge key, `$patch: replace|delete`, `$retainKeys`, `$deleteFromPrimitiveList` and
-//! `$setElementOrder` (accepted; order follows the patch's elements).
+//! `$setElementOrder` (the merged list takes the order it gives).
 
 use serde_json::{Map, Value};
 
@@ -75,6 +75,21 @@ pub fn strategic(target: &mut Value, patch: &Value) -> Result<(), String> {
             _ => {
                 t.insert(k.clone(), v.clone());
             }
+        }
+    }
+    for (k, order) in p {
+        if let (Some(field), Value::Array(order)) = (k.strip_prefix("$setElementOrder/"), order)
+            && let Some(Value::Array(list)) = t.get_mut(field)
+        {
+            let key = merge_key(field);
+            let rank = |item: &Value| {
+                order.iter().position(|o| match key {
+                    Some(key) => o.get(key).is_some() && o.get(key) == item.get(key),
+                    None => o == item,
+                })
+            };
+            // Stable: what the order does not name keeps its place relative to the rest, after.
+            list.sort_by_key(|item| rank(item).unwrap_or(usize::MAX));
         }
     }
     if let Some(Value::Array(keep)) = p.get("$retainKeys") {
@@ -160,6 +175,25 @@ mod tests {
             json!([{"type": "Hostname", "address": "n1"}])
         );
         assert!(node["status"].get("$setElementOrder/conditions").is_none());
+        let types: Vec<&str> = node["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            ["MemoryPressure", "Ready"],
+            "the order $setElementOrder gives"
+        );
+    }
+
+    #[test]
+    fn set_element_order_of_primitives_keeps_the_unnamed_after() {
+        let mut pod = json!({"metadata": {"finalizers": ["a", "b", "c"]}});
+        let patch = json!({"metadata": {"$setElementOrder/finalizers": ["c", "a"]}});
+        strategic(&mut pod, &patch).unwrap();
+        assert_eq!(pod["metadata"]["finalizers"], json!(["c", "a", "b"]));
     }
 
     #[test]
