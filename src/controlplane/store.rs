@@ -132,6 +132,8 @@ pub struct Store {
     tx: broadcast::Sender<Arc<Event>>,
     /// True once the server stops: open watches end instead of holding the shutdown up.
     closed: tokio::sync::watch::Sender<bool>,
+    /// Woken on every change, for in-process waiters that are not async.
+    changed: std::sync::Condvar,
 }
 
 impl Default for Store {
@@ -175,6 +177,7 @@ impl Store {
             inner: Mutex::new(Inner::default()),
             tx,
             closed: tokio::sync::watch::Sender::new(false),
+            changed: std::sync::Condvar::new(),
         }
     }
 
@@ -203,6 +206,14 @@ impl Store {
         self.lock().rv
     }
 
+    /// Blocks until the store changes after `rv`, or `timeout` passes.
+    pub fn wait_for_change(&self, rv: u64, timeout: std::time::Duration) {
+        let guard = self.lock();
+        let _ = self
+            .changed
+            .wait_timeout_while(guard, timeout, |inner| inner.rv <= rv);
+    }
+
     fn record(
         &self,
         inner: &mut Inner,
@@ -222,6 +233,7 @@ impl Store {
             inner.history.pop_front();
         }
         inner.history.push_back(Arc::clone(&event));
+        self.changed.notify_all();
         // No receiver is fine: nobody watches.
         let _ = self.tx.send(event);
     }

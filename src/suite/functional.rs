@@ -26,7 +26,7 @@ pub struct Waits {
     pub mirror_pod: Duration,
     /// A pod reaches the state a test expects (upstream's PodStartTimeout: 5 minutes).
     pub pod_start: Duration,
-    /// Between two polls of the API.
+    /// The longest a wait goes without looking again when nothing changes in the API.
     pub poll: Duration,
 }
 
@@ -36,7 +36,7 @@ impl Default for Waits {
             node_ready: Duration::from_secs(120),
             mirror_pod: Duration::from_secs(120),
             pod_start: Duration::from_secs(300),
-            poll: Duration::from_millis(250),
+            poll: Duration::from_secs(1),
         }
     }
 }
@@ -228,6 +228,8 @@ fn wait_for<T>(
     let begin = Instant::now();
     let mut next_report = Duration::from_secs(5);
     loop {
+        // Noted before the probe, so a change made while it runs wakes the wait below.
+        let rv = s.cp.store.resource_version();
         let state = match probe() {
             Ok(v) => {
                 super::add_waited(begin.elapsed());
@@ -250,7 +252,8 @@ fn wait_for<T>(
             ));
             next_report += Duration::from_secs(10);
         }
-        std::thread::sleep(s.waits.poll);
+        // Everything the kubelet does is a write to the store: probe again at its next write.
+        s.cp.store.wait_for_change(rv, s.waits.poll);
     }
 }
 
