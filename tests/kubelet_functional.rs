@@ -82,7 +82,12 @@ impl Node {
     }
 
     fn start_double(&mut self, broken: Option<&str>) {
+        self.start_double_with(broken, &[]);
+    }
+
+    fn start_double_with(&mut self, broken: Option<&str>, extra: &[&str]) {
         let mut c = Command::new(double_binary());
+        c.args(extra);
         c.args(["--server", &format!("http://127.0.0.1:{}", self.port)])
             .args(["--node-name", NODE])
             .arg("--pod-manifest-path")
@@ -98,17 +103,24 @@ impl Node {
     }
 
     fn run(&self, focus: &str, waits: &str) -> Run {
+        self.run_with(
+            focus,
+            waits,
+            &["--pod-image", "node-conformance-workload:double"],
+        )
+    }
+
+    fn run_with(&self, focus: &str, waits: &str, extra: &[&str]) -> Run {
         let port = self.port.to_string();
         let mut args = vec![
             "--focus",
             focus,
             "--api-server-port",
             &port,
-            "--pod-image",
-            "node-conformance-workload:double",
             "--parallelism",
             "16",
         ];
+        args.extend_from_slice(extra);
         args.extend(["--node-ready-timeout", waits, "--mirror-pod-timeout", waits]);
         args.extend(["--pod-start-timeout", waits]);
         let dir = self.manifests.path().display().to_string();
@@ -183,6 +195,61 @@ fn the_kubelet_group_passes_against_the_double_and_leaves_nothing() {
         .map(|s| s.as_str().to_string())
         .unwrap_or_default();
     assert!(out.contains("new uid"), "{out}");
+}
+
+/// The published workload image, built from the static binary for one test and removed after.
+struct WorkloadImage(String);
+
+impl WorkloadImage {
+    fn build(bin: &Path) -> Self {
+        let context = tempfile::tempdir().expect("context");
+        std::fs::copy(bin, context.path().join("node-conformance")).expect("copy the binary");
+        let tag = format!("node-conformance-workload:double-{}", std::process::id());
+        let dockerfile = Path::new(env!("CARGO_MANIFEST_DIR")).join("images/workload/Dockerfile");
+        let status = Command::new("docker")
+            .args(["build", "--quiet", "-t", &tag, "-f"])
+            .arg(dockerfile)
+            .arg(context.path())
+            .stdout(Stdio::null())
+            .status()
+            .expect("docker build runs");
+        assert!(status.success(), "docker build of {tag}");
+        WorkloadImage(tag)
+    }
+}
+
+impl Drop for WorkloadImage {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &self.0])
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+/// The same group with the pods in Docker containers of the published workload image.
+#[test]
+fn the_kubelet_group_passes_with_the_pods_in_docker() {
+    if !common::docker_available() {
+        return;
+    }
+    let Some(bin) = common::static_binary() else {
+        return;
+    };
+    let image = WorkloadImage::build(&bin);
+    let mut node = Node::new(None);
+    node.start_double_with(None, &["--runtime", "docker"]);
+    let run = node.run_with(GROUP, "60", &["--pod-image", &image.0]);
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    assert_failed_exactly(&run, &[]);
+    drop(node);
+    let left = common::docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        "label=node-conformance.kubelet-double",
+    ]);
+    assert_eq!(left.trim(), "", "containers left behind");
 }
 
 #[test]
