@@ -66,10 +66,7 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
     };
     report::check_writable(&args.result_dir).map_err(UsageError)?;
     let stale = report::clear_stale(&args.result_dir);
-    let parallelism = args.parallelism.map_or_else(
-        || std::thread::available_parallelism().map_or(1, usize::from),
-        usize::from,
-    );
+    let parallelism = args.parallelism.map(usize::from);
 
     let run_id = runtime::new_run_id();
     let info = RunInfo {
@@ -157,18 +154,36 @@ impl Finisher {
             let _ = h.join();
         }
         // Results first: a signal's sender may not wait long for the clean-up.
+        let write = |file: &str, rendered: Result<String, String>| {
+            let path = self.dir.join(file);
+            rendered
+                .and_then(|text| {
+                    report::write_atomically(&path, text.as_bytes())
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+                })
+                .map(|()| path.display().to_string())
+        };
+        // The two files are independent: one is made on another thread meanwhile.
+        let (junit, json) = std::thread::scope(|scope| {
+            let junit = std::thread::Builder::new()
+                .spawn_scoped(scope, || {
+                    write(report::JUNIT_FILE, report::junit::render(&run, &self.info))
+                })
+                .ok();
+            let json = write(report::JSON_FILE, report::json::render(&run, &self.info));
+            let junit = match junit {
+                Some(handle) => handle
+                    .join()
+                    .unwrap_or_else(|_| Err(format!("rendering {} failed", report::JUNIT_FILE))),
+                None => write(report::JUNIT_FILE, report::junit::render(&run, &self.info)),
+            };
+            (junit, json)
+        });
         let mut written = Vec::new();
         let mut error = None;
-        for (file, rendered) in [
-            (report::JUNIT_FILE, report::junit::render(&run, &self.info)),
-            (report::JSON_FILE, report::json::render(&run, &self.info)),
-        ] {
-            let path = self.dir.join(file);
-            match rendered.and_then(|text| {
-                report::write_atomically(&path, text.as_bytes())
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
-            }) {
-                Ok(()) => written.push(path.display().to_string()),
+        for result in [junit, json] {
+            match result {
+                Ok(path) => written.push(path),
                 Err(e) => error = Some(e),
             }
         }

@@ -272,14 +272,15 @@ fn placeholder() -> TestRecord {
     }
 }
 
-/// Runs the selected tests on up to `parallelism` threads; unselected ones are recorded as
+/// Runs the selected tests, those that wait on services up to `parallelism` (default: the
+/// CPUs) at a time; unselected ones are recorded as
 /// skipped with the reason. A test that runs past `timeout` is failed and left behind; what it
 /// created in the runtimes is removed with the rest of the run's.
 pub fn run(
     tests: &[Test],
     ctx: &Arc<Context>,
     selection: &Selection,
-    parallelism: usize,
+    parallelism: Option<usize>,
     timeout: Duration,
     console: &Arc<Console>,
     state: &Arc<RunState>,
@@ -347,6 +348,8 @@ pub fn run(
         let _ = libtest_mimic::run(&trial_arguments(1), quick);
     }
     if !waiting.is_empty() {
+        let parallelism = parallelism
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
         let _ = libtest_mimic::run(&trial_arguments(parallelism), waiting);
     }
     state.snapshot(None)

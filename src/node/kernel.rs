@@ -110,7 +110,15 @@ fn decode(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
     if !bytes.starts_with(&[0x1f, 0x8b]) {
         return Ok(bytes);
     }
-    let mut out = Vec::with_capacity(bytes.len() * 6);
+    // The gzip trailer's last four bytes are the uncompressed size (mod 4 GiB): one allocation
+    // instead of a doubling series, bounded in case the trailer lies.
+    let size = bytes
+        .len()
+        .checked_sub(4)
+        .and_then(|at| bytes.get(at..))
+        .and_then(|t| t.try_into().ok())
+        .map_or(0, |t: [u8; 4]| u32::from_le_bytes(t) as usize);
+    let mut out = Vec::with_capacity(size.clamp(bytes.len(), 64 << 20) + 1);
     flate2::read::GzDecoder::new(bytes.as_slice())
         .read_to_end(&mut out)
         .map_err(|e| format!("not a readable gzip file: {e}"))?;
