@@ -113,6 +113,7 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
     let finisher = Arc::new(Finisher {
         done: Mutex::new(false),
         stale: Mutex::new(stale),
+        prepared: Mutex::new(None),
         state: Arc::clone(&state),
         ctx: Arc::clone(&ctx),
         info,
@@ -121,7 +122,20 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
     });
     let signals = watch_signals(Arc::clone(&finisher));
     let timeout = Duration::from_secs(args.test_timeout);
-    let run = runner::run(&tests, &ctx, &sel, parallelism, timeout, &console, &state);
+    let selected = || {
+        if let Ok(mut p) = finisher.prepared.lock() {
+            *p = report::junit::prepare(state.snapshot(None).records);
+        }
+    };
+    let run = runner::run(
+        &tests,
+        &ctx,
+        &sel,
+        (parallelism, timeout),
+        &console,
+        &state,
+        selected,
+    );
     if let Some(handle) = signals {
         handle.close();
     }
@@ -134,6 +148,8 @@ struct Finisher {
     done: Mutex<bool>,
     /// The removal of an earlier run's results, to finish before writing this run's.
     stale: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The JUnit cases of the unselected tests, made while the selected ones run.
+    prepared: Mutex<Option<report::junit::Prepared>>,
     state: Arc<RunState>,
     ctx: Arc<Context>,
     info: RunInfo,
@@ -154,36 +170,22 @@ impl Finisher {
             let _ = h.join();
         }
         // Results first: a signal's sender may not wait long for the clean-up.
-        let write = |file: &str, rendered: Result<String, String>| {
-            let path = self.dir.join(file);
-            rendered
-                .and_then(|text| {
-                    report::write_atomically(&path, text.as_bytes())
-                        .map_err(|e| format!("cannot write {}: {e}", path.display()))
-                })
-                .map(|()| path.display().to_string())
-        };
-        // The two files are independent: one is made on another thread meanwhile.
-        let (junit, json) = std::thread::scope(|scope| {
-            let junit = std::thread::Builder::new()
-                .spawn_scoped(scope, || {
-                    write(report::JUNIT_FILE, report::junit::render(&run, &self.info))
-                })
-                .ok();
-            let json = write(report::JSON_FILE, report::json::render(&run, &self.info));
-            let junit = match junit {
-                Some(handle) => handle
-                    .join()
-                    .unwrap_or_else(|_| Err(format!("rendering {} failed", report::JUNIT_FILE))),
-                None => write(report::JUNIT_FILE, report::junit::render(&run, &self.info)),
-            };
-            (junit, json)
-        });
+        let prepared = self.prepared.lock().ok().and_then(|mut p| p.take());
         let mut written = Vec::new();
         let mut error = None;
-        for result in [junit, json] {
-            match result {
-                Ok(path) => written.push(path),
+        for (file, rendered) in [
+            (
+                report::JUNIT_FILE,
+                report::junit::render(&run, &self.info, prepared),
+            ),
+            (report::JSON_FILE, report::json::render(&run, &self.info)),
+        ] {
+            let path = self.dir.join(file);
+            match rendered.and_then(|text| {
+                report::write_atomically(&path, text.as_bytes())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
+            }) {
+                Ok(()) => written.push(path.display().to_string()),
                 Err(e) => error = Some(e),
             }
         }

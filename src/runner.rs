@@ -273,17 +273,17 @@ fn placeholder() -> TestRecord {
 }
 
 /// Runs the selected tests, those that wait on services up to `parallelism` (default: the
-/// CPUs) at a time; unselected ones are recorded as
-/// skipped with the reason. A test that runs past `timeout` is failed and left behind; what it
-/// created in the runtimes is removed with the rest of the run's.
+/// CPUs) at a time; unselected ones are recorded as skipped with the reason, and `selected` is
+/// called once they are, before any test runs. A test that runs past `timeout` is failed and
+/// left behind; what it created in the runtimes is removed with the rest of the run's.
 pub fn run(
     tests: &[Test],
     ctx: &Arc<Context>,
     selection: &Selection,
-    parallelism: Option<usize>,
-    timeout: Duration,
+    (parallelism, timeout): (Option<usize>, Duration),
     console: &Arc<Console>,
     state: &Arc<RunState>,
+    selected: impl FnOnce(),
 ) -> RunRecord {
     // Tests that only read the node take microseconds: they run one after another on this
     // thread, where starting threads for them would cost more than they do. Tests that wait
@@ -342,6 +342,7 @@ pub fn run(
             }
         }));
     }
+    selected();
     console.started(quick.len() + waiting.len(), tests.len());
     // The conclusions only count what the slots already hold.
     if !quick.is_empty() {

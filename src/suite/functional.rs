@@ -118,8 +118,9 @@ pub fn tests() -> Vec<Test> {
 /// kubeconfig's server, its contentType and its staticPodPath must all point here.
 fn kubelet_points_here(ctx: &Context, port: u16) -> Result<PathBuf, String> {
     let fix = format!(
-        "`node-conformance kubelet-config --api-server-port {port} --pod-manifest-path DIR` \
-         prints the kubeconfig and settings to give the kubelet; restart it, then run again"
+        "`node-conformance kubelet-config --api-server-port {port} --pod-manifest-path {}` \
+         prints the kubeconfig and settings to give the kubelet; restart it, then run again",
+        ctx.node.pod_manifest_dir().display()
     );
     let k = ctx.node.kubelet().map_err(|e| format!("{e}; {fix}"))?;
     let mut wrong = Vec::new();
