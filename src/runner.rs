@@ -288,7 +288,8 @@ pub fn run(
     // Tests that only read the node take microseconds: they run one after another on this
     // thread, where starting threads for them would cost more than they do. Tests that wait
     // on services run `parallelism` at a time.
-    let (mut quick, mut waiting) = (Vec::new(), Vec::new());
+    let (mut quick, mut reading, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
+    let mut reads = Vec::new();
     for (index, test) in tests.iter().enumerate() {
         let name = test.name();
         if let Some(reason) = selection.reason_unselected(&name) {
@@ -300,6 +301,7 @@ pub fn run(
             });
             continue;
         }
+        reads.extend(test.read_ahead);
         let (ctx, state, console, run_fn) = (
             Arc::clone(ctx),
             Arc::clone(state),
@@ -309,8 +311,11 @@ pub fn run(
         // Tests that talk to services can hang on them and get a thread they can be abandoned
         // on; tests that only read the node's files run on the worker itself.
         let abandonable = !test.needs.is_empty();
+        // A quick test that reads ahead goes after the others, which its reading overlaps.
         let trials = if abandonable {
             &mut waiting
+        } else if test.read_ahead.is_some() {
+            &mut reading
         } else {
             &mut quick
         };
@@ -342,7 +347,9 @@ pub fn run(
             }
         }));
     }
+    read_ahead(reads, ctx);
     selected();
+    quick.append(&mut reading);
     console.started(quick.len() + waiting.len(), tests.len());
     // The conclusions only count what the slots already hold.
     if !quick.is_empty() {
@@ -354,6 +361,21 @@ pub fn run(
         let _ = libtest_mimic::run(&trial_arguments(parallelism), waiting);
     }
     state.snapshot(None)
+}
+
+/// Starts reading, on one thread, the facts the selected tests said they will need. The
+/// thread is not waited for: a test that gets there first blocks on the same cache entry.
+fn read_ahead(reads: Vec<fn(&Context)>, ctx: &Arc<Context>) {
+    if reads.is_empty() {
+        return;
+    }
+    let ctx = Arc::clone(ctx);
+    // A thread that cannot start only loses the head start.
+    let _ = std::thread::Builder::new().spawn(move || {
+        for read in reads {
+            let _ = catch_unwind(AssertUnwindSafe(|| read(&ctx)));
+        }
+    });
 }
 
 /// Runs a test, turning a panic into a failure that says so.

@@ -78,23 +78,14 @@ pub struct ConfigNotFound {
     pub attempts: Vec<Attempt>,
 }
 
-/// Reads the first kernel configuration that exists and parses, in upstream's order, keeping
-/// the options (full names) for which `keep` says yes.
-pub fn read_config(
-    root: &RootFs,
-    release: &str,
-    keep: impl Fn(&str) -> bool,
-) -> Result<KernelConfig, ConfigNotFound> {
+/// The first kernel configuration that exists and decodes, in upstream's order: where it
+/// was found, and its text.
+pub fn find_config(root: &RootFs, release: &str) -> Result<(PathBuf, Vec<u8>), ConfigNotFound> {
     let mut attempts = Vec::new();
     for path in config_locations(release) {
         let problem = match root.read(&path) {
             Ok(bytes) => match decode(bytes) {
-                Ok(text) => {
-                    return Ok(KernelConfig {
-                        options: parse_config(&text, &keep),
-                        source: path,
-                    });
-                }
+                Ok(text) => return Ok((path, text)),
                 Err(e) => e,
             },
             Err(e) if e.is_not_found() => "not present".to_string(),

@@ -17,6 +17,9 @@ use std::sync::OnceLock;
 
 use rootfs::{FsError, RootFs};
 
+/// A kernel config's location and text, or every place looked at.
+pub type KernelConfigText = Result<(PathBuf, Vec<u8>), kernel::ConfigNotFound>;
+
 /// kubeadm's static pod directory, where no other is given.
 pub const DEFAULT_POD_MANIFEST_DIR: &str = "/etc/kubernetes/manifests";
 
@@ -35,6 +38,7 @@ pub struct Node {
     pub root: RootFs,
     options: Options,
     release: OnceLock<Result<String, FsError>>,
+    kernel_config: OnceLock<Option<KernelConfigText>>,
     kubelet: OnceLock<Result<kubelet::Kubelet, String>>,
     name: OnceLock<String>,
     static_pods: OnceLock<(PathBuf, Result<Vec<staticpods::Manifest>, FsError>)>,
@@ -46,6 +50,7 @@ impl Node {
             root,
             options,
             release: OnceLock::new(),
+            kernel_config: OnceLock::new(),
             kubelet: OnceLock::new(),
             name: OnceLock::new(),
             static_pods: OnceLock::new(),
@@ -56,6 +61,17 @@ impl Node {
         self.release
             .get_or_init(|| kernel::release(&self.root))
             .as_deref()
+    }
+
+    /// The kernel's build configuration as found (where, and its text), read once; `None`
+    /// when the kernel release, which names the files, is unknown.
+    pub fn kernel_config(&self) -> Option<&KernelConfigText> {
+        self.kernel_config
+            .get_or_init(|| {
+                let release = self.kernel_release().ok()?;
+                Some(kernel::find_config(&self.root, release))
+            })
+            .as_ref()
     }
 
     /// The kubelet, found on first use; `Err` says where it was looked for.

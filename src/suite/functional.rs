@@ -48,6 +48,7 @@ pub fn tests() -> Vec<Test> {
         tags: TAGS,
         needs: NEEDS,
         run,
+        read_ahead: None,
     };
     vec![
         t(

@@ -68,6 +68,7 @@ pub fn tests() -> Vec<Test> {
             tags: TAGS,
             needs: &[Service::Docker],
             run: cgroup_driver,
+            read_ahead: None,
         },
         t("static pod path is set and present", static_pod_path),
         t("healthz endpoint answers", healthz),

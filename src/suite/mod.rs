@@ -47,6 +47,9 @@ pub struct Test {
     pub tags: &'static [&'static str],
     pub needs: &'static [Service],
     pub run: fn(&Context) -> Outcome,
+    /// Reads the facts the test will need, on another thread as soon as the test is selected,
+    /// so the reading overlaps with the tests before it. The facts are cached in the node view.
+    pub read_ahead: Option<fn(&Context)>,
 }
 
 impl Test {
@@ -63,6 +66,15 @@ impl Test {
             tags,
             needs: &[],
             run,
+            read_ahead: None,
+        }
+    }
+
+    /// The same test, with facts read ahead.
+    pub fn reading_ahead(self, read_ahead: fn(&Context)) -> Self {
+        Self {
+            read_ahead: Some(read_ahead),
+            ..self
         }
     }
 

@@ -202,6 +202,7 @@ pub fn tests() -> Vec<Test> {
             tags: TAGS,
             needs: &[],
             run: *run,
+            read_ahead: None,
         })
         .collect();
     let t = |behaviour, run| Test::plain(AREA, TAGS, behaviour, run);

@@ -19,6 +19,7 @@ pub fn tests() -> Vec<Test> {
         tags: TAGS,
         needs,
         run,
+        read_ahead: None,
     };
     vec![
         t("a runtime endpoint is present on the node", &[], present),

@@ -17,7 +17,11 @@ pub fn tests() -> Vec<Test> {
         t(
             "the kernel config enables the required options",
             kernel_config,
-        ),
+        )
+        // Reading and inflating /proc/config.gz is most of this test's time.
+        .reading_ahead(|ctx| {
+            let _ = ctx.node.kernel_config();
+        }),
         t(
             "cgroups provide the required controllers",
             cgroup_controllers,
@@ -153,8 +157,14 @@ fn kernel_config(ctx: &Context) -> Outcome {
         .flat_map(Item::names)
         .map(|n| format!("CONFIG_{n}"))
         .collect();
-    let config = match kernel::read_config(&ctx.node.root, release, |name| wanted.contains(name)) {
-        Ok(c) => c,
+    let Some(found) = ctx.node.kernel_config() else {
+        return r.fail_now("cannot tell the kernel release, which names the kernel config files");
+    };
+    let config = match found {
+        Ok((source, text)) => kernel::KernelConfig {
+            options: kernel::parse_config(text, |name| wanted.contains(name)),
+            source: source.clone(),
+        },
         Err(nf) => {
             let tried: Vec<String> = nf
                 .attempts

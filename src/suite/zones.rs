@@ -13,6 +13,7 @@ pub fn tests() -> Vec<Test> {
         tags: &["NodeBestPractice"],
         needs: &[],
         run: node_labels,
+        read_ahead: None,
     }]
 }
 
