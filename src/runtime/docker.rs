@@ -117,6 +117,12 @@ impl Docker {
 
     /// Loads the test image made from `binary`, tagged for this run.
     pub async fn load_workload(&self, binary: bytes::Bytes) -> Result<(), String> {
+        // Held through the load, so the clean-up waits for it: an image loaded after the
+        // clean-up (a test abandoned at its deadline mid-load) would be left on the node.
+        let closed = self.closed.read().await;
+        if *closed {
+            return Err("the run is over: the test image is not loaded".into());
+        }
         let tag = self.image_tag();
         // Loads of the same layer by two runs at once can collide in the Engine's layer store;
         // a second attempt after a pause settles it.
