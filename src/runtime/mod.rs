@@ -58,12 +58,35 @@ impl ControlPlane {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-    pub fn track_file(&self, path: &std::path::Path) {
-        self.created().push(Created::File(path.to_path_buf()));
+    /// Writes a static pod manifest into the kubelet's static pod directory (mounted into the
+    /// harness at the same path), recorded for clean-up first. JSON is YAML; the file is
+    /// written whole and renamed so the kubelet never reads half of it.
+    pub fn write_static_pod(
+        &self,
+        path: &std::path::Path,
+        pod: &serde_json::Value,
+    ) -> Result<(), String> {
+        let file = Created::File(path.to_path_buf());
+        {
+            let mut created = self.created();
+            if !created.contains(&file) {
+                created.push(file);
+            }
+        }
+        crate::report::write_atomically(path, pod.to_string().as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
-    pub fn untrack_file(&self, path: &std::path::Path) {
+
+    /// Removes a static pod manifest this run wrote; a missing one is already removed.
+    pub fn remove_static_pod(&self, path: &std::path::Path) -> Result<(), String> {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot remove {}: {e}", path.display())),
+        }
         self.created()
             .retain(|c| *c != Created::File(path.to_path_buf()));
+        Ok(())
     }
     pub fn track_object(&self, api_path: &str) {
         self.created().push(Created::Object(api_path.to_string()));
@@ -104,6 +127,12 @@ impl std::fmt::Debug for Services {
             .field("run_id", &self.run_id)
             .finish_non_exhaustive()
     }
+}
+
+/// Whether the static pod directory is there for the harness to write into: on the node it is
+/// the kubelet's, mounted into the harness's container at the same path.
+pub fn is_mounted_dir(dir: &std::path::Path) -> bool {
+    dir.is_dir()
 }
 
 /// A run id: unique enough to tell this run's containers from any other's.

@@ -163,7 +163,7 @@ fn kubelet_points_here(ctx: &Context, port: u16) -> Result<PathBuf, String> {
         )),
         None => wrong.push(format!("it has no staticPodPath (want {})", dir.display())),
     }
-    if wrong.is_empty() && !dir.is_dir() {
+    if wrong.is_empty() && !crate::runtime::is_mounted_dir(&dir) {
         wrong.push(format!(
             "{} is not a directory here: mount it into the harness's container at the same path (-v $CONFIG_DIR:$CONFIG_DIR)",
             dir.display()
@@ -443,7 +443,6 @@ impl<'a> StaticPod<'a> {
         let name = format!("static-pod-{}", uuid::Uuid::new_v4());
         let file = s.manifest_dir.join(format!("{}-{name}.yaml", s.namespace));
         let pod = StaticPod { s, file, name };
-        s.cp.track_file(&pod.file);
         pod.write(args)?;
         Ok(pod)
     }
@@ -461,25 +460,17 @@ impl<'a> StaticPod<'a> {
     }
 
     fn write(&self, args: &[&str]) -> Result<(), String> {
-        // JSON is YAML; written whole and renamed so the kubelet never reads half a file.
-        crate::report::write_atomically(&self.file, self.manifest(args).to_string().as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", self.file.display()))
+        self.s.cp.write_static_pod(&self.file, &self.manifest(args))
     }
 
     fn remove(&self) -> Result<(), String> {
-        match std::fs::remove_file(&self.file) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(format!("cannot remove {}: {e}", self.file.display())),
-        }
+        self.s.cp.remove_static_pod(&self.file)
     }
 }
 
 impl Drop for StaticPod<'_> {
     fn drop(&mut self) {
-        if self.remove().is_ok() {
-            self.s.cp.untrack_file(&self.file);
-        }
+        let _ = self.remove();
         // Upstream's teardown: the mirror pod goes once the file is gone.
         let path = pod_path(self.s, &self.mirror_name());
         let _ = wait_for(
