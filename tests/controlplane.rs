@@ -4,45 +4,22 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-struct Server {
-    child: Child,
-    port: u16,
-}
+/// The control plane, with helpers to talk to it.
+struct Server(common::ControlPlane);
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = common::ControlPlane;
+    fn deref(&self) -> &common::ControlPlane {
+        &self.0
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start() -> Server {
-    let port = free_port();
-    let child = common::command()
-        .args(["control-plane", "--api-server-port", &port.to_string()])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server { child, port };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the control plane did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    server
+    Server(common::ControlPlane::start())
 }
 
 fn agent() -> ureq::Agent {

@@ -3,40 +3,11 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
-
-struct Server(Child, u16);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start() -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap();
-    let child = common::command()
-        .args(["control-plane", "--api-server-port", &port.to_string()])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the control plane did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server(child, port)
-}
 
 fn pod(name: &str) -> Pod {
     serde_json::from_value(serde_json::json!({
@@ -49,13 +20,13 @@ fn pod(name: &str) -> Pod {
 
 #[test]
 fn the_kube_client_lists_watches_creates_and_patches_status() {
-    let server = start();
+    let server = common::ControlPlane::start();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let config = kube::Config::new(format!("http://127.0.0.1:{}", server.1).parse().unwrap());
+        let config = kube::Config::new(format!("http://127.0.0.1:{}", server.port).parse().unwrap());
         let client = kube::Client::try_from(config).unwrap();
 
         let namespaces: Api<Namespace> = Api::all(client.clone());

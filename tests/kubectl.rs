@@ -4,21 +4,14 @@
 mod common;
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 struct Server {
-    child: Child,
+    _control_plane: common::ControlPlane,
     kubeconfig: tempfile::NamedTempFile,
     dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn kubectl_present() -> bool {
@@ -33,20 +26,8 @@ fn kubectl_present() -> bool {
 }
 
 fn start() -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap();
-    let child = common::command()
-        .args(["control-plane", "--api-server-port", &port.to_string()])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the control plane did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let control_plane = common::ControlPlane::start();
+    let port = control_plane.port;
     // What `kubelet-config` prints, up to the KubeletConfiguration, is the kubeconfig.
     let out = common::command()
         .args(["kubelet-config", "--api-server-port", &port.to_string()])
@@ -57,7 +38,7 @@ fn start() -> Server {
     let kubeconfig = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(kubeconfig.path(), kubeconfig_text).unwrap();
     Server {
-        child,
+        _control_plane: control_plane,
         kubeconfig,
         dir: tempfile::tempdir().unwrap(),
     }

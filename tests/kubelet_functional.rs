@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -29,13 +28,6 @@ fn double_binary() -> PathBuf {
     profile.join("examples").join("kubelet-double")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// A node root whose kubelet points at the local control plane on `port`, and the static pod
 /// directory given to both the harness and the double.
 struct Node {
@@ -49,7 +41,7 @@ impl Node {
     fn new(server: Option<&str>) -> Self {
         let root = tempfile::tempdir().expect("root");
         let manifests = tempfile::tempdir().expect("manifests");
-        let port = free_port();
+        let port = common::free_port();
         let server = server.map_or_else(|| format!("http://127.0.0.1:{port}"), str::to_string);
         let write = |path: &str, text: &str| {
             let p = root.path().join(path);

@@ -942,46 +942,54 @@ fn run_to_end(s: &Session<'_>, prefix: &str, container: Value) -> Result<(Value,
     Ok((done, t))
 }
 
+/// Not the default path: the kubelet must read the one the container names.
+const CUSTOM_TERMINATION_PATH: &str = "/dev/termination-custom-log";
+
 fn termination_message_file(ctx: &Context) -> Outcome {
-    let s = match session(ctx) {
-        Ok(s) => s,
-        Err(o) => return o,
-    };
-    let mut r = Recorder::new();
-    let path = "/dev/termination-custom-log";
-    let mut c = container(
-        &s.image,
-        &["--termination-message", path, "DONE", "--exit", "0"],
-    );
-    c["terminationMessagePath"] = json!(path);
-    match run_to_end(&s, "termination-file", c) {
-        Ok((_, t)) => match str_at(&t, "/message") {
-            Some("DONE") => r.ok("message", format!("DONE, from {path}")),
-            other => r.fail(
-                "message",
-                format!("is {other:?}, want \"DONE\" from {path}"),
-            ),
-        },
-        Err(e) => return r.fail_now(e),
-    }
-    r.finish(describe)
+    let source = format!("from {CUSTOM_TERMINATION_PATH}");
+    termination_message(ctx, "termination-file", &source, |image| {
+        let args = [
+            "--termination-message",
+            CUSTOM_TERMINATION_PATH,
+            "DONE",
+            "--exit",
+            "0",
+        ];
+        let mut c = container(image, &args);
+        c["terminationMessagePath"] = json!(CUSTOM_TERMINATION_PATH);
+        c
+    })
 }
 
 fn termination_message_logs(ctx: &Context) -> Outcome {
+    termination_message(
+        ctx,
+        "termination-logs",
+        "from the logs after exit 1",
+        |image| {
+            let mut c = container(image, &["--stdout", "DONE", "--exit", "1"]);
+            c["terminationMessagePolicy"] = json!("FallbackToLogsOnError");
+            c
+        },
+    )
+}
+
+/// Runs the container `make` gives to its end and expects "DONE" as its termination message.
+fn termination_message(
+    ctx: &Context,
+    prefix: &str,
+    source: &str,
+    make: fn(&str) -> Value,
+) -> Outcome {
     let s = match session(ctx) {
         Ok(s) => s,
         Err(o) => return o,
     };
     let mut r = Recorder::new();
-    let mut c = container(&s.image, &["--stdout", "DONE", "--exit", "1"]);
-    c["terminationMessagePolicy"] = json!("FallbackToLogsOnError");
-    match run_to_end(&s, "termination-logs", c) {
+    match run_to_end(&s, prefix, make(&s.image)) {
         Ok((_, t)) => match str_at(&t, "/message").map(str::trim) {
-            Some("DONE") => r.ok("message", "DONE, from the logs after exit 1"),
-            other => r.fail(
-                "message",
-                format!("is {other:?}, want \"DONE\" from the logs"),
-            ),
+            Some("DONE") => r.ok("message", format!("DONE, {source}")),
+            other => r.fail("message", format!("is {other:?}, want \"DONE\" {source}")),
         },
         Err(e) => return r.fail_now(e),
     }

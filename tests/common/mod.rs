@@ -236,3 +236,45 @@ pub fn leftovers(run_id: &str) -> String {
     left.push_str(&docker(&["images", "-q", "--filter", &filter]));
     left
 }
+
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `node-conformance control-plane` on a free port, answering; killed when dropped.
+pub struct ControlPlane {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl ControlPlane {
+    pub fn start() -> Self {
+        let port = free_port();
+        let child = command()
+            .args(["control-plane", "--api-server-port", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the control plane starts");
+        let server = ControlPlane { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the control plane did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        server
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
