@@ -65,7 +65,7 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
         None => (SysSpec::builtin(), "built-in".to_string()),
     };
     report::check_writable(&args.result_dir).map_err(UsageError)?;
-    let stale = report::clear_stale(&args.result_dir);
+    let stale = report::set_aside_stale(&args.result_dir);
     let parallelism = args.parallelism.map(usize::from);
 
     let run_id = runtime::new_run_id();
@@ -112,8 +112,7 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
     let state = RunState::new(&tests);
     let finisher = Arc::new(Finisher {
         done: Mutex::new(false),
-        stale: Mutex::new(stale),
-        prepared: Mutex::new(None),
+        aside: Mutex::new(None),
         state: Arc::clone(&state),
         ctx: Arc::clone(&ctx),
         info,
@@ -122,9 +121,32 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
     });
     let signals = watch_signals(Arc::clone(&finisher));
     let timeout = Duration::from_secs(args.test_timeout);
-    let selected = || {
-        if let Ok(mut p) = finisher.prepared.lock() {
-            *p = report::junit::prepare(state.snapshot(None).records);
+    // Once the tests are selected, one thread on the side: the facts they read ahead first
+    // (a test may be waiting for them), then the JUnit cases of the unselected tests, then
+    // the earlier results set aside.
+    let selected = |reads: Vec<fn(&suite::Context)>| {
+        let (ctx, records) = (Arc::clone(&ctx), state.snapshot(None).records);
+        let remove = |files: &[PathBuf]| {
+            for file in files {
+                let _ = std::fs::remove_file(file);
+            }
+        };
+        let set_aside = stale.clone();
+        let side = std::thread::Builder::new().spawn(move || {
+            for read in reads {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&ctx)));
+            }
+            let prepared = report::junit::prepare(&records);
+            remove(&set_aside);
+            prepared
+        });
+        match (side, finisher.aside.lock()) {
+            (Ok(side), Ok(mut slot)) => *slot = Some(side),
+            // No thread to spare: the earlier results go now, the rest is done in line.
+            (Err(_), _) => remove(&stale),
+            (Ok(side), Err(_)) => {
+                let _ = side.join();
+            }
         }
     };
     let run = runner::run(
@@ -146,10 +168,9 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
 /// when a signal cuts it short.
 struct Finisher {
     done: Mutex<bool>,
-    /// The removal of an earlier run's results, to finish before writing this run's.
-    stale: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// The JUnit cases of the unselected tests, made while the selected ones run.
-    prepared: Mutex<Option<report::junit::Prepared>>,
+    /// The work done on the side while tests run (it includes deleting the earlier results set
+    /// aside, so it is waited for); it ends with the JUnit cases of the unselected tests.
+    aside: Mutex<Option<std::thread::JoinHandle<report::junit::Prepared>>>,
     state: Arc<RunState>,
     ctx: Arc<Context>,
     info: RunInfo,
@@ -166,11 +187,13 @@ impl Finisher {
             return Ok(!run.failed());
         }
         *done = true;
-        if let Some(h) = self.stale.lock().ok().and_then(|mut s| s.take()) {
-            let _ = h.join();
-        }
         // Results first: a signal's sender may not wait long for the clean-up.
-        let prepared = self.prepared.lock().ok().and_then(|mut p| p.take());
+        let prepared = self
+            .aside
+            .lock()
+            .ok()
+            .and_then(|mut a| a.take())
+            .and_then(|h| h.join().ok());
         let mut written = Vec::new();
         let mut error = None;
         for (file, rendered) in [

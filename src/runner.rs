@@ -274,7 +274,7 @@ fn placeholder() -> TestRecord {
 
 /// Runs the selected tests, those that wait on services up to `parallelism` (default: the
 /// CPUs) at a time; unselected ones are recorded as skipped with the reason, and `selected` is
-/// called once they are, before any test runs. A test that runs past `timeout` is failed and
+/// called once they are, before any test runs, with the selected tests' read-ahead functions. A test that runs past `timeout` is failed and
 /// left behind; what it created in the runtimes is removed with the rest of the run's.
 pub fn run(
     tests: &[Test],
@@ -283,7 +283,7 @@ pub fn run(
     (parallelism, timeout): (Option<usize>, Duration),
     console: &Arc<Console>,
     state: &Arc<RunState>,
-    selected: impl FnOnce(),
+    selected: impl FnOnce(Vec<fn(&Context)>),
 ) -> RunRecord {
     // Tests that only read the node take microseconds: they run one after another on this
     // thread, where starting threads for them would cost more than they do. Tests that wait
@@ -347,8 +347,7 @@ pub fn run(
             }
         }));
     }
-    read_ahead(reads, ctx);
-    selected();
+    selected(reads);
     quick.append(&mut reading);
     console.started(quick.len() + waiting.len(), tests.len());
     // The conclusions only count what the slots already hold.
@@ -361,21 +360,6 @@ pub fn run(
         let _ = libtest_mimic::run(&trial_arguments(parallelism), waiting);
     }
     state.snapshot(None)
-}
-
-/// Starts reading, on one thread, the facts the selected tests said they will need. The
-/// thread is not waited for: a test that gets there first blocks on the same cache entry.
-fn read_ahead(reads: Vec<fn(&Context)>, ctx: &Arc<Context>) {
-    if reads.is_empty() {
-        return;
-    }
-    let ctx = Arc::clone(ctx);
-    // A thread that cannot start only loses the head start.
-    let _ = std::thread::Builder::new().spawn(move || {
-        for read in reads {
-            let _ = catch_unwind(AssertUnwindSafe(|| read(&ctx)));
-        }
-    });
 }
 
 /// Runs a test, turning a panic into a failure that says so.

@@ -7,20 +7,17 @@ use super::RunInfo;
 use crate::runner::{RunRecord, TestRecord};
 use crate::suite::{CheckStatus, Verdict};
 
-/// The test cases of the tests FOCUS and SKIP left out, made on another thread while the
-/// selected ones run: they are final once selected, and most of a run's cases.
-pub struct Prepared(std::thread::JoinHandle<Vec<Option<TestCase>>>);
+/// The test cases of the tests FOCUS and SKIP left out, made on the side while the selected
+/// ones run: they are final once selected, and most of a run's cases.
+pub struct Prepared(Vec<Option<TestCase>>);
 
-pub fn prepare(records: Vec<TestRecord>) -> Option<Prepared> {
-    std::thread::Builder::new()
-        .spawn(move || {
-            records
-                .iter()
-                .map(|r| (!r.selected).then(|| case(r)))
-                .collect()
-        })
-        .ok()
-        .map(Prepared)
+pub fn prepare(records: &[TestRecord]) -> Prepared {
+    Prepared(
+        records
+            .iter()
+            .map(|r| (!r.selected).then(|| case(r)))
+            .collect(),
+    )
 }
 
 pub fn render(
@@ -28,10 +25,7 @@ pub fn render(
     info: &RunInfo,
     prepared: Option<Prepared>,
 ) -> Result<String, String> {
-    let mut prepared = prepared
-        .and_then(|p| p.0.join().ok())
-        .unwrap_or_default()
-        .into_iter();
+    let mut prepared = prepared.map(|p| p.0).unwrap_or_default().into_iter();
     let mut suite = TestSuite::new("node-conformance");
     suite.set_timestamp(run.started.fixed_offset());
     suite.set_time(run.duration);
@@ -146,7 +140,7 @@ mod tests {
             system_spec: "built-in".into(),
         };
         let plain = render(&run, &info, None).unwrap();
-        let early = render(&run, &info, prepare(run.records.clone())).unwrap();
+        let early = render(&run, &info, Some(prepare(&run.records))).unwrap();
         assert_eq!(plain, early);
         assert!(plain.contains("not selected: matches SKIP"));
     }

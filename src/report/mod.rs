@@ -42,32 +42,16 @@ pub fn check_writable(dir: &Path) -> Result<(), String> {
 }
 
 /// Moves an earlier run's results out of the way, so a run that dies cannot leave them looking
-/// like its own, and deletes them on a thread while the tests run: freeing a file costs more
-/// than many of the tests. Join the handle before writing the new results.
-pub fn clear_stale(dir: &Path) -> Option<std::thread::JoinHandle<()>> {
-    let mut old = Vec::new();
-    for file in [JUNIT_FILE, JSON_FILE] {
-        let aside = dir.join(format!(".{file}.old{}", std::process::id()));
-        if fs::rename(dir.join(file), &aside).is_ok() {
-            old.push(aside);
-        }
-    }
-    if old.is_empty() {
-        return None;
-    }
-    let remove = |files: &[PathBuf]| {
-        for f in files {
-            let _ = fs::remove_file(f);
-        }
-    };
-    let files = old.clone();
-    match std::thread::Builder::new().spawn(move || remove(&files)) {
-        Ok(handle) => Some(handle),
-        Err(_) => {
-            remove(&old);
-            None
-        }
-    }
+/// like its own. Returns the names they now have; delete them before the run ends (freeing a
+/// file costs more than many tests, so that is done on the side while the tests run).
+pub fn set_aside_stale(dir: &Path) -> Vec<PathBuf> {
+    [JUNIT_FILE, JSON_FILE]
+        .into_iter()
+        .filter_map(|file| {
+            let aside = dir.join(format!(".{file}.old{}", std::process::id()));
+            fs::rename(dir.join(file), &aside).is_ok().then_some(aside)
+        })
+        .collect()
 }
 
 /// Writes a file through a temporary name and a rename, so a reader never sees half of it.
