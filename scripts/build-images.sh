@@ -75,15 +75,22 @@ for arch in "${arches[@]}"; do
   context=$(mktemp -d)
   cp "target/$target/release/node-conformance" "$context/node-conformance"
   image="node-conformance-$arch:$version"
+  workload="node-conformance-workload-$arch:$version"
+  # A rebuild takes the tags from the previous images; those are removed, not left dangling.
+  previous=$(docker image inspect -f '{{.Id}}' "$image" "$workload" 2>/dev/null || true)
   echo "$arch: building $image" >&2
   docker build --quiet --platform "linux/$arch" -f "Dockerfile.$arch" \
     --build-arg VERSION="$version" --build-arg REVISION="$revision" \
     -t "$image" "$context" >/dev/null
-  workload="node-conformance-workload-$arch:$version"
   docker build --quiet --platform "linux/$arch" -f images/workload/Dockerfile \
     --build-arg VERSION="$version" --build-arg REVISION="$revision" \
     -t "$workload" "$context" >/dev/null
   rm -rf "$context"
+  current=$(docker image inspect -f '{{.Id}}' "$image" "$workload")
+  for id in $previous; do
+    # Still in use by a container, or still current: docker keeps it.
+    grep -qx "$id" <<<"$current" || docker rmi "$id" >/dev/null 2>&1 || true
+  done
   echo "$image"
   echo "$workload"
   built+=("$arch")
