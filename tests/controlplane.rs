@@ -34,6 +34,10 @@ impl Server {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
     fn send(&self, method: &str, path: &str, ctype: &str, body: &Value) -> (u16, Value) {
+        self.send_text(method, path, ctype, &body.to_string())
+    }
+    /// A request whose body is sent as written, valid or not.
+    fn send_text(&self, method: &str, path: &str, ctype: &str, body: &str) -> (u16, Value) {
         let req = ureq::http::Request::builder()
             .method(method)
             .uri(self.url(path))
@@ -416,36 +420,20 @@ fn bad_bodies_answer_400_and_oversized_ones_413() {
         ("application/json", "not json"),
         ("application/yaml", "metadata: [unclosed"),
     ] {
-        let req = ureq::http::Request::builder()
-            .method("POST")
-            .uri(s.url("/api/v1/namespaces/default/pods"))
-            .header("Content-Type", ctype)
-            .body(body.to_string())
-            .unwrap();
-        let mut resp = agent().run(req).unwrap();
-        let text = resp.body_mut().read_to_string().unwrap();
-        assert_eq!(resp.status().as_u16(), 400, "{ctype} {body:?}: {text}");
-        let status: Value = serde_json::from_str(&text).unwrap();
+        let (code, status) = s.send_text("POST", "/api/v1/namespaces/default/pods", ctype, body);
+        assert_eq!(code, 400, "{ctype} {body:?}: {status}");
         assert_eq!(status["reason"], "BadRequest");
     }
     // YAML is accepted as kube-apiserver accepts it.
-    let req = ureq::http::Request::builder()
-        .method("POST")
-        .uri(s.url("/api/v1/namespaces/default/configmaps"))
-        .header("Content-Type", "application/yaml")
-        .body(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  a: b\n"
-                .to_string(),
-        )
-        .unwrap();
-    assert_eq!(agent().run(req).unwrap().status().as_u16(), 201);
-    let req = ureq::http::Request::builder()
-        .method("PATCH")
-        .uri(s.url("/api/v1/namespaces/default/configmaps/from-yaml"))
-        .header("Content-Type", "application/merge-patch+json")
-        .body("{".to_string())
-        .unwrap();
-    assert_eq!(agent().run(req).unwrap().status().as_u16(), 400);
+    let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  a: b\n";
+    let configmaps = "/api/v1/namespaces/default/configmaps";
+    assert_eq!(
+        s.send_text("POST", configmaps, "application/yaml", yaml).0,
+        201
+    );
+    let patch = "application/merge-patch+json";
+    let from_yaml = "/api/v1/namespaces/default/configmaps/from-yaml";
+    assert_eq!(s.send_text("PATCH", from_yaml, patch, "{").0, 400);
     let (code, status) = s.send(
         "DELETE",
         "/api/v1/namespaces/default",

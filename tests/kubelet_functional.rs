@@ -244,42 +244,39 @@ fn the_kubelet_group_passes_with_the_pods_in_docker() {
     assert_eq!(left.trim(), "", "containers left behind");
 }
 
-#[test]
-fn a_mirror_pod_without_its_owner_reference_fails_the_mirror_pod_tests() {
+/// The group against the double broken in one named way, with short waits; the run fails.
+fn against_broken_double(broken: &str) -> Run {
     let mut node = Node::new(None);
-    node.start_double(Some("owner-reference"));
+    node.start_double(Some(broken));
     let run = node.run(GROUP, "5");
     assert_eq!(run.code(), 1, "{}", run.explain());
+    run
+}
+
+#[test]
+fn a_mirror_pod_without_its_owner_reference_fails_the_mirror_pod_tests() {
+    let run = against_broken_double("owner-reference");
     assert_failed_exactly(&run, MIRROR);
     assert!(run.junit_text().contains("ownerReference"));
 }
 
 #[test]
 fn a_mirror_pod_with_the_wrong_hash_fails_the_mirror_pod_tests() {
-    let mut node = Node::new(None);
-    node.start_double(Some("hash"));
-    let run = node.run(GROUP, "5");
-    assert_eq!(run.code(), 1, "{}", run.explain());
+    let run = against_broken_double("hash");
     assert_failed_exactly(&run, MIRROR);
     assert!(run.junit_text().contains("kubernetes.io/config.mirror"));
 }
 
 #[test]
 fn a_node_never_ready_fails_the_ready_test_only() {
-    let mut node = Node::new(None);
-    node.start_double(Some("ready"));
-    let run = node.run(GROUP, "5");
-    assert_eq!(run.code(), 1, "{}", run.explain());
+    let run = against_broken_double("ready");
     assert_failed_exactly(&run, &["registers and turns Ready"]);
     assert!(run.junit_text().contains("Ready=False"));
 }
 
 #[test]
 fn a_mirror_pod_not_recreated_fails_the_deletion_tests_only() {
-    let mut node = Node::new(None);
-    node.start_double(Some("mirror-recreate"));
-    let run = node.run(GROUP, "5");
-    assert_eq!(run.code(), 1, "{}", run.explain());
+    let run = against_broken_double("mirror-recreate");
     assert_failed_exactly(&run, &MIRROR[1..3]);
 }
 

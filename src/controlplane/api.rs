@@ -283,7 +283,8 @@ async fn handle(
                 Ok(o) => o,
                 Err(r) => return r,
             };
-            write(&store, &t, obj)
+            let current = store.get(&t.res.key(), &t.namespace, &name).ok();
+            write(&store, &t, obj, current)
         }
         (Method::PATCH, true) => {
             let current = match store.get(&t.res.key(), &t.namespace, &name) {
@@ -325,7 +326,7 @@ async fn handle(
                     current["metadata"]["resourceVersion"].clone(),
                 );
             }
-            write(&store, &t, next)
+            write(&store, &t, next, Some(current))
         }
         (Method::DELETE, true) => delete(&store, &t, &q, &body),
         (m, _) => status(
@@ -442,9 +443,9 @@ fn pod_defaults(pod: &mut Value) {
 }
 
 /// PUT or the result of a PATCH: a /status write keeps the spec, a main write keeps the status.
-fn write(store: &Store, t: &Target, mut obj: Value) -> Response {
+/// A PUT or a patched object: `current` is the stored object it replaces, if any.
+fn write(store: &Store, t: &Target, mut obj: Value, current: Option<Value>) -> Response {
     let name = t.name.clone().unwrap_or_default();
-    let current = store.get(&t.res.key(), &t.namespace, &name).ok();
     // A uid in the body is a precondition: the kubelet's status patches carry one so they
     // never land on a pod recreated under the same name.
     let uid_of = |o: &Value| {

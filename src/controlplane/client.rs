@@ -41,6 +41,36 @@ impl Client {
         }
     }
 
+    /// Any request; every answer, error statuses included, as (HTTP status, body). The body
+    /// is JSON where it parses, else its text.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        ctype: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), String> {
+        let url = format!("{}{path}", self.base);
+        let failed = |e: &dyn std::fmt::Display| format!("{method} {url}: {e}");
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("Content-Type", ctype)
+            .header("Accept", "application/json")
+            .body(body.map(Value::to_string).unwrap_or_default())
+            .map_err(|e| failed(&e))?;
+        let mut response = self.agent.run(request).map_err(|e| failed(&e))?;
+        let code = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| failed(&e))?;
+        Ok((
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
     fn send(
         &self,
         method: &str,
@@ -48,35 +78,15 @@ impl Client {
         ctype: &str,
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
-        let url = format!("{}{path}", self.base);
-        let failed = |message: String| ApiError { code: 0, message };
-        let request = ureq::http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .header("Content-Type", ctype)
-            .header("Accept", "application/json")
-            .body(body.map(Value::to_string).unwrap_or_default())
-            .map_err(|e| failed(format!("{method} {url}: {e}")))?;
-        let mut response = self
-            .agent
-            .run(request)
-            .map_err(|e| failed(format!("{method} {url}: {e}")))?;
-        let code = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| failed(format!("{method} {url}: {e}")))?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        let (code, value) = self
+            .request(method, path, ctype, body)
+            .map_err(|message| ApiError { code: 0, message })?;
         if (200..300).contains(&code) {
             Ok(value)
         } else {
-            let message = value
-                .get("message")
-                .and_then(Value::as_str)
-                .map_or_else(|| value.to_string(), str::to_string);
             Err(ApiError {
                 code,
-                message: format!("{method} {path}: {message}"),
+                message: format!("{method} {path}: {}", message(&value)),
             })
         }
     }
@@ -112,4 +122,11 @@ impl Client {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A Status body's message, or the whole body.
+pub fn message(body: &Value) -> String {
+    body.get("message")
+        .and_then(Value::as_str)
+        .map_or_else(|| body.to_string(), str::to_string)
 }

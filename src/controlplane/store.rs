@@ -126,6 +126,16 @@ struct Inner {
     history: VecDeque<Arc<Event>>,
 }
 
+impl Inner {
+    /// The stored object under `key`, parsed, or NotFound naming it.
+    fn parsed(&self, key: &Key, resource: &str, name: &str) -> Result<Value, StoreError> {
+        self.objects
+            .get(key)
+            .map(Stored::value)
+            .ok_or_else(|| StoreError::NotFound(describe(resource, name)))
+    }
+}
+
 #[derive(Debug)]
 pub struct Store {
     inner: Mutex<Inner>,
@@ -292,6 +302,7 @@ impl Store {
     }
 
     pub fn get(&self, resource: &str, namespace: &str, name: &str) -> Result<Value, StoreError> {
+        // Cloned (two Arcs) under the lock, parsed after it.
         let stored = self
             .lock()
             .objects
@@ -332,11 +343,7 @@ impl Store {
     ) -> Result<Value, StoreError> {
         let mut inner = self.lock();
         let key = key(resource, namespace, name);
-        let current = inner
-            .objects
-            .get(&key)
-            .ok_or_else(|| StoreError::NotFound(describe(resource, name)))?
-            .value();
+        let current = inner.parsed(&key, resource, name)?;
         if name_of(&obj).is_some_and(|n| n != name) {
             return Err(StoreError::Invalid(format!(
                 "metadata.name: the name of the object ({}) does not match the name in the URL ({name})",
@@ -400,11 +407,7 @@ impl Store {
     ) -> Result<Value, StoreError> {
         let mut inner = self.lock();
         let key = key(resource, namespace, name);
-        let current = inner
-            .objects
-            .get(&key)
-            .ok_or_else(|| StoreError::NotFound(describe(resource, name)))?
-            .value();
+        let current = inner.parsed(&key, resource, name)?;
         for (field, want) in [
             ("uid", &pre.uid),
             ("resourceVersion", &pre.resource_version),

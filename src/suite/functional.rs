@@ -557,7 +557,6 @@ fn wait_mirror_running(
 ) -> Result<Value, String> {
     let name = sp.mirror_name();
     let path = pod_path(s, &name);
-    let mut invalid = Vec::new();
     wait_for(
         s,
         &format!("mirror pod {name} to be Running"),
@@ -578,7 +577,7 @@ fn wait_mirror_running(
             if pod_phase(&pod) != "Running" {
                 return Err(pod_phase(&pod).to_string());
             }
-            invalid = mirror_problems(&pod, &s.node, node_uid);
+            let invalid = mirror_problems(&pod, &s.node, node_uid);
             if !invalid.is_empty() {
                 return Err(format!(
                     "Running but not a valid mirror pod: {}",
@@ -730,7 +729,7 @@ fn mirror_file_recreated(ctx: &Context) -> Outcome {
                 ));
                 next_report += Duration::from_secs(10);
             }
-            std::thread::sleep(Duration::from_secs(1).min(s.waits.poll * 4));
+            std::thread::sleep(s.waits.poll);
         }
         super::add_waited(watched.elapsed());
         r.ok("stays Running", "30s");
