@@ -17,10 +17,12 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use super::defaults;
 use super::patch;
 use super::resources::{RESOURCES, Resource, groups};
 use super::selector::Selector;
 use super::store::{Preconditions, Store, StoreError};
+use super::validation;
 use crate::podsecurity;
 
 pub const MAX_BODY: usize = 3 << 20;
@@ -31,13 +33,22 @@ pub const NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube
 pub fn router(store: Arc<Store>) -> Router {
     for ns in NAMESPACES {
         // Only fails when it already exists.
-        let _ = store.create("namespaces", "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}));
+        let _ = store.create("namespaces", "", json!({"metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}));
     }
     // kube-apiserver's own limit on a request body (3 MiB); larger ones get 413.
     Router::new()
         .fallback(handle)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(store)
+}
+
+/// A stored object as a single-object answer carries it: with its apiVersion and kind.
+fn object_response(code: StatusCode, res: &Resource, mut obj: Value) -> Response {
+    if let Some(o) = obj.as_object_mut() {
+        o.insert("apiVersion".into(), json!(res.api_version()));
+        o.insert("kind".into(), json!(res.kind));
+    }
+    json_response(code, &obj)
 }
 
 fn json_response(code: StatusCode, body: &Value) -> Response {
@@ -50,14 +61,105 @@ fn json_response(code: StatusCode, body: &Value) -> Response {
 }
 
 fn status(code: u16, reason: &str, message: &str, details: Option<(&str, &str)>) -> Response {
+    status_with_causes(code, reason, message, details, &[])
+}
+
+/// A metav1.Status as kube-apiserver writes it: `details.kind` is the resource (`pods`) for
+/// lookups and conflicts, the kind (`Pod`) for validation errors; `group` outside the core
+/// group; each cause with its reason, field and message.
+fn status_with_causes(
+    code: u16,
+    reason: &str,
+    message: &str,
+    details: Option<(&str, &str)>,
+    causes: &[validation::Cause],
+) -> Response {
     let mut s = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": message, "reason": reason, "code": code});
+    if reason.is_empty()
+        && let Some(o) = s.as_object_mut()
+    {
+        o.remove("reason");
+    }
     if let Some((kind, name)) = details {
-        s["details"] = json!({"name": name, "kind": kind});
+        let mut d = serde_json::Map::new();
+        if !name.is_empty() {
+            d.insert("name".into(), json!(name));
+        }
+        if matches!(kind, "DeleteOptions" | "ListOptions" | "PatchOptions") {
+            d.insert("group".into(), json!("meta.k8s.io"));
+        }
+        match RESOURCES
+            .iter()
+            .find(|r| r.kind == kind || r.plural == kind)
+        {
+            Some(r) => {
+                if !r.group.is_empty() {
+                    d.insert("group".into(), json!(r.group));
+                }
+                let shown = if code == 422 { r.kind } else { r.plural };
+                d.insert("kind".into(), json!(shown));
+            }
+            None => {
+                d.insert("kind".into(), json!(kind));
+            }
+        }
+        if !causes.is_empty() {
+            d.insert(
+                "causes".into(),
+                causes
+                    .iter()
+                    .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                    .collect(),
+            );
+        }
+        s["details"] = Value::Object(d);
     }
     json_response(
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         &s,
+    )
+}
+
+/// A failure whose `details.kind` is the kind as given (rest.BeforeDelete's precondition
+/// conflicts name the Kind where other lookups name the resource).
+fn status_exact_kind(
+    code: u16,
+    reason: &str,
+    message: &str,
+    details: Option<(&str, &str)>,
+) -> Response {
+    let mut resp = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code});
+    if let Some((kind, name)) = details {
+        resp["details"] = json!({"name": name, "kind": kind});
+        if let Some(r) = RESOURCES.iter().find(|r| r.kind == kind)
+            && !r.group.is_empty()
+        {
+            resp["details"]["group"] = json!(r.group);
+        }
+    }
+    json_response(
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &resp,
+    )
+}
+
+/// A 422 Invalid answer listing every cause, with kube-apiserver's message:
+/// `Pod "x" is invalid: [spec.containers: Required value, ...]`.
+fn invalid(kind: &str, name: &str, causes: &[validation::Cause]) -> Response {
+    let listed: Vec<String> = causes.iter().map(validation::Cause::to_string).collect();
+    let joined = if listed.len() == 1 {
+        listed[0].clone()
+    } else {
+        format!("[{}]", listed.join(", "))
+    };
+    status_with_causes(
+        422,
+        "Invalid",
+        &format!("{kind} \"{name}\" is invalid: {joined}"),
+        Some((kind, name)),
+        causes,
     )
 }
 
@@ -109,7 +211,18 @@ fn route(path: &str) -> Result<Target, Response> {
             return Err(json_response(StatusCode::OK, &resource_list(g, v)));
         }
         ["api", "v1", rest @ ..] => ("", "v1", rest),
-        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        ["apis", g, v, rest @ ..] if RESOURCES.iter().any(|r| r.group == *g && r.version == *v) => {
+            (*g, *v, rest)
+        }
+        // A group-version nothing serves falls through to the mux's plain 404.
+        ["apis", ..] => {
+            return Err((
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "404 page not found\n",
+            )
+                .into_response());
+        }
         _ => {
             return Err(status(
                 404,
@@ -241,52 +354,42 @@ async fn handle(
         }
         (Method::GET, false) => list(&store, &t, &q),
         (Method::GET, true) => match store.get(&t.res.key(), &t.namespace, &name) {
-            Ok(o) => json_response(StatusCode::OK, &o),
+            Ok(o) => object_response(StatusCode::OK, t.res, o),
             Err(e) => store_error(e, kind, &name),
         },
-        (Method::POST, false) => {
-            let mut obj = match parse_body() {
-                Ok(o) => o,
-                Err(r) => return r,
-            };
-            stamp(&mut obj, t.res);
-            let mut warnings = Vec::new();
-            if t.res.plural == "pods" {
-                pod_defaults(&mut obj);
-                // As kube-apiserver: a new pod's status is the server's, not the client's.
-                if let Some(o) = obj.as_object_mut() {
-                    o.insert("status".into(), json!({"phase": "Pending"}));
-                }
-                match admit(&store, &t.namespace, &obj) {
-                    Ok(w) => warnings = w,
-                    Err(resp) => return resp,
-                }
-            }
-            match store.create(&t.res.key(), &t.namespace, obj) {
-                Ok(o) => {
-                    let mut resp = json_response(StatusCode::CREATED, &o);
-                    for w in warnings {
-                        if let Ok(v) = header::HeaderValue::from_str(&format!(
-                            "299 - \"{}\"",
-                            w.replace('"', "'")
-                        )) {
-                            resp.headers_mut().append(header::WARNING, v);
-                        }
-                    }
-                    resp
-                }
-                Err(e) => store_error(e, kind, &name),
-            }
-        }
+        (Method::POST, false) => match parse_body() {
+            Ok(obj) => create(&store, &t, obj),
+            Err(r) => r,
+        },
         (Method::PUT, true) => {
             let obj = match parse_body() {
                 Ok(o) => o,
                 Err(r) => return r,
             };
             let current = store.get(&t.res.key(), &t.namespace, &name).ok();
-            write(&store, &t, obj, current)
+            write(&store, &t, obj, current, true)
         }
         (Method::PATCH, true) => {
+            const PATCH_TYPES: &[&str] = &[
+                "application/merge-patch+json",
+                "application/strategic-merge-patch+json",
+                "application/json-patch+json",
+                "application/apply-patch+yaml",
+            ];
+            if !PATCH_TYPES.contains(&body_type.as_str()) {
+                return status(
+                    415,
+                    "UnsupportedMediaType",
+                    &format!(
+                        "the body of the request was in an unknown format - accepted media types include: {} (got {body_type:?})",
+                        PATCH_TYPES.join(", ")
+                    ),
+                    None,
+                );
+            }
+            if body_type == "application/apply-patch+yaml" {
+                return apply_patch(&store, &t, &q, &body);
+            }
             let current = match store.get(&t.res.key(), &t.namespace, &name) {
                 Ok(o) => o,
                 Err(e) => return store_error(e, kind, &name),
@@ -302,9 +405,17 @@ async fn handle(
                     Ok(())
                 }
                 "application/strategic-merge-patch+json" => patch::strategic(&mut next, &p),
-                "application/json-patch+json" => serde_json::from_value::<json_patch::Patch>(p)
-                    .map_err(|e| e.to_string())
-                    .and_then(|ops| json_patch::patch(&mut next, &ops).map_err(|e| e.to_string())),
+                "application/json-patch+json" => {
+                    let ops = match serde_json::from_value::<json_patch::Patch>(p) {
+                        Ok(ops) => ops,
+                        Err(e) => {
+                            return bad_request(&format!(
+                                "the JSON patch is not a list of operations: {e}"
+                            ));
+                        }
+                    };
+                    json_patch::patch(&mut next, &ops).map_err(|e| e.to_string())
+                }
                 other => {
                     return status(
                         415,
@@ -316,8 +427,9 @@ async fn handle(
                     );
                 }
             };
+            // A patch that does not apply is 422 without details, as the patcher answers.
             if let Err(e) = applied {
-                return status(422, "Invalid", &e, Some((kind, &name)));
+                return status(422, "Invalid", &e, None);
             }
             // A patch does not carry the version it was made against: it applies to the latest.
             if let Some(m) = next.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -326,7 +438,7 @@ async fn handle(
                     current["metadata"]["resourceVersion"].clone(),
                 );
             }
-            write(&store, &t, next, Some(current))
+            write(&store, &t, next, Some(current), false)
         }
         (Method::DELETE, true) => delete(&store, &t, &q, &body),
         (m, _) => status(
@@ -335,6 +447,91 @@ async fn handle(
             &format!("the server does not allow this method on the requested resource ({m})"),
             None,
         ),
+    }
+}
+
+/// POST: decode with defaults, the name and namespace checked against the URL, what a create
+/// sets (PrepareForCreate), a name from generateName, validation, admission, then the store.
+fn create(store: &Store, t: &Target, obj: Value) -> Response {
+    let kind = t.res.kind;
+    let mut obj = match decode(t.res, obj) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_identity(t, &obj) {
+        return r;
+    }
+    defaults::prepare_for_create(t.res, &mut obj);
+    generate_name(&mut obj);
+    let name = obj_name(&obj).to_string();
+    let causes = validation::validate(t.res, &obj, None, false);
+    if !causes.is_empty() {
+        return invalid(kind, &name, &causes);
+    }
+    let mut warnings = Vec::new();
+    if t.res.plural == "pods" {
+        match admit(store, &t.namespace, &obj) {
+            Ok(w) => warnings = w,
+            Err(resp) => return resp,
+        }
+    }
+    match store.create(&t.res.key(), &t.namespace, obj) {
+        Ok(o) => {
+            let mut resp = object_response(StatusCode::CREATED, t.res, o);
+            for w in warnings {
+                if let Ok(v) =
+                    header::HeaderValue::from_str(&format!("299 - \"{}\"", w.replace('"', "'")))
+                {
+                    resp.headers_mut().append(header::WARNING, v);
+                }
+            }
+            resp
+        }
+        Err(e) => store_error(e, kind, &name),
+    }
+}
+
+/// Server-side apply (`application/apply-patch+yaml`): the applied configuration creates the
+/// object when it is missing, else it is merged into the stored object by the type's merge
+/// rules, as a single field manager's apply does. Field ownership is not tracked: a field
+/// dropped from a later configuration stays, and no conflict between managers is reported.
+fn apply_patch(store: &Store, t: &Target, q: &HashMap<String, String>, body: &Bytes) -> Response {
+    let name = t.name.clone().unwrap_or_default();
+    if q.get("fieldManager").is_none_or(String::is_empty) {
+        let causes = [validation::Cause {
+            reason: "FieldValueRequired",
+            field: "fieldManager".into(),
+            message: "Required value: is required for apply patch".into(),
+        }];
+        return status_with_causes(
+            422,
+            "Invalid",
+            &format!("PatchOptions.meta.k8s.io \"\" is invalid: {}", causes[0]),
+            Some(("PatchOptions", "")),
+            &causes,
+        );
+    }
+    let config = match serde_saphyr::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => return bad_request("the apply patch is not an object"),
+        Err(e) => return bad_request(&format!("error decoding YAML: {e}")),
+    };
+    match store.get(&t.res.key(), &t.namespace, &name) {
+        Err(StoreError::NotFound(_)) => create(store, t, config),
+        Err(e) => store_error(e, t.res.kind, &name),
+        Ok(current) => {
+            let mut next = current.clone();
+            if let Err(e) = patch::strategic(&mut next, &config) {
+                return status(422, "Invalid", &e, Some((t.res.kind, &name)));
+            }
+            if let Some(m) = next.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.insert(
+                    "resourceVersion".into(),
+                    current["metadata"]["resourceVersion"].clone(),
+                );
+            }
+            write(store, t, next, Some(current), false)
+        }
     }
 }
 
@@ -392,82 +589,176 @@ fn admit(store: &Store, namespace: &str, obj: &Value) -> Result<Vec<String>, Res
         .collect())
 }
 
-/// apiVersion and kind, as every stored object and watch event carries them.
-fn stamp(obj: &mut Value, res: &Resource) {
-    if let Some(o) = obj.as_object_mut() {
-        o.insert("apiVersion".into(), json!(res.api_version()));
-        o.insert("kind".into(), json!(res.kind));
-    }
+/// The name in a body, for messages.
+fn obj_name(obj: &Value) -> &str {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
-/// The defaults the kubelet expects the API server to have filled in a pod.
-fn pod_defaults(pod: &mut Value) {
-    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
-        return;
-    };
-    for (k, v) in [
-        ("dnsPolicy", json!("ClusterFirst")),
-        ("restartPolicy", json!("Always")),
-        ("terminationGracePeriodSeconds", json!(30)),
-        ("schedulerName", json!("default-scheduler")),
-        ("securityContext", json!({})),
-        ("enableServiceLinks", json!(true)),
-        ("priority", json!(0)),
-    ] {
-        spec.entry(k).or_insert(v);
+/// A body's name and namespace must agree with the URL's (400 BadRequest otherwise, as
+/// kube-apiserver's handlers check before anything else); an unset namespace takes the URL's.
+fn check_identity(t: &Target, obj: &Value) -> Result<(), Response> {
+    let ns = obj
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if t.res.namespaced && !ns.is_empty() && ns != t.namespace {
+        return Err(bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
     }
-    for list in ["containers", "initContainers"] {
-        for c in spec
-            .get_mut(list)
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
-            let Some(c) = c.as_object_mut() else { continue };
-            let image = c.get("image").and_then(Value::as_str).unwrap_or("");
-            let last = image.rsplit('/').next().unwrap_or(image);
-            let pull = if !last.contains(':') || image.ends_with(":latest") {
-                "Always"
-            } else {
-                "IfNotPresent"
-            };
-            c.entry("imagePullPolicy").or_insert(json!(pull));
-            c.entry("terminationMessagePath")
-                .or_insert(json!("/dev/termination-log"));
-            c.entry("terminationMessagePolicy").or_insert(json!("File"));
+    if let Some(url_name) = &t.name {
+        let name = obj_name(obj);
+        if name != url_name {
+            return Err(bad_request(&format!(
+                "the name of the object ({name}) does not match the name on the URL ({url_name})"
+            )));
         }
     }
-    if let Some(p) = pod.as_object_mut() {
-        p.entry("status").or_insert(json!({"phase": "Pending"}));
+    Ok(())
+}
+
+/// A name from `metadata.generateName`: the prefix and five characters from the alphabet
+/// k8s.io/apiserver's names.SimpleNameGenerator uses, when no name is given.
+fn generate_name(obj: &mut Value) {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let has_name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let prefix = meta
+        .get("generateName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if has_name || prefix.is_empty() {
+        return;
     }
+    let random = uuid::Uuid::new_v4();
+    let suffix: String = random
+        .as_bytes()
+        .iter()
+        .take(5)
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect();
+    // MaxGeneratedNameLength: the prefix is cut so the whole name stays within 63 characters.
+    let cut: String = prefix.chars().take(58).collect();
+    meta.insert("name".into(), json!(format!("{cut}{suffix}")));
+}
+
+/// The body of a write as kube-apiserver decodes it: the kind's type (400 when a field has
+/// the wrong type), then its defaults.
+fn decode(res: &'static Resource, obj: Value) -> Result<Value, Response> {
+    // A body of another kind or group-version is not converted (400, as the codec answers).
+    let field = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or_default();
+    let (api_version, body_kind) = (field("apiVersion"), field("kind"));
+    if !body_kind.is_empty() && body_kind != res.kind {
+        return Err(bad_request(&format!(
+            "{body_kind} in version \"{}\" cannot be handled as a {}: converting ({}.{body_kind}) to ({}.{}): unknown conversion",
+            res.version, res.kind, res.version, res.group, res.kind
+        )));
+    }
+    if !api_version.is_empty() && api_version != res.api_version() {
+        return Err(bad_request(&format!(
+            "{} in version \"{}\" cannot be handled as a {}: no kind \"{}\" is registered for version \"{api_version}\"",
+            res.kind, res.version, res.kind, res.kind
+        )));
+    }
+    let obj = defaults::decode(res, obj).map_err(|e| {
+        bad_request(&format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            res.kind, res.version, res.kind
+        ))
+    })?;
+    Ok(obj)
 }
 
 /// PUT or the result of a PATCH: a /status write keeps the spec, a main write keeps the status.
 /// A PUT or a patched object: `current` is the stored object it replaces, if any.
-fn write(store: &Store, t: &Target, mut obj: Value, current: Option<Value>) -> Response {
+fn write(store: &Store, t: &Target, mut obj: Value, current: Option<Value>, put: bool) -> Response {
     let name = t.name.clone().unwrap_or_default();
-    // A uid in the body is a precondition: the kubelet's status patches carry one so they
-    // never land on a pod recreated under the same name.
+    if let Err(r) = check_identity(t, &obj) {
+        return r;
+    }
+    // A uid in the body of a PUT is a precondition (rest.DefaultUpdatedObjectInfo); in a
+    // patch it is a change of the uid, which validation refuses.
     let uid_of = |o: &Value| {
         o.pointer("/metadata/uid")
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    if let (Some(want), Some(have)) = (uid_of(&obj), current.as_ref().and_then(uid_of))
-        && want != have
-    {
-        return status(
+    let conflict = |m: &str| {
+        status(
             409,
             "Conflict",
             &format!(
-                "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {want}, UID in object meta: {have}",
+                "Operation cannot be fulfilled on {} \"{name}\": {m}",
                 t.res.plural
             ),
             Some((t.res.kind, &name)),
+        )
+    };
+    if let (true, Some(want)) = (put, uid_of(&obj)) {
+        let have = current.as_ref().and_then(uid_of).unwrap_or_default();
+        if want != have {
+            return conflict(&format!(
+                "Precondition failed: UID in precondition: {want}, UID in object meta: {have}"
+            ));
+        }
+    }
+    let Some(current) = current else {
+        return store_error(
+            StoreError::NotFound(format!("{} \"{name}\"", t.res.plural)),
+            t.res.kind,
+            &name,
+        );
+    };
+    // A resourceVersion in the body must be the stored one; none is an unconditional update.
+    let version = |o: &Value| {
+        o.pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let asked = version(&obj);
+    if !asked.is_empty() && asked != version(&current) {
+        return conflict(
+            "the object has been modified; please apply your changes to the latest version and try again",
         );
     }
+    // What a client cannot change is taken from the stored object (rest.BeforeUpdate): the
+    // uid when none is given, the creation time, the deletion mark, the generation, and the
+    // namespace from the request.
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        if m.get("uid")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+            && let Some(uid) = current.pointer("/metadata/uid")
+        {
+            m.insert("uid".into(), uid.clone());
+        }
+        for field in [
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
+            match current.pointer(&format!("/metadata/{field}")) {
+                Some(v) => m.insert(field.into(), v.clone()),
+                None => m.remove(field),
+            };
+        }
+        if t.res.namespaced {
+            m.insert("namespace".into(), json!(t.namespace));
+        }
+    }
+    let current = Some(current);
     if t.res.status
-        && let Some(current) = current
+        && let Some(current) = &current
     {
         let keep = if t.subresource.is_some() {
             "spec"
@@ -480,10 +771,37 @@ fn write(store: &Store, t: &Target, mut obj: Value, current: Option<Value>) -> R
                 None => o.remove(keep),
             };
         }
+        // A pod's status writes keep its owners (old kubelets corrupt them) and its deletion
+        // mark (podStatusStrategy.PrepareForUpdate).
+        if t.subresource.is_some() && t.res.kind == "Pod" {
+            for field in ["ownerReferences", "deletionTimestamp"] {
+                let was = current.pointer(&format!("/metadata/{field}")).cloned();
+                if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                    match was {
+                        Some(v) => m.insert(field.into(), v),
+                        None => m.remove(field),
+                    };
+                }
+            }
+        }
     }
-    stamp(&mut obj, t.res);
+    let obj = match decode(t.res, obj) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let old = match &current {
+        Some(c) => Some(match decode(t.res, c.clone()) {
+            Ok(o) => o,
+            Err(r) => return r,
+        }),
+        None => None,
+    };
+    let causes = validation::validate(t.res, &obj, old.as_ref(), t.subresource.is_some());
+    if !causes.is_empty() {
+        return invalid(t.res.kind, &name, &causes);
+    }
     match store.update(&t.res.key(), &t.namespace, &name, obj) {
-        Ok(o) => json_response(StatusCode::OK, &o),
+        Ok(o) => object_response(StatusCode::OK, t.res, o),
         Err(e) => store_error(e, t.res.kind, &name),
     }
 }
@@ -503,9 +821,35 @@ fn list(store: &Store, t: &Target, q: &HashMap<String, String>) -> Response {
     let asked = q
         .get("resourceVersion")
         .filter(|v| !v.is_empty() && *v != "0");
+    if q.get("resourceVersionMatch").is_some_and(|m| !m.is_empty())
+        && q.get("resourceVersion").is_none_or(String::is_empty)
+    {
+        let causes = [validation::Cause {
+            reason: "FieldValueForbidden",
+            field: "resourceVersionMatch".into(),
+            message:
+                "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+                    .into(),
+        }];
+        return status_with_causes(
+            422,
+            "Invalid",
+            &format!("ListOptions.meta.k8s.io \"\" is invalid: {}", causes[0]),
+            Some(("ListOptions", "")),
+            &causes,
+        );
+    }
     if let Some(asked) = asked {
+        // kube-apiserver 1.20 answers a version that is not a number with 500 (no reason).
         let Ok(asked) = asked.parse::<u64>() else {
-            return bad_request("resourceVersion: not a number");
+            return status(
+                500,
+                "",
+                &format!(
+                    "resourceVersion: Invalid value: {asked:?}: strconv.ParseUint: parsing {asked:?}: invalid syntax"
+                ),
+                None,
+            );
         };
         if asked > rv {
             return status(
@@ -546,6 +890,12 @@ fn list(store: &Store, t: &Target, q: &HashMap<String, String>) -> Response {
         .into_response()
 }
 
+/// DELETE, as k8s.io/apiserver's registry store and rest.BeforeDelete do it: DeleteOptions from
+/// the body (JSON or YAML; 500 when it does not decode, as kube-apiserver 1.20 answers) and the
+/// query, validated (422 on an unknown propagation policy); preconditions; pods deleted
+/// gracefully when bound to a node and not finished (podStrategy.CheckGracefulDelete), marked
+/// with a deletionTimestamp until their kubelet or a shorter grace period ends them; the answer
+/// is the pod (with its deletion mark) or, for other kinds, a Success Status.
 fn delete(store: &Store, t: &Target, q: &HashMap<String, String>, body: &Bytes) -> Response {
     let name = t.name.clone().unwrap_or_default();
     // As kube-apiserver's NamespaceLifecycle admission: the system namespaces stay.
@@ -557,11 +907,56 @@ fn delete(store: &Store, t: &Target, q: &HashMap<String, String>, body: &Bytes) 
             Some(("Namespace", &name)),
         );
     }
-    let opts: Value = if body.is_empty() {
+    let opts: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice(body).unwrap_or(json!({}))
+        let parsed = serde_json::from_slice::<Value>(body)
+            .map_err(|e| format!("couldn't get version/kind; json parse error: {e}"))
+            .or_else(|json_err| serde_saphyr::from_slice::<Value>(body).map_err(|_| json_err));
+        match parsed {
+            Ok(v @ Value::Object(_)) => {
+                let kind = v
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("DeleteOptions");
+                if kind != "DeleteOptions" {
+                    return status(
+                        500,
+                        "",
+                        &format!("no kind \"{kind}\" is registered for version \"v1\""),
+                        None,
+                    );
+                }
+                v
+            }
+            Ok(_) => {
+                return status(500, "", "couldn't get version/kind; json parse error", None);
+            }
+            Err(e) => return status(500, "", &e, None),
+        }
     };
+    let policy = q
+        .get("propagationPolicy")
+        .map(|p| json!(p))
+        .or_else(|| opts.get("propagationPolicy").cloned());
+    if let Some(p) = policy.as_ref().and_then(Value::as_str)
+        && !["Foreground", "Background", "Orphan"].contains(&p)
+    {
+        let causes = [validation::Cause {
+            reason: "FieldValueNotSupported",
+            field: "propagationPolicy".into(),
+            message: format!(
+                "Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+            ),
+        }];
+        return status_with_causes(
+            422,
+            "Invalid",
+            &format!("DeleteOptions.meta.k8s.io \"\" is invalid: {}", causes[0]),
+            Some(("DeleteOptions", "")),
+            &causes,
+        );
+    }
     let pre = Preconditions {
         uid: opts
             .pointer("/preconditions/uid")
@@ -577,49 +972,168 @@ fn delete(store: &Store, t: &Target, q: &HashMap<String, String>, body: &Bytes) 
         Ok(o) => o,
         Err(e) => return store_error(e, t.res.kind, &name),
     };
-    // A pod on a node is deleted gracefully: marked first, removed when its kubelet (or a
-    // grace-0 delete) says so.
-    if t.res.plural == "pods"
-        && current
-            .pointer("/spec/nodeName")
+    for (field, want) in [
+        ("uid", &pre.uid),
+        ("resourceVersion", &pre.resource_version),
+    ] {
+        let have = current
+            .pointer(&format!("/metadata/{field}"))
             .and_then(Value::as_str)
-            .is_some_and(|n| !n.is_empty())
-    {
-        let grace = q
-            .get("gracePeriodSeconds")
-            .and_then(|g| g.parse::<i64>().ok())
-            .or_else(|| opts.get("gracePeriodSeconds").and_then(Value::as_i64))
-            .or_else(|| {
-                current
-                    .pointer("/spec/terminationGracePeriodSeconds")
-                    .and_then(Value::as_i64)
-            })
-            .unwrap_or(30);
-        if grace > 0 {
-            if current.pointer("/metadata/deletionTimestamp").is_some() {
-                return json_response(StatusCode::OK, &current);
-            }
-            let mut marked = current.clone();
-            marked["metadata"]["deletionTimestamp"] = json!(
-                (chrono::Utc::now() + chrono::Duration::seconds(grace))
-                    .format("%Y-%m-%dT%H:%M:%SZ")
-                    .to_string()
+            .unwrap_or_default();
+        if let Some(want) = want
+            && want != have
+        {
+            let what = if field == "uid" {
+                "UID"
+            } else {
+                "ResourceVersion"
+            };
+            // rest.BeforeDelete names the kind, not the resource, in this conflict.
+            return status_exact_kind(
+                409,
+                "Conflict",
+                &format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": the {what} in the precondition ({want}) does not match the {what} in record ({have}). The object might have been deleted and then recreated",
+                    t.res.plural
+                ),
+                Some((t.res.kind, &name)),
             );
-            marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+        }
+    }
+    // A grace period from the query wins over the body's; out of range is read as absent.
+    let asked = q
+        .get("gracePeriodSeconds")
+        .and_then(|g| g.parse::<i64>().ok())
+        .or_else(|| opts.get("gracePeriodSeconds").and_then(Value::as_i64));
+    let now = chrono::Utc::now();
+    let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    if t.res.plural == "pods" {
+        let marked_period = current
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64);
+        let already = current.pointer("/metadata/deletionTimestamp").is_some();
+        let period = if already {
+            match (marked_period, asked) {
+                (None | Some(0), _) => 0,
+                (Some(m), Some(p)) if p < m => p,
+                // Graceful deletion is pending: nothing changes.
+                (Some(_), _) => return object_response(StatusCode::OK, t.res, current),
+            }
+        } else {
+            let phase = current
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let bound = current
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+            if !bound || phase == "Failed" || phase == "Succeeded" {
+                0
+            } else {
+                asked
+                    .or_else(|| {
+                        current
+                            .pointer("/spec/terminationGracePeriodSeconds")
+                            .and_then(Value::as_i64)
+                    })
+                    .unwrap_or(0)
+            }
+        };
+        let deadline = match chrono::TimeDelta::try_seconds(period)
+            .and_then(|d| now.checked_add_signed(d))
+        {
+            Some(d) => d,
+            None => return bad_request(&format!("gracePeriodSeconds: {period} is out of range")),
+        };
+        let mut marked = current.clone();
+        marked["metadata"]["deletionTimestamp"] = json!(stamp(deadline));
+        marked["metadata"]["deletionGracePeriodSeconds"] = json!(period);
+        if period > 0 {
             return match store.update(&key, &t.namespace, &name, marked) {
-                Ok(o) => json_response(StatusCode::OK, &o),
+                Ok(o) => object_response(StatusCode::OK, t.res, o),
                 Err(e) => store_error(e, t.res.kind, &name),
             };
         }
+        return match store.delete(&key, &t.namespace, &name, &pre) {
+            Ok(mut o) => {
+                if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.insert(
+                        "deletionTimestamp".into(),
+                        marked["metadata"]["deletionTimestamp"].clone(),
+                    );
+                    m.insert("deletionGracePeriodSeconds".into(), json!(period));
+                }
+                mark_dependents_policy(&mut o, policy.as_ref());
+                object_response(StatusCode::OK, t.res, o)
+            }
+            Err(e) => store_error(e, t.res.kind, &name),
+        };
     }
     match store.delete(&key, &t.namespace, &name, &pre) {
-        Ok(o) => json_response(StatusCode::OK, &o),
+        Ok(o) if returns_deleted_object(t.res) => object_response(StatusCode::OK, t.res, o),
+        // Foreground and Orphan deletion answer the object carrying the garbage collector's
+        // finalizer; this control plane is also the collector (it owns no dependents to wait
+        // for or orphan), so the object is gone at once.
+        Ok(mut o) if finalizer_for(policy.as_ref()).is_some() => {
+            if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.insert("deletionTimestamp".into(), json!(stamp(now)));
+                m.insert("deletionGracePeriodSeconds".into(), json!(0));
+            }
+            mark_dependents_policy(&mut o, policy.as_ref());
+            object_response(StatusCode::OK, t.res, o)
+        }
+        Ok(o) => {
+            let mut details = json!({"name": name, "kind": t.res.plural,
+                "uid": o.pointer("/metadata/uid").cloned().unwrap_or(Value::Null)});
+            if !t.res.group.is_empty() {
+                details["group"] = json!(t.res.group);
+            }
+            json_response(
+                StatusCode::OK,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}),
+            )
+        }
         Err(e) => store_error(e, t.res.kind, &name),
+    }
+}
+
+/// Whether a DELETE answers the deleted object rather than a Status: the registries that set
+/// ReturnDeletedObject in kube-apiserver (pods, namespaces, services, service accounts, CSI
+/// nodes and drivers, among the kinds served here).
+fn returns_deleted_object(res: &Resource) -> bool {
+    matches!(
+        res.plural,
+        "pods" | "namespaces" | "services" | "serviceaccounts" | "csinodes" | "csidrivers"
+    )
+}
+
+/// The garbage collector's finalizer for a propagation policy.
+fn finalizer_for(policy: Option<&Value>) -> Option<&'static str> {
+    match policy.and_then(Value::as_str) {
+        Some("Foreground") => Some("foregroundDeletion"),
+        Some("Orphan") => Some("orphan"),
+        _ => None,
+    }
+}
+
+fn mark_dependents_policy(obj: &mut Value, policy: Option<&Value>) {
+    let Some(finalizer) = finalizer_for(policy) else {
+        return;
+    };
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        let list = m.entry("finalizers").or_insert_with(|| json!([]));
+        if let Some(list) = list.as_array_mut()
+            && !list.iter().any(|f| f == finalizer)
+        {
+            list.push(json!(finalizer));
+        }
     }
 }
 
 /// A chunked stream of watch events, one JSON object per line.
 fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Response {
+    let res_of: &'static Resource = t.res;
     let sel = match Selector::parse(
         q.get("labelSelector").map(String::as_str),
         q.get("fieldSelector").map(String::as_str),
@@ -646,7 +1160,7 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
             (
                 items
                     .iter()
-                    .map(|o| event_line("ADDED", o))
+                    .map(|o| event_line("ADDED", res_of, o))
                     .collect::<Vec<_>>(),
                 Some(rv),
             )
@@ -672,7 +1186,7 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
             backlog
                 .iter()
                 .filter(|e| relevant(e))
-                .map(|e| event_line(e.kind.as_str(), &e.object.json)),
+                .map(|e| event_line(e.kind.as_str(), res_of, &e.object.json)),
         )
         .collect();
     let closed = store.closed();
@@ -692,7 +1206,7 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
                 }
                 got = rx.recv() => match got {
                     Ok(e) if relevant(&e) => {
-                        if yield_(event_line(e.kind.as_str(), &e.object.json)).await.is_err() { return; }
+                        if yield_(event_line(e.kind.as_str(), res, &e.object.json)).await.is_err() { return; }
                     }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
@@ -714,9 +1228,20 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
         .unwrap_or_else(|_| status(500, "InternalError", "cannot start the watch", None))
 }
 
-/// One watch event, a line of JSON, with the stored object's text as it is.
-fn event_line(kind: &str, object: &str) -> Bytes {
-    Bytes::from(format!("{{\"type\":\"{kind}\",\"object\":{object}}}\n"))
+/// One watch event, a line of JSON: the stored object's text as it is, after the apiVersion
+/// and kind every event's object carries (stored objects leave them out, as list items do).
+fn event_line(kind: &str, res: &Resource, object: &str) -> Bytes {
+    let rest = object.strip_prefix('{').unwrap_or(object);
+    let sep = if rest.trim_start().starts_with('}') {
+        ""
+    } else {
+        ","
+    };
+    Bytes::from(format!(
+        "{{\"type\":\"{kind}\",\"object\":{{\"apiVersion\":\"{}\",\"kind\":\"{}\"{sep}{rest}}}\n",
+        res.api_version(),
+        res.kind
+    ))
 }
 
 fn value_line(v: &Value) -> Bytes {

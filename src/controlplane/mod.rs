@@ -4,10 +4,13 @@
 
 pub mod api;
 pub mod client;
+pub mod defaults;
+pub mod gotypes;
 pub mod patch;
 pub mod resources;
 pub mod selector;
 pub mod store;
+pub mod validation;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
