@@ -251,6 +251,9 @@ async fn handle(
             };
             stamp(&mut obj, t.res);
             let mut warnings = Vec::new();
+            if t.res.plural == "namespaces" {
+                namespace_create(&mut obj);
+            }
             if t.res.plural == "pods" {
                 pod_defaults(&mut obj);
                 // As kube-apiserver: a new pod's status is the server's, not the client's.
@@ -392,11 +395,36 @@ fn admit(store: &Store, namespace: &str, obj: &Value) -> Result<Vec<String>, Res
         .collect())
 }
 
-/// apiVersion and kind, as every stored object and watch event carries them.
+/// apiVersion and kind, as every stored object and watch event carries them, and a secret's
+/// default type (SetDefaults_Secret: Opaque), which field selectors and tables show.
 fn stamp(obj: &mut Value, res: &Resource) {
     if let Some(o) = obj.as_object_mut() {
         o.insert("apiVersion".into(), json!(res.api_version()));
         o.insert("kind".into(), json!(res.kind));
+        if res.plural == "secrets"
+            && o.get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+        {
+            o.insert("type".into(), json!("Opaque"));
+        }
+    }
+}
+
+/// As the namespace strategy's PrepareForCreate: a new namespace is Active and carries the
+/// `kubernetes` finalizer.
+fn namespace_create(ns: &mut Value) {
+    let Some(o) = ns.as_object_mut() else { return };
+    o.insert("status".into(), json!({"phase": "Active"}));
+    let spec = o.entry("spec").or_insert_with(|| json!({}));
+    if let Some(spec) = spec.as_object_mut() {
+        let finalizers = spec.entry("finalizers").or_insert_with(|| json!([]));
+        if let Some(list) = finalizers.as_array_mut()
+            && !list.iter().any(|f| f == "kubernetes")
+        {
+            list.push(json!("kubernetes"));
+        }
     }
 }
 
@@ -490,6 +518,7 @@ fn write(store: &Store, t: &Target, mut obj: Value, current: Option<Value>) -> R
 
 fn list(store: &Store, t: &Target, q: &HashMap<String, String>) -> Response {
     let sel = match Selector::parse(
+        &t.res.key(),
         q.get("labelSelector").map(String::as_str),
         q.get("fieldSelector").map(String::as_str),
     ) {
@@ -621,6 +650,7 @@ fn delete(store: &Store, t: &Target, q: &HashMap<String, String>, body: &Bytes) 
 /// A chunked stream of watch events, one JSON object per line.
 fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Response {
     let sel = match Selector::parse(
+        &t.res.key(),
         q.get("labelSelector").map(String::as_str),
         q.get("fieldSelector").map(String::as_str),
     ) {
