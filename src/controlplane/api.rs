@@ -21,6 +21,7 @@ use super::patch;
 use super::resources::{RESOURCES, Resource, groups};
 use super::selector::Selector;
 use super::store::{Preconditions, Store, StoreError};
+use super::table;
 use crate::podsecurity;
 
 pub const MAX_BODY: usize = 3 << 20;
@@ -235,13 +236,27 @@ async fn handle(
             None,
         )),
     };
+    // A read answers with a Table when the Accept header asks for one (`kubectl get`).
+    let printer = if method == Method::GET {
+        match table::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) {
+            Ok(p) => p,
+            Err(m) => return status(406, "NotAcceptable", &m, None),
+        }
+    } else {
+        None
+    };
+    let include_object = q.get("includeObject").map(String::as_str);
     match (method, t.name.is_some()) {
         (Method::GET, false) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
-            watch(&store, &t, &q)
+            watch(&store, &t, &q, printer)
         }
-        (Method::GET, false) => list(&store, &t, &q),
+        (Method::GET, false) => list(&store, &t, &q, printer),
         (Method::GET, true) => match store.get(&t.res.key(), &t.namespace, &name) {
-            Ok(o) => json_response(StatusCode::OK, &o),
+            Ok(o) => match printer.map(|p| p.object(t.res, &o, include_object)) {
+                None => json_response(StatusCode::OK, &o),
+                Some(Ok(table)) => json_response(StatusCode::OK, &table),
+                Some(Err(m)) => bad_request(&m),
+            },
             Err(e) => store_error(e, kind, &name),
         },
         (Method::POST, false) => {
@@ -516,7 +531,12 @@ fn write(store: &Store, t: &Target, mut obj: Value, current: Option<Value>) -> R
     }
 }
 
-fn list(store: &Store, t: &Target, q: &HashMap<String, String>) -> Response {
+fn list(
+    store: &Store,
+    t: &Target,
+    q: &HashMap<String, String>,
+    printer: Option<table::Printer>,
+) -> Response {
     let sel = match Selector::parse(
         &t.res.key(),
         q.get("labelSelector").map(String::as_str),
@@ -552,6 +572,22 @@ fn list(store: &Store, t: &Target, q: &HashMap<String, String>) -> Response {
                 None,
             );
         }
+    }
+    if let Some(p) = printer {
+        return match p.list(
+            t.res,
+            &items,
+            rv,
+            q.get("includeObject").map(String::as_str),
+        ) {
+            Ok(body) => (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response(),
+            Err(m) => bad_request(&m),
+        };
     }
     // The stored text goes out as it is: parsing thousands of objects to print them again
     // would be most of the work.
@@ -648,7 +684,12 @@ fn delete(store: &Store, t: &Target, q: &HashMap<String, String>, body: &Bytes) 
 }
 
 /// A chunked stream of watch events, one JSON object per line.
-fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Response {
+fn watch(
+    store: &Arc<Store>,
+    t: &Target,
+    q: &HashMap<String, String>,
+    printer: Option<table::Printer>,
+) -> Response {
     let sel = match Selector::parse(
         &t.res.key(),
         q.get("labelSelector").map(String::as_str),
@@ -657,6 +698,16 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
         Ok(s) => s,
         Err(e) => return bad_request(&e),
     };
+    let objects = match table::WatchObjects::new(
+        printer,
+        t.res,
+        q.get("includeObject").map(String::as_str),
+    ) {
+        Ok(o) => o,
+        Err(m) => return bad_request(&m),
+    };
+    let line = move |kind: &str, object: &str| event_line(kind, &objects.object(object));
+    let res = t.res;
     let since = q
         .get("resourceVersion")
         .filter(|v| !v.is_empty() && *v != "0")
@@ -674,10 +725,7 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
         None => {
             let (items, rv) = store.list(&key, ns_filter, &sel);
             (
-                items
-                    .iter()
-                    .map(|o| event_line("ADDED", o))
-                    .collect::<Vec<_>>(),
+                items.iter().map(|o| line("ADDED", o)).collect::<Vec<_>>(),
                 Some(rv),
             )
         }
@@ -691,7 +739,6 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .unwrap_or(1800);
-    let res = t.res;
     let store = Arc::clone(store);
     let relevant = move |e: &super::store::Event| {
         e.resource == key && (ns.is_empty() || e.namespace == ns) && sel.matches_stored(&e.object)
@@ -702,7 +749,7 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
             backlog
                 .iter()
                 .filter(|e| relevant(e))
-                .map(|e| event_line(e.kind.as_str(), &e.object.json)),
+                .map(|e| line(e.kind.as_str(), &e.object.json)),
         )
         .collect();
     let closed = store.closed();
@@ -716,13 +763,13 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
                 _ = tokio::time::sleep_until(deadline) => return,
                 () = &mut closed => return,
                 _ = tick.tick(), if bookmarks => {
-                    let bookmark = json!({"type": "BOOKMARK", "object": {"kind": res.kind, "apiVersion": res.api_version(),
-                        "metadata": {"resourceVersion": store.resource_version().to_string()}}});
-                    if yield_(value_line(&bookmark)).await.is_err() { return; }
+                    let bookmark = json!({"kind": res.kind, "apiVersion": res.api_version(),
+                        "metadata": {"resourceVersion": store.resource_version().to_string()}});
+                    if yield_(line("BOOKMARK", &bookmark.to_string())).await.is_err() { return; }
                 }
                 got = rx.recv() => match got {
                     Ok(e) if relevant(&e) => {
-                        if yield_(event_line(e.kind.as_str(), &e.object.json)).await.is_err() { return; }
+                        if yield_(line(e.kind.as_str(), &e.object.json)).await.is_err() { return; }
                     }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {

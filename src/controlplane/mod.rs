@@ -8,6 +8,7 @@ pub mod patch;
 pub mod resources;
 pub mod selector;
 pub mod store;
+pub mod table;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
