@@ -197,3 +197,149 @@ fn kubectl_reads_creates_applies_patches_watches_and_deletes() {
         "{events:?}"
     );
 }
+
+/// `kubectl get` prints the columns the server's Table has (as against kube-apiserver), and
+/// `kubectl describe` finds a pod's events through the events' field selectors.
+#[test]
+fn kubectl_prints_server_columns_and_finds_events() {
+    if !kubectl_present() {
+        eprintln!("kubectl is not on PATH: skipped");
+        return;
+    }
+    let s = start();
+    let node = s.file(
+        "node.yaml",
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: node1\n  labels: {node-role.kubernetes.io/control-plane: \"\"}\n",
+    );
+    s.ok(&["create", "--validate=false", "-f", &node]);
+    s.ok(&[
+        "patch",
+        "node",
+        "node1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"Ready","status":"True"}],"addresses":[{"type":"InternalIP","address":"10.0.0.1"}],"nodeInfo":{"kubeletVersion":"v1.31.0"}}}"#,
+    ]);
+    s.ok(&["cordon", "node1"]);
+    let pod = s.file("pod.yaml", POD);
+    s.ok(&["create", "--validate=false", "-f", &pod]);
+    s.ok(&[
+        "patch",
+        "pod",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Running","podIP":"10.1.0.7","containerStatuses":[{"name":"c","image":"registry.example/web:1","imageID":"","ready":false,"restartCount":2,"state":{"waiting":{"reason":"CrashLoopBackOff"}}}]}}"#,
+    ]);
+    let uid = s.ok(&["get", "pod", "web", "-o", "jsonpath={.metadata.uid}"]);
+    let event = s.file(
+        "event.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Event\nmetadata: {{name: web.1, namespace: default}}\n\
+             involvedObject: {{kind: Pod, namespace: default, name: web, uid: {uid}, apiVersion: v1}}\n\
+             reason: BackOff\nmessage: Back-off restarting failed container\ntype: Warning\n\
+             source: {{component: kubelet, host: node1}}\ncount: 4\n"
+        ),
+    );
+    s.ok(&["create", "--validate=false", "-f", &event]);
+    let other = s.file(
+        "other.yaml",
+        "apiVersion: v1\nkind: Event\nmetadata: {name: other.1, namespace: default}\n\
+         involvedObject: {kind: Pod, namespace: default, name: other, apiVersion: v1}\n\
+         reason: Pulled\nmessage: pulled\ntype: Normal\n",
+    );
+    s.ok(&["create", "--validate=false", "-f", &other]);
+
+    // Columns split on runs of spaces; AGE is left out.
+    let table = |args: &[&str]| -> Vec<Vec<String>> {
+        s.ok(args)
+            .lines()
+            .map(|l| {
+                l.split("  ")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .collect()
+    };
+    let pods = table(&["get", "pods", "-o", "wide"]);
+    assert_eq!(
+        pods[0],
+        [
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED NODE",
+            "READINESS GATES"
+        ]
+    );
+    assert_eq!(
+        [&pods[1][..4], &pods[1][5..]].concat(),
+        [
+            "web",
+            "0/1",
+            "CrashLoopBackOff",
+            "2",
+            "10.1.0.7",
+            "node1",
+            "<none>",
+            "<none>"
+        ]
+    );
+    let nodes = table(&["get", "nodes"]);
+    assert_eq!(nodes[0], ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]);
+    assert_eq!(
+        [&nodes[1][..3], &nodes[1][4..]].concat(),
+        [
+            "node1",
+            "Ready,SchedulingDisabled",
+            "control-plane",
+            "v1.31.0"
+        ]
+    );
+    let events = table(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=web",
+    ]);
+    assert_eq!(
+        events[0],
+        ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    );
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(
+        events[1][1..],
+        [
+            "Warning",
+            "BackOff",
+            "pod/web",
+            "Back-off restarting failed container"
+        ]
+    );
+    let lease = s.file(
+        "lease.yaml",
+        "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: node1, namespace: kube-node-lease}\nspec: {holderIdentity: node1}\n",
+    );
+    s.ok(&["create", "--validate=false", "-f", &lease]);
+    let leases = table(&["get", "leases", "-A"]);
+    assert_eq!(leases[0], ["NAMESPACE", "NAME", "HOLDER", "AGE"]);
+    assert_eq!(leases[1][..3], ["kube-node-lease", "node1", "node1"]);
+
+    let described = s.ok(&["describe", "pod", "web"]);
+    let events_at = described.find("Events:").expect("an Events section");
+    let events_part = &described[events_at..];
+    assert!(
+        events_part.contains("Warning  BackOff")
+            && events_part.contains("Back-off restarting failed container")
+            && !events_part.contains("pulled"),
+        "{described}"
+    );
+}

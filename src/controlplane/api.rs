@@ -22,6 +22,7 @@ use super::patch;
 use super::resources::{RESOURCES, Resource, groups};
 use super::selector::Selector;
 use super::store::{Preconditions, Store, StoreError};
+use super::table;
 use super::validation;
 use crate::podsecurity;
 
@@ -42,13 +43,18 @@ pub fn router(store: Arc<Store>) -> Router {
         .with_state(store)
 }
 
-/// A stored object as a single-object answer carries it: with its apiVersion and kind.
-fn object_response(code: StatusCode, res: &Resource, mut obj: Value) -> Response {
+/// A stored object with the apiVersion and kind a single-object answer carries.
+fn with_type(res: &Resource, mut obj: Value) -> Value {
     if let Some(o) = obj.as_object_mut() {
         o.insert("apiVersion".into(), json!(res.api_version()));
         o.insert("kind".into(), json!(res.kind));
     }
-    json_response(code, &obj)
+    obj
+}
+
+/// A stored object as a single-object answer carries it: with its apiVersion and kind.
+fn object_response(code: StatusCode, res: &Resource, obj: Value) -> Response {
+    json_response(code, &with_type(res, obj))
 }
 
 fn json_response(code: StatusCode, body: &Value) -> Response {
@@ -348,13 +354,29 @@ async fn handle(
             None,
         )),
     };
+    // A read answers with a Table when the Accept header asks for one (`kubectl get`).
+    let printer = if method == Method::GET {
+        match table::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) {
+            Ok(p) => p,
+            Err(m) => return status(406, "NotAcceptable", &m, None),
+        }
+    } else {
+        None
+    };
+    let include_object = q.get("includeObject").map(String::as_str);
     match (method, t.name.is_some()) {
         (Method::GET, false) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
-            watch(&store, &t, &q)
+            watch(&store, &t, &q, printer)
         }
-        (Method::GET, false) => list(&store, &t, &q),
+        (Method::GET, false) => list(&store, &t, &q, printer),
         (Method::GET, true) => match store.get(&t.res.key(), &t.namespace, &name) {
-            Ok(o) => object_response(StatusCode::OK, t.res, o),
+            Ok(o) => match printer
+                .map(|p| p.object(t.res, &with_type(t.res, o.clone()), include_object))
+            {
+                None => object_response(StatusCode::OK, t.res, o),
+                Some(Ok(table)) => json_response(StatusCode::OK, &table),
+                Some(Err(m)) => bad_request(&m),
+            },
             Err(e) => store_error(e, kind, &name),
         },
         (Method::POST, false) => match parse_body() {
@@ -806,8 +828,14 @@ fn write(store: &Store, t: &Target, mut obj: Value, current: Option<Value>, put:
     }
 }
 
-fn list(store: &Store, t: &Target, q: &HashMap<String, String>) -> Response {
+fn list(
+    store: &Store,
+    t: &Target,
+    q: &HashMap<String, String>,
+    printer: Option<table::Printer>,
+) -> Response {
     let sel = match Selector::parse(
+        &t.res.key(),
         q.get("labelSelector").map(String::as_str),
         q.get("fieldSelector").map(String::as_str),
     ) {
@@ -867,6 +895,22 @@ fn list(store: &Store, t: &Target, q: &HashMap<String, String>) -> Response {
                 None,
             );
         }
+    }
+    if let Some(p) = printer {
+        return match p.list(
+            t.res,
+            &items,
+            rv,
+            q.get("includeObject").map(String::as_str),
+        ) {
+            Ok(body) => (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response(),
+            Err(m) => bad_request(&m),
+        };
     }
     // The stored text goes out as it is: parsing thousands of objects to print them again
     // would be most of the work.
@@ -1132,15 +1176,31 @@ fn mark_dependents_policy(obj: &mut Value, policy: Option<&Value>) {
 }
 
 /// A chunked stream of watch events, one JSON object per line.
-fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Response {
+fn watch(
+    store: &Arc<Store>,
+    t: &Target,
+    q: &HashMap<String, String>,
+    printer: Option<table::Printer>,
+) -> Response {
     let res_of: &'static Resource = t.res;
     let sel = match Selector::parse(
+        &t.res.key(),
         q.get("labelSelector").map(String::as_str),
         q.get("fieldSelector").map(String::as_str),
     ) {
         Ok(s) => s,
         Err(e) => return bad_request(&e),
     };
+    let objects = match table::WatchObjects::new(
+        printer,
+        t.res,
+        q.get("includeObject").map(String::as_str),
+    ) {
+        Ok(o) => o,
+        Err(m) => return bad_request(&m),
+    };
+    let line = move |kind: &str, object: &str| event_line(kind, res_of, &objects.object(object));
+    let res = t.res;
     let since = q
         .get("resourceVersion")
         .filter(|v| !v.is_empty() && *v != "0")
@@ -1158,10 +1218,7 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
         None => {
             let (items, rv) = store.list(&key, ns_filter, &sel);
             (
-                items
-                    .iter()
-                    .map(|o| event_line("ADDED", res_of, o))
-                    .collect::<Vec<_>>(),
+                items.iter().map(|o| line("ADDED", o)).collect::<Vec<_>>(),
                 Some(rv),
             )
         }
@@ -1175,7 +1232,6 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .unwrap_or(1800);
-    let res = t.res;
     let store = Arc::clone(store);
     let relevant = move |e: &super::store::Event| {
         e.resource == key && (ns.is_empty() || e.namespace == ns) && sel.matches_stored(&e.object)
@@ -1186,7 +1242,7 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
             backlog
                 .iter()
                 .filter(|e| relevant(e))
-                .map(|e| event_line(e.kind.as_str(), res_of, &e.object.json)),
+                .map(|e| line(e.kind.as_str(), &e.object.json)),
         )
         .collect();
     let closed = store.closed();
@@ -1200,13 +1256,13 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
                 _ = tokio::time::sleep_until(deadline) => return,
                 () = &mut closed => return,
                 _ = tick.tick(), if bookmarks => {
-                    let bookmark = json!({"type": "BOOKMARK", "object": {"kind": res.kind, "apiVersion": res.api_version(),
-                        "metadata": {"resourceVersion": store.resource_version().to_string()}}});
-                    if yield_(value_line(&bookmark)).await.is_err() { return; }
+                    let bookmark = json!({"kind": res.kind, "apiVersion": res.api_version(),
+                        "metadata": {"resourceVersion": store.resource_version().to_string()}});
+                    if yield_(line("BOOKMARK", &bookmark.to_string())).await.is_err() { return; }
                 }
                 got = rx.recv() => match got {
                     Ok(e) if relevant(&e) => {
-                        if yield_(event_line(e.kind.as_str(), res, &e.object.json)).await.is_err() { return; }
+                        if yield_(line(e.kind.as_str(), &e.object.json)).await.is_err() { return; }
                     }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
@@ -1231,6 +1287,10 @@ fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Respons
 /// One watch event, a line of JSON: the stored object's text as it is, after the apiVersion
 /// and kind every event's object carries (stored objects leave them out, as list items do).
 fn event_line(kind: &str, res: &Resource, object: &str) -> Bytes {
+    // Tables and bookmarks carry their own apiVersion and kind.
+    if object.starts_with("{\"apiVersion\"") {
+        return Bytes::from(format!("{{\"type\":\"{kind}\",\"object\":{object}}}\n"));
+    }
     let rest = object.strip_prefix('{').unwrap_or(object);
     let sep = if rest.trim_start().starts_with('}') {
         ""

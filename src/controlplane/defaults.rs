@@ -100,8 +100,17 @@ pub fn prepare_for_create(res: &Resource, obj: &mut Value) {
         }
         ("", "Namespace") => {
             if let Some(o) = obj.as_object_mut() {
-                o.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
                 o.insert("status".into(), json!({"phase": "Active"}));
+            }
+            let spec = object_at(obj, "spec");
+            let finalizers = spec.entry("finalizers").or_insert_with(|| json!([]));
+            if !finalizers.is_array() {
+                *finalizers = json!([]);
+            }
+            if let Some(list) = finalizers.as_array_mut()
+                && !list.iter().any(|f| f == "kubernetes")
+            {
+                list.push(json!("kubernetes"));
             }
         }
         _ => {}

@@ -10,6 +10,7 @@ pub mod patch;
 pub mod resources;
 pub mod selector;
 pub mod store;
+pub mod table;
 pub mod validation;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -88,6 +88,14 @@ impl Resource {
         }
     }
 
+    /// The resource the store names `key` (see `key`).
+    pub fn by_key(key: &str) -> Option<&'static Resource> {
+        let (plural, group) = key.split_once('.').unwrap_or((key, ""));
+        RESOURCES
+            .iter()
+            .find(|r| r.plural == plural && r.group == group)
+    }
+
     pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
         RESOURCES
             .iter()

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use super::selector::{FIELDS, Selector};
+use super::selector::{Selector, fields_of};
 
 /// How many past events a watch may resume from; older resourceVersions answer 410 Expired.
 pub const HISTORY: usize = 10_000;
@@ -50,7 +50,8 @@ pub struct Stored {
 }
 
 impl Stored {
-    fn new(obj: &Value) -> Self {
+    /// `resource` is the store's key for the object's resource: it decides the fields kept.
+    fn new(resource: &str, obj: &Value) -> Self {
         let labels = obj
             .pointer("/metadata/labels")
             .and_then(Value::as_object)
@@ -60,12 +61,10 @@ impl Stored {
                     .collect()
             })
             .unwrap_or_default();
-        let fields = FIELDS
-            .iter()
-            .filter_map(|f| {
-                let pointer = format!("/{}", f.replace('.', "/"));
-                Some((*f, obj.pointer(&pointer)?.as_str()?.to_string()))
-            })
+        // An empty value is kept as absent: a selector reads both as "".
+        let fields = fields_of(resource, obj)
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
             .collect();
         Self {
             json: obj.to_string().into(),
@@ -87,7 +86,8 @@ impl Stored {
             .map(|(_, v)| v.as_str())
     }
 
-    /// A field selectors may name (`spec.nodeName`), when the object has it.
+    /// A field selectors may name for the object's kind (`spec.nodeName` of a pod), with the
+    /// value upstream's field set gives it; `None` when it is empty or not in the kind's set.
     pub fn field(&self, path: &str) -> Option<&str> {
         self.fields
             .iter()
@@ -295,7 +295,7 @@ impl Store {
             json!(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()),
         );
         meta.insert("resourceVersion".into(), json!(inner.rv.to_string()));
-        let stored = Stored::new(&obj);
+        let stored = Stored::new(resource, &obj);
         inner.objects.insert(key, stored.clone());
         self.record(&mut inner, EventType::Added, resource, namespace, stored);
         Ok(obj)
@@ -391,7 +391,7 @@ impl Store {
             meta.insert("namespace".into(), json!(namespace));
         }
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
-        let stored = Stored::new(&obj);
+        let stored = Stored::new(resource, &obj);
         inner.objects.insert(key, stored.clone());
         self.record(&mut inner, EventType::Modified, resource, namespace, stored);
         Ok(obj)
@@ -436,7 +436,7 @@ impl Store {
             EventType::Deleted,
             resource,
             namespace,
-            Stored::new(&obj),
+            Stored::new(resource, &obj),
         );
         Ok(obj)
     }
@@ -572,7 +572,7 @@ mod tests {
         let all = Selector::default();
         assert_eq!(s.list("pods", None, &all).0.len(), 2);
         assert_eq!(s.list("pods", Some("a"), &all).0.len(), 1);
-        let on_n2 = Selector::parse(None, Some("spec.nodeName=n2")).unwrap();
+        let on_n2 = Selector::parse("pods", None, Some("spec.nodeName=n2")).unwrap();
         let (items, rv) = s.list("pods", None, &on_n2);
         assert_eq!((items.len(), rv), (1, 3));
         let p2: Value = serde_json::from_str(&items[0]).unwrap();
