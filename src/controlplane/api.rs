@@ -18,6 +18,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::patch;
+use super::protobuf;
 use super::resources::{RESOURCES, Resource, groups};
 use super::selector::Selector;
 use super::store::{Preconditions, Store, StoreError};
@@ -221,20 +222,24 @@ async fn handle(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let parse_body = || match body_type.as_str() {
+    let parse_body = |api_version: &str, kind: &str| match body_type.as_str() {
         "application/yaml" => serde_saphyr::from_slice::<Value>(&body)
             .map_err(|e| bad_request(&format!("the body is not YAML: {e}"))),
         "" | "application/json" => serde_json::from_slice::<Value>(&body)
             .map_err(|e| bad_request(&format!("the body is not JSON: {e}"))),
+        protobuf::CONTENT_TYPE => {
+            protobuf::decode(&body, api_version, kind).map_err(|e| bad_request(&e))
+        }
         other => Err(status(
             415,
             "UnsupportedMediaType",
             &format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?}; a kubelet needs contentType: application/json)"
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other:?})"
             ),
             None,
         )),
     };
+    let api_version = t.res.api_version();
     match (method, t.name.is_some()) {
         (Method::GET, false) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             watch(&store, &t, &q)
@@ -245,7 +250,7 @@ async fn handle(
             Err(e) => store_error(e, kind, &name),
         },
         (Method::POST, false) => {
-            let mut obj = match parse_body() {
+            let mut obj = match parse_body(&api_version, kind) {
                 Ok(o) => o,
                 Err(r) => return r,
             };
@@ -279,7 +284,7 @@ async fn handle(
             }
         }
         (Method::PUT, true) => {
-            let obj = match parse_body() {
+            let obj = match parse_body(&api_version, kind) {
                 Ok(o) => o,
                 Err(r) => return r,
             };
@@ -328,7 +333,20 @@ async fn handle(
             }
             write(&store, &t, next, Some(current))
         }
-        (Method::DELETE, true) => delete(&store, &t, &q, &body),
+        (Method::DELETE, true) => {
+            let opts = match body.is_empty() {
+                true => json!({}),
+                false => match parse_body("v1", "DeleteOptions") {
+                    Ok(o) => o,
+                    Err(r) => return r,
+                },
+            };
+            // kube-apiserver answers 400 for a body it cannot read as DeleteOptions.
+            if let Err(e) = protobuf::delete_options(&opts) {
+                return bad_request(&e);
+            }
+            delete(&store, &t, &q, &opts)
+        }
         (m, _) => status(
             405,
             "MethodNotAllowed",
@@ -546,7 +564,7 @@ fn list(store: &Store, t: &Target, q: &HashMap<String, String>) -> Response {
         .into_response()
 }
 
-fn delete(store: &Store, t: &Target, q: &HashMap<String, String>, body: &Bytes) -> Response {
+fn delete(store: &Store, t: &Target, q: &HashMap<String, String>, opts: &Value) -> Response {
     let name = t.name.clone().unwrap_or_default();
     // As kube-apiserver's NamespaceLifecycle admission: the system namespaces stay.
     if t.res.plural == "namespaces" && NAMESPACES.contains(&name.as_str()) {
@@ -557,11 +575,6 @@ fn delete(store: &Store, t: &Target, q: &HashMap<String, String>, body: &Bytes) 
             Some(("Namespace", &name)),
         );
     }
-    let opts: Value = if body.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(body).unwrap_or(json!({}))
-    };
     let pre = Preconditions {
         uid: opts
             .pointer("/preconditions/uid")

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod client;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod selector;
 pub mod store;

@@ -1,0 +1,852 @@
+//! Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`), decoded to the
+//! JSON kube-apiserver would store from them.
+//!
+//! A body is the magic `k8s\0` and a `runtime.Unknown` envelope: `typeMeta` (apiVersion,
+//! kind), `raw` (the object's own protobuf message), `contentEncoding` and `contentType`
+//! (upstream: k8s.io/apimachinery/pkg/runtime/serializer/protobuf). The object message is
+//! decoded against `protobuf_schema.txt`, which scripts/protobuf-schema generates from the
+//! upstream Go types, and printed the way Go's encoding/json prints those types: JSON names,
+//! omitempty and omitzero, pointers that print a zero and values that do not, inlined
+//! structs (`Volume`'s `VolumeSource`), and the types with their own encodings (Time,
+//! MicroTime, Duration, Quantity, IntOrString, FieldsV1, RawExtension, `[]byte` as base64).
+//!
+//! Decoding follows the generated gogo-protobuf code: unknown fields are skipped, the last
+//! occurrence of a scalar wins, occurrences of a message merge, packed and unpacked repeated
+//! numbers are both read, a map entry without a value holds the zero value.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use super::resources::RESOURCES;
+
+/// The media type of a protobuf body.
+pub const CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf";
+
+/// What every protobuf body starts with.
+pub const MAGIC: &[u8] = b"k8s\0";
+
+/// Objects nest a few levels (Pod, spec, volume, projection, item); a body nesting deeper
+/// than this is refused rather than followed down the stack.
+const MAX_DEPTH: usize = 64;
+
+static SCHEMA: LazyLock<Result<Schema, String>> =
+    LazyLock::new(|| Schema::parse(include_str!("protobuf_schema.txt")));
+
+/// Decodes a protobuf request body meant for an endpoint of `api_version`/`kind` (an
+/// envelope without them takes these, as upstream's decoder defaults them) into the JSON
+/// object kube-apiserver would store, with `apiVersion` and `kind` set.
+///
+/// Errors are the message of the 400 BadRequest kube-apiserver answers: a body without the
+/// magic, a malformed message, a field of the wrong wire type, a kind in another API version
+/// (as upstream's create and update handlers word it), a kind this API does not serve, a
+/// Quantity or IntOrString that cannot be read.
+pub fn decode(body: &[u8], api_version: &str, kind: &str) -> Result<Value, String> {
+    let schema = SCHEMA.as_ref().map_err(Clone::clone)?;
+    let (body_version, body_kind, raw) = envelope(body)?;
+    let version = if body_version.is_empty() {
+        api_version.to_string()
+    } else {
+        body_version
+    };
+    let body_kind = if body_kind.is_empty() {
+        kind.to_string()
+    } else {
+        body_kind
+    };
+    let version_of = |v: &str| v.rsplit('/').next().unwrap_or(v).to_string();
+    let cannot = |e: String| {
+        format!(
+            "{body_kind} in version {:?} cannot be handled as a {kind}: {e}",
+            version_of(&version)
+        )
+    };
+    let message = message_name(&version, &body_kind, kind).map_err(&cannot)?;
+    if kind != "DeleteOptions" && version != api_version {
+        return Err(format!(
+            "the API version in the data ({version}) does not match the expected API version ({api_version})"
+        ));
+    }
+    let mut obj = Map::new();
+    obj.insert("kind".into(), json!(body_kind));
+    obj.insert("apiVersion".into(), json!(version));
+    let fields = Decoder { schema }
+        .message(&message, &[raw], 0)
+        .map_err(&cannot)?;
+    obj.extend(fields);
+    Ok(Value::Object(obj))
+}
+
+/// Whether a DELETE body, read from JSON, YAML or protobuf, is DeleteOptions as
+/// kube-apiserver reads it: an object of kind DeleteOptions (or none) whose fields have their
+/// types. The error is the message of the 400 BadRequest it answers otherwise (upstream:
+/// k8s.io/apiserver/pkg/endpoints/handlers/delete.go).
+pub fn delete_options(opts: &Value) -> Result<(), String> {
+    let Some(o) = opts.as_object() else {
+        return Err(format!("the body is not DeleteOptions: {opts}"));
+    };
+    match o.get("kind") {
+        None => {}
+        Some(Value::String(k)) if k.is_empty() || k == "DeleteOptions" => {}
+        Some(k) => {
+            let version = o.get("apiVersion").and_then(Value::as_str).unwrap_or("v1");
+            return Err(format!(
+                "no kind {k} is registered for version {version:?}: only DeleteOptions is accepted"
+            ));
+        }
+    }
+    serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions>(
+        opts.clone(),
+    )
+    .map(|_| ())
+    .map_err(|e| format!("the body is not DeleteOptions: {e}"))
+}
+
+/// The envelope's apiVersion, kind and raw object.
+fn envelope(body: &[u8]) -> Result<(String, String, &[u8]), String> {
+    if body.is_empty() {
+        return Err("empty data".into());
+    }
+    let Some(data) = body.strip_prefix(MAGIC) else {
+        return Err(format!(
+            "provided data does not appear to be a protobuf message, expected prefix {:?}",
+            MAGIC
+        ));
+    };
+    if data.is_empty() {
+        return Err("empty body".into());
+    }
+    let unknown = last_fields(data)?;
+    let type_meta = match unknown.get(&1) {
+        Some(w) => last_fields(w.bytes("typeMeta")?)?,
+        None => HashMap::new(),
+    };
+    let text = |m: &HashMap<u32, Wire>, n: u32, name: &str| -> Result<String, String> {
+        m.get(&n)
+            .map(|w| {
+                w.bytes(name)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            })
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    let raw = match unknown.get(&2) {
+        Some(w) => w.bytes("raw")?,
+        None => &[],
+    };
+    Ok((
+        text(&type_meta, 1, "apiVersion")?,
+        text(&type_meta, 2, "kind")?,
+        raw,
+    ))
+}
+
+/// The schema message for a kind in an API version: a served kind, or DeleteOptions in any
+/// group (upstream accepts the per-group DeleteOptions old clients send).
+fn message_name(version: &str, body_kind: &str, kind: &str) -> Result<String, String> {
+    let (group, v) = version.rsplit_once('/').unwrap_or(("", version));
+    if body_kind == "DeleteOptions" && kind == "DeleteOptions" {
+        return Ok(format!("meta.{v}.DeleteOptions"));
+    }
+    let served = RESOURCES
+        .iter()
+        .any(|r| r.group == group && r.version == v && r.kind == body_kind);
+    if !served || (kind == "DeleteOptions") != (body_kind == "DeleteOptions") {
+        return Err(format!(
+            "no kind {body_kind:?} is registered for version {version:?}"
+        ));
+    }
+    let package = if group.is_empty() {
+        "core"
+    } else {
+        group.split('.').next().unwrap_or(group)
+    };
+    Ok(format!("{package}.{v}.{body_kind}"))
+}
+
+// ---------------------------------------------------------------------------------------
+// The schema.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Value,
+    Pointer,
+    Slice,
+    Map,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ty {
+    String,
+    Bool,
+    Int32,
+    Int64,
+    Uint32,
+    Uint64,
+    Float64,
+    Bytes,
+    Time,
+    MicroTime,
+    Duration,
+    FieldsV1,
+    Quantity,
+    IntOrString,
+    RawExtension,
+    Message(String),
+}
+
+#[derive(Debug, Clone)]
+struct Field {
+    number: u32,
+    /// None: the members are inlined into the parent object.
+    json: Option<String>,
+    shape: Shape,
+    ty: Ty,
+    omitempty: bool,
+    omitzero: bool,
+}
+
+/// Messages by name (`core.v1.Pod`), each with its fields in Go struct order.
+#[derive(Debug)]
+struct Schema {
+    messages: HashMap<String, Vec<Field>>,
+}
+
+impl Schema {
+    /// The text scripts/protobuf-schema writes; every message a field names must be in it.
+    fn parse(text: &str) -> Result<Schema, String> {
+        let mut messages: HashMap<String, Vec<Field>> = HashMap::new();
+        let mut current: Option<String> = None;
+        for (i, line) in text.lines().enumerate() {
+            let bad = |what: &str| format!("protobuf schema line {}: {what}: {line}", i + 1);
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix("message ") {
+                messages.insert(name.to_string(), Vec::new());
+                current = Some(name.to_string());
+                continue;
+            }
+            let Some(fields) = current.as_ref().and_then(|c| messages.get_mut(c)) else {
+                return Err(bad("a field outside a message"));
+            };
+            let t: Vec<&str> = line.split_whitespace().collect();
+            let [number, json, shape, ty, flags] = t.as_slice() else {
+                return Err(bad("not NUMBER JSON SHAPE TYPE FLAGS"));
+            };
+            let number = number.parse::<u32>().map_err(|_| bad("the number"))?;
+            let shape = match *shape {
+                "v" => Shape::Value,
+                "p" => Shape::Pointer,
+                "s" => Shape::Slice,
+                "m" => Shape::Map,
+                _ => return Err(bad("the shape")),
+            };
+            let ty = match *ty {
+                "string" => Ty::String,
+                "bool" => Ty::Bool,
+                "int32" => Ty::Int32,
+                "int64" => Ty::Int64,
+                "uint32" => Ty::Uint32,
+                "uint64" => Ty::Uint64,
+                "float64" => Ty::Float64,
+                "bytes" => Ty::Bytes,
+                "time" => Ty::Time,
+                "microtime" => Ty::MicroTime,
+                "duration" => Ty::Duration,
+                "fieldsv1" => Ty::FieldsV1,
+                "quantity" => Ty::Quantity,
+                "intorstring" => Ty::IntOrString,
+                "rawext" => Ty::RawExtension,
+                m if m.contains('.') => Ty::Message(m.to_string()),
+                _ => return Err(bad("the type")),
+            };
+            let json = (*json != "-").then(|| json.to_string());
+            if json.is_none() && (shape != Shape::Value || !matches!(ty, Ty::Message(_))) {
+                return Err(bad("only a struct value can be inlined"));
+            }
+            fields.push(Field {
+                number,
+                json,
+                shape,
+                ty,
+                omitempty: flags.contains('o'),
+                omitzero: flags.contains('z'),
+            });
+        }
+        for (name, fields) in &messages {
+            for f in fields {
+                if let Ty::Message(m) = &f.ty
+                    && !messages.contains_key(m)
+                {
+                    return Err(format!(
+                        "protobuf schema: {name} refers to {m}, which it lacks"
+                    ));
+                }
+            }
+        }
+        Ok(Schema { messages })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The wire format.
+
+#[derive(Debug, Clone, Copy)]
+enum Wire<'a> {
+    Varint(u64),
+    Fixed64(u64),
+    Bytes(&'a [u8]),
+    Fixed32,
+}
+
+impl<'a> Wire<'a> {
+    fn number(self) -> u8 {
+        match self {
+            Wire::Varint(_) => 0,
+            Wire::Fixed64(_) => 1,
+            Wire::Bytes(_) => 2,
+            Wire::Fixed32 => 5,
+        }
+    }
+
+    fn wrong(self, field: &str) -> String {
+        format!(
+            "proto: wrong wireType = {} for field {field}",
+            self.number()
+        )
+    }
+
+    fn bytes(self, field: &str) -> Result<&'a [u8], String> {
+        match self {
+            Wire::Bytes(b) => Ok(b),
+            other => Err(other.wrong(field)),
+        }
+    }
+
+    fn varint(self, field: &str) -> Result<u64, String> {
+        match self {
+            Wire::Varint(v) => Ok(v),
+            other => Err(other.wrong(field)),
+        }
+    }
+}
+
+fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, String> {
+    let mut v: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let Some(&b) = buf.get(*pos) else {
+            return Err("unexpected EOF".into());
+        };
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Ok(v);
+        }
+    }
+    Err("proto: integer overflow".into())
+}
+
+/// The fields of one message, in order.
+struct Fields<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Result<(u32, Wire<'a>), String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.buf.len() {
+            return None;
+        }
+        Some(self.field())
+    }
+}
+
+impl<'a> Fields<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Fields { buf, pos: 0 }
+    }
+
+    fn field(&mut self) -> Result<(u32, Wire<'a>), String> {
+        let key = varint(self.buf, &mut self.pos)?;
+        let (number, wire) = (key >> 3, key & 7);
+        if number == 0 || number > u64::from(u32::MAX >> 3) {
+            return Err(format!("proto: illegal tag {number} (wire type {wire})"));
+        }
+        let take = |pos: &mut usize, n: usize| -> Result<&'a [u8], String> {
+            let end = pos
+                .checked_add(n)
+                .filter(|e| *e <= self.buf.len())
+                .ok_or("unexpected EOF")?;
+            let b = &self.buf[*pos..end];
+            *pos = end;
+            Ok(b)
+        };
+        let w = match wire {
+            0 => Wire::Varint(varint(self.buf, &mut self.pos)?),
+            1 => {
+                let b = take(&mut self.pos, 8)?;
+                Wire::Fixed64(u64::from_le_bytes(
+                    b.try_into().map_err(|_| "unexpected EOF")?,
+                ))
+            }
+            2 => {
+                let n = varint(self.buf, &mut self.pos)?;
+                let n = usize::try_from(n)
+                    .map_err(|_| "proto: negative length found during unmarshaling")?;
+                Wire::Bytes(take(&mut self.pos, n)?)
+            }
+            // No field of the served kinds is fixed32: read past it.
+            5 => {
+                take(&mut self.pos, 4)?;
+                Wire::Fixed32
+            }
+            other => return Err(format!("proto: illegal wireType {other}")),
+        };
+        Ok((number as u32, w))
+    }
+}
+
+/// Each field's last occurrence, for the small fixed messages (envelope, Time, Quantity...).
+fn last_fields(buf: &[u8]) -> Result<HashMap<u32, Wire<'_>>, String> {
+    let mut m = HashMap::new();
+    for f in Fields::new(buf) {
+        let (n, w) = f?;
+        m.insert(n, w);
+    }
+    Ok(m)
+}
+
+// ---------------------------------------------------------------------------------------
+// Decoding to JSON.
+
+struct Decoder<'s> {
+    schema: &'s Schema,
+}
+
+/// What arrived for one field: the occurrences, in order.
+#[derive(Default)]
+struct Slot<'a> {
+    seen: Vec<Wire<'a>>,
+}
+
+impl<'s> Decoder<'s> {
+    /// A message's JSON members from the occurrences of its bytes (merged, as protobuf merges
+    /// repeated occurrences of a message field).
+    fn message(
+        &self,
+        name: &str,
+        parts: &[&[u8]],
+        depth: usize,
+    ) -> Result<Map<String, Value>, String> {
+        if depth > MAX_DEPTH {
+            return Err("proto: the message nests too deep".into());
+        }
+        let fields = self
+            .schema
+            .messages
+            .get(name)
+            .ok_or_else(|| format!("no protobuf schema for {name}"))?;
+        let index: HashMap<u32, usize> = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.number, i))
+            .collect();
+        let mut slots: Vec<Slot> = fields.iter().map(|_| Slot::default()).collect();
+        for part in parts {
+            for f in Fields::new(part) {
+                let (n, w) = f?;
+                // Unknown fields are skipped, as the generated code skips them.
+                if let Some(&i) = index.get(&n) {
+                    slots[i].seen.push(w);
+                }
+            }
+        }
+        let mut out = Map::new();
+        let mut inlined = Vec::new();
+        for (f, slot) in fields.iter().zip(&slots) {
+            let Some(json_name) = &f.json else {
+                let Ty::Message(m) = &f.ty else {
+                    continue;
+                };
+                let parts = message_parts(&slot.seen, "inline")?;
+                inlined.push(self.message(m, &parts, depth + 1)?);
+                continue;
+            };
+            if let Some(v) = self.field(f, json_name, &slot.seen, depth)? {
+                out.insert(json_name.clone(), v);
+            }
+        }
+        // Go's encoding/json: a field of the outer struct wins over an inlined one's.
+        for members in inlined {
+            for (k, v) in members {
+                out.entry(k).or_insert(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One field's JSON value, or None when encoding/json leaves it out.
+    fn field(
+        &self,
+        f: &Field,
+        name: &str,
+        seen: &[Wire],
+        depth: usize,
+    ) -> Result<Option<Value>, String> {
+        let omit = f.omitempty || f.omitzero;
+        match f.shape {
+            Shape::Slice => {
+                let items = self.repeated(f, name, seen, depth)?;
+                Ok(match items.is_empty() {
+                    true if omit => None,
+                    true => Some(Value::Null),
+                    false => Some(Value::Array(items)),
+                })
+            }
+            Shape::Map => {
+                let mut map = Map::new();
+                for w in seen {
+                    let entry = last_fields(w.bytes(name)?)?;
+                    let key = match entry.get(&1) {
+                        Some(k) => String::from_utf8_lossy(k.bytes(name)?).into_owned(),
+                        None => String::new(),
+                    };
+                    let value = match entry.get(&2) {
+                        Some(v) => self.one(&f.ty, name, &[*v], depth)?,
+                        // gogo's map decoding starts from an empty []byte, not nil.
+                        None if f.ty == Ty::Bytes => json!(""),
+                        None => self.one(&f.ty, name, &[], depth)?,
+                    };
+                    map.insert(key, value);
+                }
+                Ok(match map.is_empty() {
+                    true if omit => None,
+                    true => Some(Value::Null),
+                    false => Some(Value::Object(map)),
+                })
+            }
+            Shape::Pointer if seen.is_empty() => Ok((!omit).then_some(Value::Null)),
+            Shape::Pointer => Ok(Some(self.one(&f.ty, name, seen, depth)?)),
+            Shape::Value => {
+                let v = self.one(&f.ty, name, seen, depth)?;
+                let zero = match &f.ty {
+                    Ty::String | Ty::Bytes => v.as_str().is_none_or(str::is_empty),
+                    Ty::Bool => v == json!(false),
+                    Ty::Int32 | Ty::Int64 | Ty::Uint32 | Ty::Uint64 | Ty::Float64 => {
+                        v.as_f64() == Some(0.0)
+                    }
+                    // A struct is never empty to omitempty; omitzero asks its IsZero.
+                    Ty::Time | Ty::MicroTime => {
+                        if f.omitzero {
+                            v.is_null()
+                        } else {
+                            false
+                        }
+                    }
+                    Ty::Message(_) => f.omitzero && seen.is_empty(),
+                    _ => false,
+                };
+                let omit_it = match &f.ty {
+                    Ty::Time | Ty::MicroTime | Ty::Message(_) => zero,
+                    Ty::Duration
+                    | Ty::Quantity
+                    | Ty::IntOrString
+                    | Ty::FieldsV1
+                    | Ty::RawExtension => false,
+                    _ => zero && omit,
+                };
+                Ok((!omit_it).then_some(v))
+            }
+        }
+    }
+
+    /// The elements of a repeated field: one per occurrence, numbers also packed.
+    fn repeated(
+        &self,
+        f: &Field,
+        name: &str,
+        seen: &[Wire],
+        depth: usize,
+    ) -> Result<Vec<Value>, String> {
+        let mut items = Vec::new();
+        for w in seen {
+            match (&f.ty, w) {
+                (Ty::Bool | Ty::Int32 | Ty::Int64 | Ty::Uint32 | Ty::Uint64, Wire::Bytes(b)) => {
+                    let mut pos = 0;
+                    while pos < b.len() {
+                        let v = varint(b, &mut pos)?;
+                        items.push(self.one(&f.ty, name, &[Wire::Varint(v)], depth)?);
+                    }
+                }
+                (Ty::Float64, Wire::Bytes(b)) => {
+                    if b.len() % 8 != 0 {
+                        return Err("unexpected EOF".into());
+                    }
+                    for c in b.chunks_exact(8) {
+                        let v = u64::from_le_bytes(c.try_into().map_err(|_| "unexpected EOF")?);
+                        items.push(self.one(&f.ty, name, &[Wire::Fixed64(v)], depth)?);
+                    }
+                }
+                _ => items.push(self.one(&f.ty, name, &[*w], depth)?),
+            }
+        }
+        Ok(items)
+    }
+
+    /// A single value of a type from its occurrences (none: the zero value).
+    fn one(&self, ty: &Ty, name: &str, seen: &[Wire], depth: usize) -> Result<Value, String> {
+        let last = seen.last().copied();
+        Ok(match ty {
+            Ty::Message(m) => {
+                let parts = message_parts(seen, name)?;
+                Value::Object(self.message(m, &parts, depth + 1)?)
+            }
+            Ty::String => match last {
+                Some(w) => json!(String::from_utf8_lossy(w.bytes(name)?)),
+                None => json!(""),
+            },
+            Ty::Bytes => match last {
+                Some(w) => json!(base64::engine::general_purpose::STANDARD.encode(w.bytes(name)?)),
+                None => Value::Null,
+            },
+            Ty::Bool => json!(last.map(|w| w.varint(name)).transpose()?.unwrap_or(0) != 0),
+            // The generated code keeps the low bits of a wider varint.
+            Ty::Int32 => json!(last.map(|w| w.varint(name)).transpose()?.unwrap_or(0) as i32),
+            Ty::Int64 => json!(last.map(|w| w.varint(name)).transpose()?.unwrap_or(0) as i64),
+            Ty::Uint32 => json!(last.map(|w| w.varint(name)).transpose()?.unwrap_or(0) as u32),
+            Ty::Uint64 => json!(last.map(|w| w.varint(name)).transpose()?.unwrap_or(0)),
+            Ty::Float64 => {
+                let bits = match last {
+                    Some(Wire::Fixed64(b)) => b,
+                    Some(w) => return Err(w.wrong(name)),
+                    None => 0,
+                };
+                let f = f64::from_bits(bits);
+                serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .ok_or_else(|| format!("json: unsupported value: {f}"))?
+            }
+            Ty::Time | Ty::MicroTime => {
+                let Some(w) = last else {
+                    return Ok(Value::Null);
+                };
+                let b = w.bytes(name)?;
+                if b.is_empty() {
+                    return Ok(Value::Null);
+                }
+                let t = last_fields(b)?;
+                let secs = t
+                    .get(&1)
+                    .map(|w| w.varint("seconds"))
+                    .transpose()?
+                    .unwrap_or(0) as i64;
+                let nanos = t
+                    .get(&2)
+                    .map(|w| w.varint("nanos"))
+                    .transpose()?
+                    .unwrap_or(0) as i32;
+                time_json(secs, nanos, *ty == Ty::MicroTime)?
+            }
+            Ty::Duration => {
+                let ns = match last {
+                    Some(w) => {
+                        let d = last_fields(w.bytes(name)?)?;
+                        d.get(&1)
+                            .map(|w| w.varint("duration"))
+                            .transpose()?
+                            .unwrap_or(0) as i64
+                    }
+                    None => 0,
+                };
+                json!(go_duration(ns))
+            }
+            Ty::FieldsV1 | Ty::RawExtension => {
+                let raw = match last {
+                    Some(w) => last_fields(w.bytes(name)?)?
+                        .get(&1)
+                        .map(|r| r.bytes("raw"))
+                        .transpose()?,
+                    None => None,
+                };
+                match raw {
+                    // Upstream prints the raw bytes as they are: they must be JSON.
+                    Some(r) if !r.is_empty() => serde_json::from_slice(r)
+                        .map_err(|e| format!("{name}: the raw bytes are not JSON: {e}"))?,
+                    _ => Value::Null,
+                }
+            }
+            Ty::Quantity => {
+                let s = match last {
+                    Some(w) => match last_fields(w.bytes(name)?)?.get(&1) {
+                        Some(s) => String::from_utf8_lossy(s.bytes("string")?).into_owned(),
+                        None => String::new(),
+                    },
+                    // The zero Quantity prints as "0".
+                    None => return Ok(json!("0")),
+                };
+                check_quantity(&s)?;
+                json!(s)
+            }
+            Ty::IntOrString => {
+                let parts = message_parts(seen, name)?;
+                let mut kind = 0u64;
+                let (mut int, mut text) = (0i32, String::new());
+                for p in parts {
+                    for f in Fields::new(p) {
+                        match f? {
+                            (1, w) => kind = w.varint("type")?,
+                            (2, w) => int = w.varint("intVal")? as i32,
+                            (3, w) => {
+                                text = String::from_utf8_lossy(w.bytes("strVal")?).into_owned()
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                match kind {
+                    0 => json!(int),
+                    1 => json!(text),
+                    _ => return Err(format!("{name}: impossible IntOrString.Type")),
+                }
+            }
+        })
+    }
+}
+
+/// The bytes of each occurrence of a message field.
+fn message_parts<'a>(seen: &[Wire<'a>], name: &str) -> Result<Vec<&'a [u8]>, String> {
+    seen.iter().map(|w| w.bytes(name)).collect()
+}
+
+/// A Time or MicroTime as upstream prints it: null for the zero time (0001-01-01T00:00:00Z,
+/// or an empty message), RFC 3339 in UTC otherwise, whole seconds for Time (its decoding
+/// drops the nanoseconds) and microseconds for MicroTime.
+fn time_json(secs: i64, nanos: i32, micro: bool) -> Result<Value, String> {
+    const ZERO: i64 = -62_135_596_800;
+    let nanos = if micro {
+        i64::from(nanos) / 1000 * 1000
+    } else {
+        0
+    };
+    let t = chrono::DateTime::from_timestamp(secs, 0)
+        .and_then(|t| t.checked_add_signed(chrono::Duration::nanoseconds(nanos)))
+        .ok_or_else(|| format!("time out of range: {secs}s {nanos}ns"))?;
+    if t.timestamp() == ZERO && t.timestamp_subsec_nanos() == 0 {
+        return Ok(Value::Null);
+    }
+    use chrono::{Datelike, Timelike};
+    // Go writes the year with at least four digits and a sign only when negative.
+    let year = t.year();
+    let mut s = if year < 0 {
+        format!("-{:04}", -i64::from(year))
+    } else {
+        format!("{year:04}")
+    };
+    s.push_str(&format!(
+        "-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    ));
+    if micro {
+        s.push_str(&format!(".{:06}", t.timestamp_subsec_micros()));
+    }
+    s.push('Z');
+    Ok(json!(s))
+}
+
+/// Go's time.Duration.String: `1h2m3.5s`, `1.5ms`, `0s`.
+fn go_duration(ns: i64) -> String {
+    fn frac(v: u64, digits: u32) -> String {
+        let div = 10u64.pow(digits);
+        let (int, rest) = (v / div, v % div);
+        if rest == 0 {
+            return int.to_string();
+        }
+        let f = format!("{rest:0width$}", width = digits as usize);
+        format!("{int}.{}", f.trim_end_matches('0'))
+    }
+    if ns == 0 {
+        return "0s".into();
+    }
+    let u = ns.unsigned_abs();
+    let body = if u < 1_000 {
+        format!("{u}ns")
+    } else if u < 1_000_000 {
+        format!("{}µs", frac(u, 3))
+    } else if u < 1_000_000_000 {
+        format!("{}ms", frac(u, 6))
+    } else {
+        let secs = u / 1_000_000_000;
+        let s = frac(secs % 60 * 1_000_000_000 + u % 1_000_000_000, 9);
+        let (m, h) = (secs / 60 % 60, secs / 3600);
+        match (h, secs / 60) {
+            (0, 0) => format!("{s}s"),
+            (0, _) => format!("{m}m{s}s"),
+            _ => format!("{h}h{m}m{s}s"),
+        }
+    };
+    if ns < 0 { format!("-{body}") } else { body }
+}
+
+/// The syntax upstream's ParseQuantity accepts: a signed decimal number and a suffix (an SI
+/// or binary-SI suffix, or a decimal exponent). Its errors are upstream's.
+fn check_quantity(s: &str) -> Result<(), String> {
+    const FORMAT: &str = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+    if s.is_empty() {
+        return Err(FORMAT.into());
+    }
+    let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let number_end = unsigned
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(unsigned.len());
+    let (number, suffix) = unsigned.split_at(number_end);
+    if !number.contains(|c: char| c.is_ascii_digit()) {
+        return Err(if number.is_empty() {
+            FORMAT.into()
+        } else {
+            "unable to parse numeric part of quantity".into()
+        });
+    }
+    if number.matches('.').count() > 1 {
+        return Err("unable to parse numeric part of quantity".into());
+    }
+    let letters_end = suffix
+        .find(|c: char| !"eEinumkKMGTP".contains(c))
+        .unwrap_or(suffix.len());
+    let (letters, exponent) = suffix.split_at(letters_end);
+    let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+    if !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(FORMAT.into());
+    }
+    let known = matches!(
+        suffix,
+        "" | "n"
+            | "u"
+            | "m"
+            | "k"
+            | "M"
+            | "G"
+            | "T"
+            | "P"
+            | "E"
+            | "Ki"
+            | "Mi"
+            | "Gi"
+            | "Ti"
+            | "Pi"
+            | "Ei"
+    ) || (matches!(letters, "e" | "E") && !digits.is_empty());
+    if !known {
+        return Err("unable to parse quantity's suffix".into());
+    }
+    Ok(())
+}
