@@ -60,6 +60,16 @@ fn raw(f: &Fixture) -> Vec<u8> {
     unknown.raw.unwrap()
 }
 
+/// A fixture's body with metadata.resourceVersion set: a second metadata field, which
+/// protobuf merges into the first.
+fn with_resource_version(f: &Fixture, rv: &str) -> Vec<u8> {
+    let mut bytes = raw(f);
+    let version = [&[0x32, rv.len() as u8][..], rv.as_bytes()].concat();
+    bytes.extend([0x0a, version.len() as u8]);
+    bytes.extend(version);
+    wrap(f.api_version, f.kind, bytes)
+}
+
 fn wrap(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
     let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown {
         type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
@@ -168,11 +178,21 @@ fn times_print_as_upstream_prints_them() {
 #[test]
 fn bad_bodies_are_refused_with_upstreams_words() {
     let err = |body: &[u8]| decode(body, "v1", "ConfigMap").unwrap_err();
-    assert_eq!(err(b""), "empty data");
-    assert_eq!(err(b"k8s\0"), "empty body");
-    assert!(
-        err(b"{\"kind\": \"ConfigMap\"}")
-            .starts_with("provided data does not appear to be a protobuf message")
+    assert_eq!(
+        err(b""),
+        "the object provided is unrecognized (must be of type ConfigMap): empty data (<empty>)"
+    );
+    assert_eq!(
+        err(b"k8s\0"),
+        "the object provided is unrecognized (must be of type ConfigMap): empty body (6b387300)"
+    );
+    assert_eq!(
+        err(b"{\"kind\": \"ConfigMap\"}"),
+        "the object provided is unrecognized (must be of type ConfigMap): provided data does not appear to be a protobuf message, expected prefix [107 56 115 0] ({\"kind\": \"ConfigMap\"})"
+    );
+    assert_eq!(
+        decode(b"k8s", "v1", "DeleteOptions").unwrap_err(),
+        "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]"
     );
     // Truncated, and a string field sent as a number.
     let cm = pb::configmap();
@@ -189,14 +209,24 @@ fn bad_bodies_are_refused_with_upstreams_words() {
     .unwrap_err();
     assert_eq!(
         e,
-        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: proto: wrong wireType = 0 for field name"
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: proto: wrong wireType = 0 for field Name"
     );
     // Another API version than the endpoint's, and a kind nobody serves.
     let lease = pb::lease();
     let e = decode(&lease.body, "v1", "ConfigMap").unwrap_err();
     assert_eq!(
         e,
-        "the API version in the data (coordination.k8s.io/v1) does not match the expected API version (v1)"
+        "Lease in version \"v1\" cannot be handled as a ConfigMap: converting (v1.Lease) to (core.ConfigMap): unknown conversion"
+    );
+    let e = decode(&pb::secret().body, "v1", "ConfigMap").unwrap_err();
+    assert_eq!(
+        e,
+        "Secret in version \"v1\" cannot be handled as a ConfigMap: converting (v1.Secret) to (core.ConfigMap): unknown conversion"
+    );
+    let e = decode(&lease.body, "coordination.k8s.io/v2", "Lease").unwrap_err();
+    assert_eq!(
+        e,
+        "the API version in the data (coordination.k8s.io/v1) does not match the expected API version (coordination.k8s.io/v2)"
     );
     let e = decode(&wrap("v1", "Widget", vec![]), "v1", "ConfigMap").unwrap_err();
     assert!(
@@ -314,6 +344,20 @@ impl Api {
     /// Deletes what an earlier run left, and waits until it is gone.
     fn remove(&self, path: &str) {
         self.send("DELETE", &format!("{path}?gracePeriodSeconds=0"), "", b"");
+        // Without a namespace controller a namespace stays Terminating until its finalizers
+        // are cleared by hand.
+        if let Some(name) = path
+            .strip_prefix("/api/v1/namespaces/")
+            .filter(|n| !n.contains('/'))
+        {
+            let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}, "spec": {"finalizers": []}});
+            self.send(
+                "PUT",
+                &format!("{path}/finalize"),
+                "application/json",
+                ns.to_string().as_bytes(),
+            );
+        }
         for _ in 0..100 {
             if self.get(path).0 == 404 {
                 return;
@@ -535,8 +579,11 @@ fn a_real_kube_apiserver_stores_the_same() {
                 put(&ours),
             );
         }
+        // kube-apiserver wants the version updated for most kinds: the body names it.
         let update = |api: &Api| {
-            let (code, b) = api.send("PUT", &f.path(), PROTOBUF, &f.body);
+            let rv = api.get(&f.path()).1["metadata"]["resourceVersion"].clone();
+            let body = with_resource_version(f, rv.as_str().unwrap_or(""));
+            let (code, b) = api.send("PUT", &f.path(), PROTOBUF, &body);
             (code, if code == 200 { api.get(&f.path()).1 } else { b })
         };
         compare(
@@ -562,6 +609,49 @@ fn a_real_kube_apiserver_stores_the_same() {
         (real.get(&pod.path()).0, Value::Null),
         (ours.get(&pod.path()).0, Value::Null),
     );
+    // Bodies either refuses: the answer's code and reason must agree.
+    let cm = pb::configmap();
+    let answer = |api: &Api, method: &str, path: &str, ctype: &str, body: &[u8]| {
+        let (code, b) = api.send(method, path, ctype, body);
+        eprintln!("{method} {path} {ctype}: {code} {}", b["message"]);
+        (code, json!({"reason": b["reason"]}))
+    };
+    let cases: Vec<(&str, String, &str, Vec<u8>)> = vec![
+        ("POST", cm.collection.clone(), PROTOBUF, pb::secret().body),
+        ("POST", cm.collection.clone(), PROTOBUF, pb::lease().body),
+        (
+            "POST",
+            cm.collection.clone(),
+            PROTOBUF,
+            b"k8s\0\x12\x05abc".to_vec(),
+        ),
+        ("POST", cm.collection.clone(), PROTOBUF, b"{}".to_vec()),
+        (
+            "POST",
+            cm.collection.clone(),
+            PROTOBUF,
+            wrap("v1", "ConfigMap", vec![0x0a, 0x02, 0x08, 0x01]),
+        ),
+        (
+            "POST",
+            cm.collection.clone(),
+            PROTOBUF,
+            wrap("v1", "Widget", vec![]),
+        ),
+        ("POST", cm.collection.clone(), "text/plain", b"x".to_vec()),
+        ("DELETE", cm.path(), "text/plain", b"x".to_vec()),
+        ("DELETE", cm.path(), "application/json", b"null".to_vec()),
+    ];
+    for api in [&real, &ours] {
+        api.send("POST", &cm.collection, PROTOBUF, &cm.body);
+    }
+    for (method, path, ctype, body) in &cases {
+        compare(
+            &format!("{method} {path} {ctype} {}", String::from_utf8_lossy(body)),
+            answer(&real, method, path, ctype, body),
+            answer(&ours, method, path, ctype, body),
+        );
+    }
     for f in fixtures.iter().rev() {
         real.remove(&f.path());
     }

@@ -45,7 +45,15 @@ static SCHEMA: LazyLock<Result<Schema, String>> =
 /// Quantity or IntOrString that cannot be read.
 pub fn decode(body: &[u8], api_version: &str, kind: &str) -> Result<Value, String> {
     let schema = SCHEMA.as_ref().map_err(Clone::clone)?;
-    let (body_version, body_kind, raw) = envelope(body)?;
+    // An envelope that cannot be read names no kind: upstream's create and update handlers
+    // then quote the start of the body.
+    let (body_version, body_kind, raw) = envelope(body).map_err(|e| match kind {
+        "DeleteOptions" => e,
+        _ => format!(
+            "the object provided is unrecognized (must be of type {kind}): {e} ({})",
+            summary(body)
+        ),
+    })?;
     let version = if body_version.is_empty() {
         api_version.to_string()
     } else {
@@ -56,25 +64,53 @@ pub fn decode(body: &[u8], api_version: &str, kind: &str) -> Result<Value, Strin
     } else {
         body_kind
     };
-    let version_of = |v: &str| v.rsplit('/').next().unwrap_or(v).to_string();
-    let cannot = |e: String| {
-        format!(
-            "{body_kind} in version {:?} cannot be handled as a {kind}: {e}",
-            version_of(&version)
-        )
+    let (group, v) = split(&version);
+    let cannot =
+        |e: String| format!("{body_kind} in version {v:?} cannot be handled as a {kind}: {e}");
+    let no_kind = || format!("no kind {body_kind:?} is registered for version {version:?}");
+    let message = if kind == "DeleteOptions" {
+        // Any group's DeleteOptions: upstream accepts those old clients send.
+        if body_kind != "DeleteOptions" {
+            return Err(no_kind());
+        }
+        format!("meta.{v}.DeleteOptions")
+    } else {
+        let (want_group, want_version) = split(api_version);
+        let package = |g: &str| {
+            if g.is_empty() {
+                "core".to_string()
+            } else {
+                g.split('.').next().unwrap_or(g).to_string()
+            }
+        };
+        let served = RESOURCES
+            .iter()
+            .any(|r| r.group == group && r.version == v && r.kind == body_kind);
+        if body_kind == kind && group == want_group && v != want_version {
+            return Err(format!(
+                "the API version in the data ({version}) does not match the expected API version ({api_version})"
+            ));
+        }
+        if !served {
+            return Err(cannot(no_kind()));
+        }
+        if body_kind != kind || group != want_group {
+            return Err(cannot(format!(
+                "converting ({v}.{body_kind}) to ({}.{kind}): unknown conversion",
+                package(want_group)
+            )));
+        }
+        format!("{}.{v}.{kind}", package(group))
     };
-    let message = message_name(&version, &body_kind, kind).map_err(&cannot)?;
-    if kind != "DeleteOptions" && version != api_version {
-        return Err(format!(
-            "the API version in the data ({version}) does not match the expected API version ({api_version})"
-        ));
-    }
     let mut obj = Map::new();
     obj.insert("kind".into(), json!(body_kind));
     obj.insert("apiVersion".into(), json!(version));
     let fields = Decoder { schema }
         .message(&message, &[raw], 0)
-        .map_err(&cannot)?;
+        .map_err(|e| match kind {
+            "DeleteOptions" => e,
+            _ => cannot(e),
+        })?;
     obj.extend(fields);
     Ok(Value::Object(obj))
 }
@@ -84,6 +120,10 @@ pub fn decode(body: &[u8], api_version: &str, kind: &str) -> Result<Value, Strin
 /// types. The error is the message of the 400 BadRequest it answers otherwise (upstream:
 /// k8s.io/apiserver/pkg/endpoints/handlers/delete.go).
 pub fn delete_options(opts: &Value) -> Result<(), String> {
+    // JSON null reads as empty options.
+    if opts.is_null() {
+        return Ok(());
+    }
     let Some(o) = opts.as_object() else {
         return Err(format!("the body is not DeleteOptions: {opts}"));
     };
@@ -110,10 +150,10 @@ fn envelope(body: &[u8]) -> Result<(String, String, &[u8]), String> {
         return Err("empty data".into());
     }
     let Some(data) = body.strip_prefix(MAGIC) else {
-        return Err(format!(
-            "provided data does not appear to be a protobuf message, expected prefix {:?}",
-            MAGIC
-        ));
+        return Err(
+            "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]"
+                .into(),
+        );
     };
     if data.is_empty() {
         return Err("empty body".into());
@@ -143,27 +183,24 @@ fn envelope(body: &[u8]) -> Result<(String, String, &[u8]), String> {
     ))
 }
 
-/// The schema message for a kind in an API version: a served kind, or DeleteOptions in any
-/// group (upstream accepts the per-group DeleteOptions old clients send).
-fn message_name(version: &str, body_kind: &str, kind: &str) -> Result<String, String> {
-    let (group, v) = version.rsplit_once('/').unwrap_or(("", version));
-    if body_kind == "DeleteOptions" && kind == "DeleteOptions" {
-        return Ok(format!("meta.{v}.DeleteOptions"));
+/// The start of a body as upstream's summarizeData quotes it: JSON as text, anything else
+/// in hex, 30 bytes at most.
+fn summary(body: &[u8]) -> String {
+    let head = &body[..body.len().min(30)];
+    let more = if body.len() > 30 { " ..." } else { "" };
+    match body.first() {
+        None => "<empty>".into(),
+        Some(b'{') => format!("{}{more}", String::from_utf8_lossy(head)),
+        Some(_) => format!(
+            "{}{more}",
+            head.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
     }
-    let served = RESOURCES
-        .iter()
-        .any(|r| r.group == group && r.version == v && r.kind == body_kind);
-    if !served || (kind == "DeleteOptions") != (body_kind == "DeleteOptions") {
-        return Err(format!(
-            "no kind {body_kind:?} is registered for version {version:?}"
-        ));
-    }
-    let package = if group.is_empty() {
-        "core"
-    } else {
-        group.split('.').next().unwrap_or(group)
-    };
-    Ok(format!("{package}.{v}.{body_kind}"))
+}
+
+/// `group/version` or a core `version` as (group, version).
+fn split(api_version: &str) -> (&str, &str) {
+    api_version.rsplit_once('/').unwrap_or(("", api_version))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -313,9 +350,17 @@ impl<'a> Wire<'a> {
         }
     }
 
+    /// Upstream names the Go field: the JSON name capitalised, mostly.
     fn wrong(self, field: &str) -> String {
+        let mut chars = field.chars();
+        let go_name: String = chars
+            .next()
+            .map(|c| c.to_ascii_uppercase())
+            .into_iter()
+            .chain(chars)
+            .collect();
         format!(
-            "proto: wrong wireType = {} for field {field}",
+            "proto: wrong wireType = {} for field {go_name}",
             self.number()
         )
     }
