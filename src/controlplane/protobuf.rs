@@ -580,31 +580,17 @@ impl<'s> Decoder<'s> {
             Shape::Pointer => Ok(Some(self.one(&f.ty, name, seen, depth)?)),
             Shape::Value => {
                 let v = self.one(&f.ty, name, seen, depth)?;
-                let zero = match &f.ty {
-                    Ty::String | Ty::Bytes => v.as_str().is_none_or(str::is_empty),
-                    Ty::Bool => v == json!(false),
+                // encoding/json: omitempty leaves out an empty string, []byte, bool or
+                // number, never a struct; omitzero asks the struct's IsZero.
+                let omit_it = match &f.ty {
+                    Ty::String | Ty::Bytes => omit && v.as_str().is_none_or(str::is_empty),
+                    Ty::Bool => omit && v == json!(false),
                     Ty::Int32 | Ty::Int64 | Ty::Uint32 | Ty::Uint64 | Ty::Float64 => {
-                        v.as_f64() == Some(0.0)
+                        omit && v.as_f64() == Some(0.0)
                     }
-                    // A struct is never empty to omitempty; omitzero asks its IsZero.
-                    Ty::Time | Ty::MicroTime => {
-                        if f.omitzero {
-                            v.is_null()
-                        } else {
-                            false
-                        }
-                    }
+                    Ty::Time | Ty::MicroTime => f.omitzero && v.is_null(),
                     Ty::Message(_) => f.omitzero && seen.is_empty(),
                     _ => false,
-                };
-                let omit_it = match &f.ty {
-                    Ty::Time | Ty::MicroTime | Ty::Message(_) => zero,
-                    Ty::Duration
-                    | Ty::Quantity
-                    | Ty::IntOrString
-                    | Ty::FieldsV1
-                    | Ty::RawExtension => false,
-                    _ => zero && omit,
                 };
                 Ok((!omit_it).then_some(v))
             }
@@ -894,4 +880,119 @@ fn check_quantity(s: &str) -> Result<(), String> {
         return Err("unable to parse quantity's suffix".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generated_schema_parses_and_has_every_served_kind() {
+        let schema = SCHEMA.as_ref().unwrap();
+        for r in RESOURCES {
+            let package = if r.group.is_empty() {
+                "core"
+            } else {
+                r.group.split('.').next().unwrap()
+            };
+            let name = format!("{package}.{}.{}", r.version, r.kind);
+            assert!(schema.messages.contains_key(&name), "{name}");
+        }
+        assert!(schema.messages.contains_key("meta.v1.DeleteOptions"));
+    }
+
+    #[test]
+    fn a_schema_that_names_a_missing_message_is_refused() {
+        let e = Schema::parse("message a.v1.X\n1 y v a.v1.Y -\n").unwrap_err();
+        assert!(e.contains("refers to a.v1.Y"), "{e}");
+        assert!(Schema::parse("1 y v string -\n").is_err());
+        assert!(Schema::parse("message a.v1.X\n1 - v string -\n").is_err());
+    }
+
+    /// The types no served kind uses yet, through a schema of their own.
+    #[test]
+    fn durations_and_raw_extensions_print_as_upstream_prints_them() {
+        let schema = Schema::parse(
+            "message t.v1.T\n1 timeout v duration -\n2 object v rawext -\n3 extra p rawext o\n4 ratio p float64 o\n",
+        )
+        .unwrap();
+        let field = |n: u8, payload: &[u8]| {
+            let mut b = vec![(n << 3) | 2, payload.len() as u8];
+            b.extend(payload);
+            b
+        };
+        // timeout { duration: 90s } ; object { raw: {"a":1} }
+        let mut msg = field(1, &[0x08, 0x80, 0x88, 0xac, 0xa3, 0xcf, 0x02]);
+        msg.extend(field(2, &field(1, br#"{"a":1}"#)));
+        msg.extend([0x21, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f]);
+        let got = Decoder { schema: &schema }
+            .message("t.v1.T", &[&msg], 0)
+            .unwrap();
+        assert_eq!(
+            Value::Object(got),
+            json!({"timeout": "1m30s", "object": {"a": 1}, "ratio": 1.5})
+        );
+        let empty = Decoder { schema: &schema }
+            .message("t.v1.T", &[], 0)
+            .unwrap();
+        assert_eq!(
+            Value::Object(empty),
+            json!({"timeout": "0s", "object": null})
+        );
+        let bad = field(2, &field(1, b"\x0a\x00not json"));
+        assert!(
+            Decoder { schema: &schema }
+                .message("t.v1.T", &[&bad], 0)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn go_durations() {
+        for (ns, want) in [
+            (0, "0s"),
+            (1, "1ns"),
+            (1_500, "1.5µs"),
+            (2_000_000, "2ms"),
+            (1_500_000_000, "1.5s"),
+            (60_000_000_000, "1m0s"),
+            (3_723_000_000_000, "1h2m3s"),
+            (-90_000_000_000, "-1m30s"),
+        ] {
+            assert_eq!(go_duration(ns), want, "{ns}");
+        }
+    }
+
+    #[test]
+    fn times_and_their_zero() {
+        assert_eq!(time_json(-62_135_596_800, 0, false).unwrap(), Value::Null);
+        assert_eq!(time_json(-62_135_596_800, 999, true).unwrap(), Value::Null);
+        assert_eq!(
+            time_json(-62_135_596_800, 1_000, true).unwrap(),
+            json!("0001-01-01T00:00:00.000001Z")
+        );
+        assert_eq!(
+            time_json(253_402_300_800, 0, false).unwrap(),
+            json!("10000-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            time_json(-62_167_219_200, 0, false).unwrap(),
+            json!("0000-01-01T00:00:00Z")
+        );
+        assert!(time_json(i64::MAX, 0, false).is_err());
+    }
+
+    #[test]
+    fn quantities_upstream_parses() {
+        for ok in [
+            "0", "1", "-1", "+1.5", "100m", "1Gi", "1e3", "1E-3", "1.", "5E", "0.5Ki",
+        ] {
+            assert_eq!(check_quantity(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "", "Gi", "1 Gi", "1e", "1m5", "1KiB", "1.2.3", "abc", "1Gi2",
+        ] {
+            assert!(check_quantity(bad).is_err(), "{bad}");
+        }
+    }
 }
