@@ -652,6 +652,79 @@ fn a_real_kube_apiserver_stores_the_same() {
             answer(&ours, method, path, ctype, body),
         );
     }
+    // Quantities as written and as upstream rewrites them, in a field no defaulting touches.
+    let pod = pb::pod();
+    for q in [
+        "1",
+        "01",
+        "+1",
+        "1.5",
+        ".5",
+        "1.",
+        "1000m",
+        "100m",
+        "0.0000000001",
+        "1.0000000001",
+        "1e3",
+        "1E3",
+        "1e2",
+        "1.5e3",
+        "1000E",
+        "1000",
+        "1024",
+        "1024Ki",
+        "8Ki",
+        "0.5Ki",
+        "1.5Ki",
+        "2.5Mi",
+        "0.1Gi",
+        "9223372036854775808",
+        "99999999999999999999Ki",
+        "8Ei",
+        "1e100",
+        "1e-10",
+        "12345678901234567890m",
+        "1000u",
+        "1000n",
+        "1e-4",
+        "1.23e-5",
+        "Gi",
+        "e3",
+        "1e+3",
+        "5e00",
+    ] {
+        let mut msg = k8s_pb::api::core::v1::Pod::decode(raw(&pod).as_slice()).unwrap();
+        if let Some(m) = msg.metadata.as_mut() {
+            m.name = Some("pb-quantity".into());
+            m.owner_references.clear();
+        }
+        let spec = msg.spec.as_mut().unwrap();
+        spec.node_name = None;
+        let empty_dir = spec.volumes[1]
+            .volume_source
+            .as_mut()
+            .unwrap()
+            .empty_dir
+            .as_mut()
+            .unwrap();
+        empty_dir.size_limit = Some(k8s_pb::apimachinery::pkg::api::resource::Quantity {
+            string: Some(q.into()),
+        });
+        let body = pb::envelope("v1", "Pod", &msg);
+        let path = format!("{}/pb-quantity", pod.collection);
+        let stored = |api: &Api| {
+            api.remove(&path);
+            let (code, b) = api.send("POST", &pod.collection, PROTOBUF, &body);
+            let v = if code == 201 {
+                api.get(&path).1["spec"]["volumes"][1]["emptyDir"]["sizeLimit"].clone()
+            } else {
+                b["reason"].clone()
+            };
+            (code, v)
+        };
+        compare(&format!("sizeLimit {q}"), stored(&real), stored(&ours));
+        real.remove(&path);
+    }
     for f in fixtures.iter().rev() {
         real.remove(&f.path());
     }

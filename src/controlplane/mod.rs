@@ -6,6 +6,7 @@ pub mod api;
 pub mod client;
 pub mod patch;
 pub mod protobuf;
+pub mod quantity;
 pub mod resources;
 pub mod selector;
 pub mod store;
