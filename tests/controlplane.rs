@@ -408,7 +408,8 @@ fn kubelet_config_points_at_the_local_control_plane() {
         docs[0]["clusters"][0]["cluster"]["server"],
         "http://127.0.0.1:8089"
     );
-    assert_eq!(docs[1]["contentType"], "application/json");
+    // The kubelet's default content type, protobuf, is read as well as JSON.
+    assert_eq!(docs[1].get("contentType"), None);
     assert_eq!(docs[1]["staticPodPath"], "/srv/manifests");
 }
 

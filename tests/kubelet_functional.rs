@@ -53,7 +53,7 @@ impl Node {
             "var/lib/kubelet/config.yaml",
             &format!(
                 "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
-                 contentType: application/json\nstaticPodPath: {}\n",
+                 staticPodPath: {}\n",
                 manifests.path().display()
             ),
         );

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use super::defaults;
 use super::patch;
+use super::protobuf;
 use super::resources::{RESOURCES, Resource, groups};
 use super::selector::Selector;
 use super::store::{Preconditions, Store, StoreError};
@@ -340,16 +341,19 @@ async fn handle(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let parse_body = || match body_type.as_str() {
+    let parse_body = |api_version: &str, kind: &str| match body_type.as_str() {
         "application/yaml" => serde_saphyr::from_slice::<Value>(&body)
             .map_err(|e| bad_request(&format!("the body is not YAML: {e}"))),
         "" | "application/json" => serde_json::from_slice::<Value>(&body)
             .map_err(|e| bad_request(&format!("the body is not JSON: {e}"))),
+        protobuf::CONTENT_TYPE => {
+            protobuf::decode(&body, api_version, kind).map_err(|e| bad_request(&e))
+        }
         other => Err(status(
             415,
             "UnsupportedMediaType",
             &format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?}; a kubelet needs contentType: application/json)"
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other:?})"
             ),
             None,
         )),
@@ -364,6 +368,7 @@ async fn handle(
         None
     };
     let include_object = q.get("includeObject").map(String::as_str);
+    let api_version = t.res.api_version();
     match (method, t.name.is_some()) {
         (Method::GET, false) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             watch(&store, &t, &q, printer)
@@ -379,12 +384,12 @@ async fn handle(
             },
             Err(e) => store_error(e, kind, &name),
         },
-        (Method::POST, false) => match parse_body() {
+        (Method::POST, false) => match parse_body(&api_version, kind) {
             Ok(obj) => create(&store, &t, obj),
             Err(r) => r,
         },
         (Method::PUT, true) => {
-            let obj = match parse_body() {
+            let obj = match parse_body(&api_version, kind) {
                 Ok(o) => o,
                 Err(r) => return r,
             };
@@ -462,7 +467,10 @@ async fn handle(
             }
             write(&store, &t, next, Some(current), false)
         }
-        (Method::DELETE, true) => delete(&store, &t, &q, &body),
+        (Method::DELETE, true) => match delete_options(&body, &body_type) {
+            Ok(opts) => delete(&store, &t, &q, &opts),
+            Err(r) => r,
+        },
         (m, _) => status(
             405,
             "MethodNotAllowed",
@@ -934,13 +942,13 @@ fn list(
         .into_response()
 }
 
-/// DELETE, as k8s.io/apiserver's registry store and rest.BeforeDelete do it: DeleteOptions from
-/// the body (JSON or YAML; 500 when it does not decode, as kube-apiserver 1.20 answers) and the
-/// query, validated (422 on an unknown propagation policy); preconditions; pods deleted
-/// gracefully when bound to a node and not finished (podStrategy.CheckGracefulDelete), marked
-/// with a deletionTimestamp until their kubelet or a shorter grace period ends them; the answer
-/// is the pod (with its deletion mark) or, for other kinds, a Success Status.
-fn delete(store: &Store, t: &Target, q: &HashMap<String, String>, body: &Bytes) -> Response {
+/// DELETE, as k8s.io/apiserver's registry store and rest.BeforeDelete do it: DeleteOptions
+/// (see [`delete_options`]) and the query, validated (422 on an unknown propagation policy);
+/// preconditions; pods deleted gracefully when bound to a node and not finished
+/// (podStrategy.CheckGracefulDelete), marked with a deletionTimestamp until their kubelet or a
+/// shorter grace period ends them; the answer is the deleted object for the registries that
+/// return it, else a Success Status.
+fn delete(store: &Store, t: &Target, q: &HashMap<String, String>, opts: &Value) -> Response {
     let name = t.name.clone().unwrap_or_default();
     // As kube-apiserver's NamespaceLifecycle admission: the system namespaces stay.
     if t.res.plural == "namespaces" && NAMESPACES.contains(&name.as_str()) {
@@ -951,34 +959,6 @@ fn delete(store: &Store, t: &Target, q: &HashMap<String, String>, body: &Bytes) 
             Some(("Namespace", &name)),
         );
     }
-    let opts: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        let parsed = serde_json::from_slice::<Value>(body)
-            .map_err(|e| format!("couldn't get version/kind; json parse error: {e}"))
-            .or_else(|json_err| serde_saphyr::from_slice::<Value>(body).map_err(|_| json_err));
-        match parsed {
-            Ok(v @ Value::Object(_)) => {
-                let kind = v
-                    .get("kind")
-                    .and_then(Value::as_str)
-                    .unwrap_or("DeleteOptions");
-                if kind != "DeleteOptions" {
-                    return status(
-                        500,
-                        "",
-                        &format!("no kind \"{kind}\" is registered for version \"v1\""),
-                        None,
-                    );
-                }
-                v
-            }
-            Ok(_) => {
-                return status(500, "", "couldn't get version/kind; json parse error", None);
-            }
-            Err(e) => return status(500, "", &e, None),
-        }
-    };
     let policy = q
         .get("propagationPolicy")
         .map(|p| json!(p))
@@ -1150,6 +1130,43 @@ fn returns_deleted_object(res: &Resource) -> bool {
         res.plural,
         "pods" | "namespaces" | "services" | "serviceaccounts" | "csinodes" | "csidrivers"
     )
+}
+
+/// A DELETE body as DeleteOptions: empty or `null` is no options; protobuf, JSON or YAML by
+/// its content type. A body that does not decode as DeleteOptions (another kind, a field of
+/// the wrong type, not an object) is kube-apiserver's reason-less 500: the delete handler
+/// passes the decoder's error on as it is (1.20 and current releases alike).
+fn delete_options(body: &Bytes, body_type: &str) -> Result<Value, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    if !matches!(
+        body_type,
+        "" | "application/json" | "application/yaml" | protobuf::CONTENT_TYPE
+    ) {
+        return Err(status(
+            415,
+            "UnsupportedMediaType",
+            &format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {body_type:?})"
+            ),
+            None,
+        ));
+    }
+    let failed = |m: String| status(500, "", &m, None);
+    let opts = if body_type == protobuf::CONTENT_TYPE {
+        protobuf::decode(body, "v1", "DeleteOptions").map_err(failed)?
+    } else {
+        serde_json::from_slice::<Value>(body)
+            .map_err(|e| format!("couldn't get version/kind; json parse error: {e}"))
+            .or_else(|json_err| serde_saphyr::from_slice::<Value>(body).map_err(|_| json_err))
+            .map_err(failed)?
+    };
+    if opts.is_null() {
+        return Ok(json!({}));
+    }
+    protobuf::delete_options(&opts).map_err(failed)?;
+    Ok(opts)
 }
 
 /// The garbage collector's finalizer for a propagation policy.

@@ -7,6 +7,8 @@ pub mod client;
 pub mod defaults;
 pub mod gotypes;
 pub mod patch;
+pub mod protobuf;
+pub mod quantity;
 pub mod resources;
 pub mod selector;
 pub mod store;
@@ -136,10 +138,8 @@ pub fn kubelet_config(port: u16, static_pod_path: &std::path::Path) -> String {
          - name: kubelet\n  user: {{}}\n\
          ---\n\
          # Set in the kubelet's KubeletConfiguration (--config), then restart the kubelet.\n\
-         # contentType: the kubelet sends protobuf otherwise, and this API speaks JSON.\n\
          apiVersion: kubelet.config.k8s.io/v1beta1\n\
          kind: KubeletConfiguration\n\
-         contentType: application/json\n\
          staticPodPath: {}\n",
         static_pod_path.display()
     )

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod pki;
+pub mod protobuf;
 pub mod tree;
 
 #[allow(unused_imports)]
