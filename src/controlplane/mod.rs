@@ -4,7 +4,9 @@
 
 pub mod api;
 pub mod client;
+pub mod invalid;
 pub mod patch;
+pub mod query;
 pub mod resources;
 pub mod selector;
 pub mod store;
