@@ -31,7 +31,7 @@ pub const NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube
 pub fn router(store: Arc<Store>) -> Router {
     for ns in NAMESPACES {
         // Only fails when it already exists.
-        let _ = store.create("namespaces", "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}));
+        let _ = store.create("namespaces", "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}), false);
     }
     // kube-apiserver's own limit on a request body (3 MiB); larger ones get 413.
     Router::new()
@@ -78,6 +78,10 @@ fn store_error(e: StoreError, kind: &str, name: &str) -> Response {
         StoreError::Conflict(m) => status(409, "Conflict", &m, Some((kind, name))),
         StoreError::Invalid(m) => status(422, "Invalid", &m, Some((kind, name))),
         StoreError::Expired(m) => status(410, "Expired", &m, None),
+        StoreError::Internal(m) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": m, "code": 500}),
+        ),
     }
 }
 
@@ -262,7 +266,7 @@ async fn handle(
                     Err(resp) => return resp,
                 }
             }
-            match store.create(&t.res.key(), &t.namespace, obj) {
+            match store.create(&t.res.key(), &t.namespace, obj, false) {
                 Ok(o) => {
                     let mut resp = json_response(StatusCode::CREATED, &o);
                     for w in warnings {
@@ -482,7 +486,7 @@ fn write(store: &Store, t: &Target, mut obj: Value, current: Option<Value>) -> R
         }
     }
     stamp(&mut obj, t.res);
-    match store.update(&t.res.key(), &t.namespace, &name, obj) {
+    match store.update(&t.res.key(), &t.namespace, &name, obj, false) {
         Ok(o) => json_response(StatusCode::OK, &o),
         Err(e) => store_error(e, t.res.kind, &name),
     }
@@ -606,13 +610,13 @@ fn delete(store: &Store, t: &Target, q: &HashMap<String, String>, body: &Bytes) 
                     .to_string()
             );
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
-            return match store.update(&key, &t.namespace, &name, marked) {
+            return match store.update(&key, &t.namespace, &name, marked, false) {
                 Ok(o) => json_response(StatusCode::OK, &o),
                 Err(e) => store_error(e, t.res.kind, &name),
             };
         }
     }
-    match store.delete(&key, &t.namespace, &name, &pre) {
+    match store.delete(&key, &t.namespace, &name, &pre, false) {
         Ok(o) => json_response(StatusCode::OK, &o),
         Err(e) => store_error(e, t.res.kind, &name),
     }
