@@ -635,12 +635,27 @@ fn random_requests_at_every_route_never_break_the_server() {
         if !ctype.is_empty() {
             req = req.header("Content-Type", ctype);
         }
-        let resp = agent()
+        let mut resp = agent()
             .run(req.body(body.clone()).unwrap())
             .unwrap_or_else(|e| panic!("{method} {path} ({ctype}) {body:?}: {e}"));
         let code = resp.status().as_u16();
+        // kube-apiserver itself answers a resourceVersion its storage cannot parse with a
+        // 500 whose Status has no reason; any other 5xx is a fault.
+        let as_kube_does = code == 500
+            && path.contains("resourceVersion=")
+            && resp
+                .body_mut()
+                .read_to_string()
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .is_some_and(|st| {
+                    st.get("reason").is_none()
+                        && st["message"]
+                            .as_str()
+                            .is_some_and(|m| m.starts_with("resourceVersion: Invalid value"))
+                });
         assert!(
-            code < 500,
+            code < 500 || as_kube_does,
             "{method} {path} ({ctype}) {body:?} answered {code}"
         );
         *codes.entry(code).or_insert(0) += 1;

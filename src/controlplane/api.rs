@@ -7,20 +7,19 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::patch;
 use super::resources::{RESOURCES, Resource, groups};
 use super::selector::Selector;
 use super::store::{Preconditions, Store, StoreError};
+use super::{query, watch};
 use crate::podsecurity;
 
 pub const MAX_BODY: usize = 3 << 20;
@@ -40,7 +39,7 @@ pub fn router(store: Arc<Store>) -> Router {
         .with_state(store)
 }
 
-fn json_response(code: StatusCode, body: &Value) -> Response {
+pub(super) fn json_response(code: StatusCode, body: &Value) -> Response {
     (
         code,
         [(header::CONTENT_TYPE, "application/json")],
@@ -49,7 +48,12 @@ fn json_response(code: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
-fn status(code: u16, reason: &str, message: &str, details: Option<(&str, &str)>) -> Response {
+pub(super) fn status(
+    code: u16,
+    reason: &str,
+    message: &str,
+    details: Option<(&str, &str)>,
+) -> Response {
     let mut s = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": message, "reason": reason, "code": code});
     if let Some((kind, name)) = details {
@@ -87,6 +91,17 @@ fn store_error(e: StoreError, kind: &str, name: &str) -> Response {
 
 fn bad_request(m: &str) -> Response {
     status(400, "BadRequest", m, None)
+}
+
+/// A Status built elsewhere, answered with its code.
+fn answer_status(st: &Value) -> Response {
+    let code = st
+        .get("code")
+        .and_then(Value::as_u64)
+        .and_then(|c| u16::try_from(c).ok())
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(code, st)
 }
 
 /// Where a request points: a resource, maybe a namespace, name and subresource.
@@ -240,10 +255,10 @@ async fn handle(
         )),
     };
     match (method, t.name.is_some()) {
-        (Method::GET, false) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
-            watch(&store, &t, &q)
+        (Method::GET, false) if query::flag(&q, "watch") == Some(true) => {
+            watch::serve(&store, t.res, &t.namespace, &q).await
         }
-        (Method::GET, false) => list(&store, &t, &q),
+        (Method::GET, false) => list(&store, &t, &q).await,
         (Method::GET, true) => match store.get(&t.res.key(), &t.namespace, &name) {
             Ok(o) => json_response(StatusCode::OK, &o),
             Err(e) => store_error(e, kind, &name),
@@ -492,7 +507,12 @@ fn write(store: &Store, t: &Target, mut obj: Value, current: Option<Value>) -> R
     }
 }
 
-fn list(store: &Store, t: &Target, q: &HashMap<String, String>) -> Response {
+async fn list(store: &Store, t: &Target, q: &HashMap<String, String>) -> Response {
+    for number in ["limit", "timeoutSeconds"] {
+        if let Err(e) = query::int64(q, number) {
+            return bad_request(&e.0);
+        }
+    }
     let sel = match Selector::parse(
         q.get("labelSelector").map(String::as_str),
         q.get("fieldSelector").map(String::as_str),
@@ -500,33 +520,34 @@ fn list(store: &Store, t: &Target, q: &HashMap<String, String>) -> Response {
         Ok(s) => s,
         Err(e) => return bad_request(&e),
     };
+    let errs = query::list_options_errors(q, false);
+    if !errs.is_empty() {
+        return answer_status(&query::list_options_status(&errs));
+    }
+    let asked = match query::resource_version(q.get("resourceVersion").map_or("", String::as_str)) {
+        Ok(v) => v,
+        Err(e) => return answer_status(&query::bad_resource_version(&e)),
+    };
+    // Lists come from the current state. A version the client names that the store has not
+    // reached is waited for a while, as the watch cache waits; one asked for exactly must be
+    // the current one, since no older snapshot is kept.
+    if let Some(asked) = asked
+        && !store.reached(asked, watch::TOO_LARGE_WAIT).await
+    {
+        return answer_status(&watch::too_large(asked, store.resource_version()));
+    }
     let ns = (!t.namespace.is_empty()).then_some(t.namespace.as_str());
     let (items, rv) = store.list(&t.res.key(), ns, &sel);
-    // Lists come from the current state. A version the client names must not be newer than
-    // it; one it asks for exactly must be it, since no older snapshot is kept.
-    let asked = q
-        .get("resourceVersion")
-        .filter(|v| !v.is_empty() && *v != "0");
-    if let Some(asked) = asked {
-        let Ok(asked) = asked.parse::<u64>() else {
-            return bad_request("resourceVersion: not a number");
-        };
-        if asked > rv {
-            return status(
-                504,
-                "Timeout",
-                &format!("Too large resource version: {asked}, current: {rv}"),
-                None,
-            );
-        }
-        if asked < rv && q.get("resourceVersionMatch").is_some_and(|m| m == "Exact") {
-            return status(
-                410,
-                "Expired",
-                &format!("too old resource version: {asked} ({rv})"),
-                None,
-            );
-        }
+    if let Some(asked) = asked
+        && asked < rv
+        && q.get("resourceVersionMatch").is_some_and(|m| m == "Exact")
+    {
+        return status(
+            410,
+            "Expired",
+            &format!("too old resource version: {asked} ({rv})"),
+            None,
+        );
     }
     // The stored text goes out as it is: parsing thousands of objects to print them again
     // would be most of the work.
@@ -620,128 +641,4 @@ fn delete(store: &Store, t: &Target, q: &HashMap<String, String>, body: &Bytes) 
         Ok(o) => json_response(StatusCode::OK, &o),
         Err(e) => store_error(e, t.res.kind, &name),
     }
-}
-
-/// A chunked stream of watch events, one JSON object per line.
-fn watch(store: &Arc<Store>, t: &Target, q: &HashMap<String, String>) -> Response {
-    let sel = match Selector::parse(
-        q.get("labelSelector").map(String::as_str),
-        q.get("fieldSelector").map(String::as_str),
-    ) {
-        Ok(s) => s,
-        Err(e) => return bad_request(&e),
-    };
-    let since = q
-        .get("resourceVersion")
-        .filter(|v| !v.is_empty() && *v != "0")
-        .map(|v| v.parse::<u64>());
-    let since = match since {
-        Some(Ok(v)) => Some(v),
-        Some(Err(_)) => return bad_request("resourceVersion: not a number"),
-        None => None,
-    };
-    let (key, ns) = (t.res.key(), t.namespace.clone());
-    let ns_filter = (!ns.is_empty()).then_some(ns.as_str());
-    // From now: the current objects as ADDED, then changes.
-    let (initial, since) = match since {
-        Some(v) => (Vec::new(), Some(v)),
-        None => {
-            let (items, rv) = store.list(&key, ns_filter, &sel);
-            (
-                items
-                    .iter()
-                    .map(|o| event_line("ADDED", o))
-                    .collect::<Vec<_>>(),
-                Some(rv),
-            )
-        }
-    };
-    let (backlog, mut rx) = match store.watch(since) {
-        Ok(w) => w,
-        Err(e) => return store_error(e, t.res.kind, ""),
-    };
-    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
-    let timeout = q
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .unwrap_or(1800);
-    let res = t.res;
-    let store = Arc::clone(store);
-    let relevant = move |e: &super::store::Event| {
-        e.resource == key && (ns.is_empty() || e.namespace == ns) && sel.matches_stored(&e.object)
-    };
-    let first: Vec<_> = initial
-        .into_iter()
-        .chain(
-            backlog
-                .iter()
-                .filter(|e| relevant(e))
-                .map(|e| event_line(e.kind.as_str(), &e.object.json)),
-        )
-        .collect();
-    let closed = store.closed();
-    let live = async_stream(move |yield_| async move {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
-        tokio::pin!(closed);
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return,
-                () = &mut closed => return,
-                _ = tick.tick(), if bookmarks => {
-                    let bookmark = json!({"type": "BOOKMARK", "object": {"kind": res.kind, "apiVersion": res.api_version(),
-                        "metadata": {"resourceVersion": store.resource_version().to_string()}}});
-                    if yield_(value_line(&bookmark)).await.is_err() { return; }
-                }
-                got = rx.recv() => match got {
-                    Ok(e) if relevant(&e) => {
-                        if yield_(event_line(e.kind.as_str(), &e.object.json)).await.is_err() { return; }
-                    }
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        let _ = yield_(value_line(&json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired", "code": 410, "message": "the watch fell behind; relist"}}))).await;
-                        return;
-                    }
-                    Err(_) => return,
-                },
-            }
-        }
-    });
-    let stream = futures_util::stream::iter(first)
-        .chain(live)
-        .map(Ok::<Bytes, std::convert::Infallible>);
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(|_| status(500, "InternalError", "cannot start the watch", None))
-}
-
-/// One watch event, a line of JSON, with the stored object's text as it is.
-fn event_line(kind: &str, object: &str) -> Bytes {
-    Bytes::from(format!("{{\"type\":\"{kind}\",\"object\":{object}}}\n"))
-}
-
-fn value_line(v: &Value) -> Bytes {
-    Bytes::from(format!("{v}\n"))
-}
-
-/// A stream fed by an async producer through a bounded channel.
-fn async_stream<F, Fut>(producer: F) -> impl futures_util::Stream<Item = Bytes>
-where
-    F: FnOnce(
-        Box<dyn Fn(Bytes) -> futures_util::future::BoxFuture<'static, Result<(), ()>> + Send + Sync>,
-    ) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let send = Box::new(move |v: Bytes| {
-        let tx = tx.clone();
-        let f: futures_util::future::BoxFuture<'static, Result<(), ()>> =
-            Box::pin(async move { tx.send(v).await.map_err(|_| ()) });
-        f
-    });
-    tokio::spawn(producer(send));
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
 }

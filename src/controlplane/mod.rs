@@ -10,6 +10,7 @@ pub mod query;
 pub mod resources;
 pub mod selector;
 pub mod store;
+pub mod watch;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
