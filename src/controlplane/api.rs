@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use super::patch;
 use super::resources::{RESOURCES, Resource, groups};
 use super::selector::Selector;
-use super::store::{Preconditions, Store, StoreError};
-use super::{query, watch};
+use super::store::{Store, StoreError};
+use super::{delete, namespaces, query, watch};
 use crate::podsecurity;
 
 pub const MAX_BODY: usize = 3 << 20;
@@ -65,27 +65,12 @@ pub(super) fn status(
     )
 }
 
-fn store_error(e: StoreError, kind: &str, name: &str) -> Response {
+/// A store error about `name` of `res`, worded as kube-apiserver words it (details name the
+/// resource, not the kind, except for Invalid).
+fn store_error(e: StoreError, res: &Resource, name: &str) -> Response {
     match e {
-        StoreError::NotFound(m) => status(
-            404,
-            "NotFound",
-            &format!("{m} not found"),
-            Some((kind, name)),
-        ),
-        StoreError::AlreadyExists(m) => status(
-            409,
-            "AlreadyExists",
-            &format!("{m} already exists"),
-            Some((kind, name)),
-        ),
-        StoreError::Conflict(m) => status(409, "Conflict", &m, Some((kind, name))),
-        StoreError::Invalid(m) => status(422, "Invalid", &m, Some((kind, name))),
-        StoreError::Expired(m) => status(410, "Expired", &m, None),
-        StoreError::Internal(m) => json_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": m, "code": 500}),
-        ),
+        StoreError::Invalid(m) => status(422, "Invalid", &m, Some((res.kind, name))),
+        e => answer_status(&delete::store_status(e, res, name)),
     }
 }
 
@@ -102,6 +87,13 @@ fn answer_status(st: &Value) -> Response {
         .and_then(|c| StatusCode::from_u16(c).ok())
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json_response(code, st)
+}
+
+/// `dryRun` of a write: whether it is one, or the 422 of a value other than `All`.
+fn dry_run(uri: &Uri, options_kind: &str) -> Result<bool, Response> {
+    let values = query::all_values(uri.query(), "dryRun");
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    query::dry_run(&values, options_kind).map_err(|st| answer_status(&st))
 }
 
 /// Where a request points: a resource, maybe a namespace, name and subresource.
@@ -139,6 +131,8 @@ fn route(path: &str) -> Result<Target, Response> {
         }
     };
     let (namespace, rest) = match rest {
+        // A namespace's own subresource, not a resource in it.
+        ["namespaces", ns, "status"] => (String::new(), vec!["namespaces", ns, "status"]),
         ["namespaces", ns, plural, rest @ ..] => (
             ns.to_string(),
             std::iter::once(*plural)
@@ -261,14 +255,24 @@ async fn handle(
         (Method::GET, false) => list(&store, &t, &q).await,
         (Method::GET, true) => match store.get(&t.res.key(), &t.namespace, &name) {
             Ok(o) => json_response(StatusCode::OK, &o),
-            Err(e) => store_error(e, kind, &name),
+            Err(e) => store_error(e, t.res, &name),
         },
         (Method::POST, false) => {
+            let dry = match dry_run(&uri, "CreateOptions") {
+                Ok(d) => d,
+                Err(r) => return r,
+            };
             let mut obj = match parse_body() {
                 Ok(o) => o,
                 Err(r) => return r,
             };
             stamp(&mut obj, t.res);
+            if let Err(st) = namespaces::admit_create(&store, t.res, &t.namespace, &obj) {
+                return answer_status(&st);
+            }
+            if t.res.plural == "namespaces" {
+                namespaces::prepare_create(&mut obj);
+            }
             let mut warnings = Vec::new();
             if t.res.plural == "pods" {
                 pod_defaults(&mut obj);
@@ -281,7 +285,12 @@ async fn handle(
                     Err(resp) => return resp,
                 }
             }
-            match store.create(&t.res.key(), &t.namespace, obj, false) {
+            let created = obj
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            match store.create(&t.res.key(), &t.namespace, obj, dry) {
                 Ok(o) => {
                     let mut resp = json_response(StatusCode::CREATED, &o);
                     for w in warnings {
@@ -294,21 +303,29 @@ async fn handle(
                     }
                     resp
                 }
-                Err(e) => store_error(e, kind, &name),
+                Err(e) => store_error(e, t.res, &created),
             }
         }
         (Method::PUT, true) => {
+            let dry = match dry_run(&uri, "UpdateOptions") {
+                Ok(d) => d,
+                Err(r) => return r,
+            };
             let obj = match parse_body() {
                 Ok(o) => o,
                 Err(r) => return r,
             };
             let current = store.get(&t.res.key(), &t.namespace, &name).ok();
-            write(&store, &t, obj, current)
+            write(&store, &t, obj, current, dry)
         }
         (Method::PATCH, true) => {
+            let dry = match dry_run(&uri, "PatchOptions") {
+                Ok(d) => d,
+                Err(r) => return r,
+            };
             let current = match store.get(&t.res.key(), &t.namespace, &name) {
                 Ok(o) => o,
-                Err(e) => return store_error(e, kind, &name),
+                Err(e) => return store_error(e, t.res, &name),
             };
             let p = match serde_json::from_slice::<Value>(&body) {
                 Ok(o) => o,
@@ -345,9 +362,18 @@ async fn handle(
                     current["metadata"]["resourceVersion"].clone(),
                 );
             }
-            write(&store, &t, next, Some(current))
+            write(&store, &t, next, Some(current), dry)
         }
-        (Method::DELETE, true) => delete(&store, &t, &q, &body),
+        (Method::DELETE, true) => {
+            let dry = query::all_values(uri.query(), "dryRun");
+            let dry: Vec<&str> = dry.iter().map(String::as_str).collect();
+            let answer = delete::options(&q, &dry, &body)
+                .and_then(|o| delete::delete(&store, t.res, &t.namespace, &name, &o));
+            match answer {
+                Ok(body) => json_response(StatusCode::OK, &body),
+                Err(st) => answer_status(&st),
+            }
+        }
         (m, _) => status(
             405,
             "MethodNotAllowed",
@@ -462,8 +488,9 @@ fn pod_defaults(pod: &mut Value) {
 }
 
 /// PUT or the result of a PATCH: a /status write keeps the spec, a main write keeps the status.
-/// A PUT or a patched object: `current` is the stored object it replaces, if any.
-fn write(store: &Store, t: &Target, mut obj: Value, current: Option<Value>) -> Response {
+/// A PUT or a patched object: `current` is the stored object it replaces, if any. A dry run
+/// answers the same and keeps nothing.
+fn write(store: &Store, t: &Target, mut obj: Value, current: Option<Value>, dry: bool) -> Response {
     let name = t.name.clone().unwrap_or_default();
     // A uid in the body is a precondition: the kubelet's status patches carry one so they
     // never land on a pod recreated under the same name.
@@ -485,6 +512,14 @@ fn write(store: &Store, t: &Target, mut obj: Value, current: Option<Value>) -> R
             Some((t.res.kind, &name)),
         );
     }
+    if let Some(current) = &current {
+        delete::keep_deletion_marks(current, &mut obj);
+        if t.res.plural == "namespaces"
+            && let Err(st) = namespaces::prepare_update(current, &mut obj, t.subresource.is_some())
+        {
+            return answer_status(&st);
+        }
+    }
     if t.res.status
         && let Some(current) = current
     {
@@ -501,9 +536,9 @@ fn write(store: &Store, t: &Target, mut obj: Value, current: Option<Value>) -> R
         }
     }
     stamp(&mut obj, t.res);
-    match store.update(&t.res.key(), &t.namespace, &name, obj, false) {
+    match store.update(&t.res.key(), &t.namespace, &name, obj, dry) {
         Ok(o) => json_response(StatusCode::OK, &o),
-        Err(e) => store_error(e, t.res.kind, &name),
+        Err(e) => store_error(e, t.res, &name),
     }
 }
 
@@ -569,76 +604,4 @@ async fn list(store: &Store, t: &Target, q: &HashMap<String, String>) -> Respons
         body,
     )
         .into_response()
-}
-
-fn delete(store: &Store, t: &Target, q: &HashMap<String, String>, body: &Bytes) -> Response {
-    let name = t.name.clone().unwrap_or_default();
-    // As kube-apiserver's NamespaceLifecycle admission: the system namespaces stay.
-    if t.res.plural == "namespaces" && NAMESPACES.contains(&name.as_str()) {
-        return status(
-            403,
-            "Forbidden",
-            &format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
-            Some(("Namespace", &name)),
-        );
-    }
-    let opts: Value = if body.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(body).unwrap_or(json!({}))
-    };
-    let pre = Preconditions {
-        uid: opts
-            .pointer("/preconditions/uid")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        resource_version: opts
-            .pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-    };
-    let key = t.res.key();
-    let current = match store.get(&key, &t.namespace, &name) {
-        Ok(o) => o,
-        Err(e) => return store_error(e, t.res.kind, &name),
-    };
-    // A pod on a node is deleted gracefully: marked first, removed when its kubelet (or a
-    // grace-0 delete) says so.
-    if t.res.plural == "pods"
-        && current
-            .pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .is_some_and(|n| !n.is_empty())
-    {
-        let grace = q
-            .get("gracePeriodSeconds")
-            .and_then(|g| g.parse::<i64>().ok())
-            .or_else(|| opts.get("gracePeriodSeconds").and_then(Value::as_i64))
-            .or_else(|| {
-                current
-                    .pointer("/spec/terminationGracePeriodSeconds")
-                    .and_then(Value::as_i64)
-            })
-            .unwrap_or(30);
-        if grace > 0 {
-            if current.pointer("/metadata/deletionTimestamp").is_some() {
-                return json_response(StatusCode::OK, &current);
-            }
-            let mut marked = current.clone();
-            marked["metadata"]["deletionTimestamp"] = json!(
-                (chrono::Utc::now() + chrono::Duration::seconds(grace))
-                    .format("%Y-%m-%dT%H:%M:%SZ")
-                    .to_string()
-            );
-            marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
-            return match store.update(&key, &t.namespace, &name, marked, false) {
-                Ok(o) => json_response(StatusCode::OK, &o),
-                Err(e) => store_error(e, t.res.kind, &name),
-            };
-        }
-    }
-    match store.delete(&key, &t.namespace, &name, &pre, false) {
-        Ok(o) => json_response(StatusCode::OK, &o),
-        Err(e) => store_error(e, t.res.kind, &name),
-    }
 }

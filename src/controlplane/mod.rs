@@ -4,7 +4,9 @@
 
 pub mod api;
 pub mod client;
+pub mod delete;
 pub mod invalid;
+pub mod namespaces;
 pub mod patch;
 pub mod query;
 pub mod resources;
