@@ -34,8 +34,10 @@ pub struct DeleteOptions {
     pub dry_run: bool,
 }
 
-/// The options of a DELETE: from the body when it has one, else from the query. `dry_run`
-/// holds every `dryRun` value of the query, repeats included.
+/// The options of a DELETE: from the body when it has one, else from the query.
+/// `query_dry_run` holds every `dryRun` value of the query, repeats included. Errors are the
+/// Status to answer: 400 for a query number, 422 for a dryRun value, 500 for a body that
+/// does not decode.
 pub fn options(q: &Query, query_dry_run: &[&str], body: &[u8]) -> Result<DeleteOptions, Value> {
     if body.is_empty() {
         let grace = query::int64(q, "gracePeriodSeconds").map_err(|e| {
@@ -48,22 +50,52 @@ pub fn options(q: &Query, query_dry_run: &[&str], body: &[u8]) -> Result<DeleteO
             dry_run: query::dry_run(query_dry_run, "DeleteOptions")?,
         });
     }
-    // kube-apiserver answers an undecodable body with a 500; this API reads what it can.
-    let opts: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let text = |p: &str| opts.pointer(p).and_then(Value::as_str).map(str::to_string);
-    let dry: Vec<&str> = opts
-        .get("dryRun")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().map(|v| v.as_str().unwrap_or("")).collect())
-        .unwrap_or_default();
+    let body: Body = decode(body)?;
+    let pre = body.preconditions.unwrap_or_default();
+    let dry: Vec<&str> = body.dry_run.iter().flatten().map(String::as_str).collect();
     Ok(DeleteOptions {
-        grace: opts.get("gracePeriodSeconds").and_then(Value::as_i64),
+        grace: body.grace_period_seconds,
         preconditions: Preconditions {
-            uid: text("/preconditions/uid"),
-            resource_version: text("/preconditions/resourceVersion"),
+            uid: pre.uid,
+            resource_version: pre.resource_version,
         },
         dry_run: query::dry_run(&dry, "DeleteOptions")?,
     })
+}
+
+/// The fields of a DeleteOptions body this API reads; others are ignored, as Go's decoder
+/// ignores them.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Body {
+    grace_period_seconds: Option<i64>,
+    preconditions: Option<BodyPreconditions>,
+    dry_run: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BodyPreconditions {
+    uid: Option<String>,
+    resource_version: Option<String>,
+}
+
+/// A DeleteOptions body; one kube-apiserver cannot decode is its reason-less 500 (the
+/// wording of the decoder's complaint is this decoder's).
+fn decode(body: &[u8]) -> Result<Body, Value> {
+    let internal = |message: String| {
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "code": 500})
+    };
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| internal(format!("couldn't get version/kind; json parse error: {e}")))?;
+    if !v.is_object() {
+        return Err(internal(
+            "couldn't get version/kind; json parse error: the body is not a JSON object".into(),
+        ));
+    }
+    serde_path_to_error::deserialize(v)
+        .map_err(|e| internal(format!("v1.DeleteOptions.{}: {}", e.path(), e.inner())))
 }
 
 fn failure(code: u16, reason: &str, message: String, details: Value) -> Value {
@@ -426,6 +458,26 @@ mod tests {
         assert_eq!(
             options(&Query::new(), &[], br#"{"dryRun": ["Bad"]}"#).unwrap_err()["code"],
             422
+        );
+        for undecodable in [
+            &b"not json"[..],
+            b"[1]",
+            br#"{"dryRun": "All"}"#,
+            br#"{"gracePeriodSeconds": 1.5}"#,
+            br#"{"preconditions": {"uid": 5}}"#,
+        ] {
+            let st = options(&Query::new(), &[], undecodable).unwrap_err();
+            assert_eq!(st["code"], 500);
+            assert!(st.get("reason").is_none());
+        }
+        // Fields it does not read are ignored, as upstream's decoder ignores them.
+        assert!(
+            options(
+                &Query::new(),
+                &[],
+                br#"{"metadata": {"name": "x"}, "gracePeriodSeconds": null}"#
+            )
+            .is_ok()
         );
     }
 }
