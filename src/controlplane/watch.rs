@@ -4,8 +4,8 @@
 //!
 //! - Without `sendInitialEvents` (every client before WatchList), a watch from no version or
 //!   `0` starts with the current objects as ADDED; a watch from version N sends the changes
-//!   after N (410 Expired when N is older than the history kept), and nothing at or before N
-//!   when N is ahead of the store, as kube-apiserver 1.20 does.
+//!   after N (one ERROR event, 410 Expired, when N is older than the history kept), and
+//!   nothing at or before N when N is ahead of the store, as kube-apiserver 1.20 does.
 //! - `sendInitialEvents=true` (WatchList, KEP-3157: alpha in Kubernetes 1.27, beta from 1.32,
 //!   on by default in client-go's reflector from 1.35): the current objects as ADDED, then,
 //!   when `allowWatchBookmarks=true`, a BOOKMARK annotated `k8s.io/initial-events-end: "true"`
@@ -56,8 +56,7 @@ struct Options {
     since: Option<u64>,
     send_initial: Option<bool>,
     bookmarks: bool,
-    /// `None`: no end but the server's.
-    timeout: Option<Duration>,
+    timeout: Duration,
     selector: Selector,
 }
 
@@ -89,12 +88,11 @@ fn options(q: &Query) -> Result<Options, Response> {
                 &query::bad_resource_version(&e),
             )
         })?;
-    // Negative ends the watch at once, as a deadline in the past does; 0 is the default;
-    // seconds past what a deadline can hold mean no deadline of ours.
+    // Negative ends the watch at once, as a deadline in the past does; 0 is the default.
     let timeout = match timeout {
-        None | Some(0) => Some(DEFAULT_TIMEOUT),
-        Some(s) if s < 0 => Some(Duration::ZERO),
-        Some(s) => Some(Duration::from_secs(s.unsigned_abs())),
+        None | Some(0) => DEFAULT_TIMEOUT,
+        Some(s) if s < 0 => Duration::ZERO,
+        Some(s) => Duration::from_secs(s.unsigned_abs()),
     };
     Ok(Options {
         since,
@@ -241,8 +239,9 @@ pub async fn serve(
     let store = Arc::clone(store);
     let closed = store.closed();
     let live = async_stream(move |yield_| async move {
-        // A deadline past what the clock can hold is no deadline.
-        let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
+        // A deadline past what the clock can hold is no deadline: kube-apiserver multiplies
+        // the seconds into nanoseconds and wraps around instead.
+        let deadline = tokio::time::Instant::now().checked_add(timeout);
         let until_deadline = async move {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
