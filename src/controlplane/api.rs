@@ -7,14 +7,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::defaults;
@@ -22,9 +20,10 @@ use super::patch;
 use super::protobuf;
 use super::resources::{RESOURCES, Resource, groups};
 use super::selector::Selector;
-use super::store::{Preconditions, Store, StoreError};
+use super::store::{Store, StoreError};
 use super::table;
 use super::validation;
+use super::{delete, namespaces, query, watch};
 use crate::podsecurity;
 
 pub const MAX_BODY: usize = 3 << 20;
@@ -35,7 +34,7 @@ pub const NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube
 pub fn router(store: Arc<Store>) -> Router {
     for ns in NAMESPACES {
         // Only fails when it already exists.
-        let _ = store.create("namespaces", "", json!({"metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}));
+        let _ = store.create("namespaces", "", json!({"metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}), false);
     }
     // kube-apiserver's own limit on a request body (3 MiB); larger ones get 413.
     Router::new()
@@ -58,7 +57,7 @@ fn object_response(code: StatusCode, res: &Resource, obj: Value) -> Response {
     json_response(code, &with_type(res, obj))
 }
 
-fn json_response(code: StatusCode, body: &Value) -> Response {
+pub(super) fn json_response(code: StatusCode, body: &Value) -> Response {
     (
         code,
         [(header::CONTENT_TYPE, "application/json")],
@@ -67,7 +66,12 @@ fn json_response(code: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
-fn status(code: u16, reason: &str, message: &str, details: Option<(&str, &str)>) -> Response {
+pub(super) fn status(
+    code: u16,
+    reason: &str,
+    message: &str,
+    details: Option<(&str, &str)>,
+) -> Response {
     status_with_causes(code, reason, message, details, &[])
 }
 
@@ -128,30 +132,6 @@ fn status_with_causes(
     )
 }
 
-/// A failure whose `details.kind` is the kind as given (rest.BeforeDelete's precondition
-/// conflicts name the Kind where other lookups name the resource).
-fn status_exact_kind(
-    code: u16,
-    reason: &str,
-    message: &str,
-    details: Option<(&str, &str)>,
-) -> Response {
-    let mut resp = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": message, "reason": reason, "code": code});
-    if let Some((kind, name)) = details {
-        resp["details"] = json!({"name": name, "kind": kind});
-        if let Some(r) = RESOURCES.iter().find(|r| r.kind == kind)
-            && !r.group.is_empty()
-        {
-            resp["details"]["group"] = json!(r.group);
-        }
-    }
-    json_response(
-        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        &resp,
-    )
-}
-
 /// A 422 Invalid answer listing every cause, with kube-apiserver's message:
 /// `Pod "x" is invalid: [spec.containers: Required value, ...]`.
 fn invalid(kind: &str, name: &str, causes: &[validation::Cause]) -> Response {
@@ -170,28 +150,35 @@ fn invalid(kind: &str, name: &str, causes: &[validation::Cause]) -> Response {
     )
 }
 
-fn store_error(e: StoreError, kind: &str, name: &str) -> Response {
+/// A store error about `name` of `res`, worded as kube-apiserver words it (details name the
+/// resource, not the kind, except for Invalid).
+fn store_error(e: StoreError, res: &Resource, name: &str) -> Response {
     match e {
-        StoreError::NotFound(m) => status(
-            404,
-            "NotFound",
-            &format!("{m} not found"),
-            Some((kind, name)),
-        ),
-        StoreError::AlreadyExists(m) => status(
-            409,
-            "AlreadyExists",
-            &format!("{m} already exists"),
-            Some((kind, name)),
-        ),
-        StoreError::Conflict(m) => status(409, "Conflict", &m, Some((kind, name))),
-        StoreError::Invalid(m) => status(422, "Invalid", &m, Some((kind, name))),
-        StoreError::Expired(m) => status(410, "Expired", &m, None),
+        StoreError::Invalid(m) => status(422, "Invalid", &m, Some((res.kind, name))),
+        e => answer_status(&delete::store_status(e, res, name)),
     }
 }
 
 fn bad_request(m: &str) -> Response {
     status(400, "BadRequest", m, None)
+}
+
+/// A Status built elsewhere, answered with its code.
+fn answer_status(st: &Value) -> Response {
+    let code = st
+        .get("code")
+        .and_then(Value::as_u64)
+        .and_then(|c| u16::try_from(c).ok())
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(code, st)
+}
+
+/// `dryRun` of a write: whether it is one, or the 422 of a value other than `All`.
+fn dry_run(uri: &Uri, options_kind: &str) -> Result<bool, Response> {
+    let values = query::all_values(uri.query(), "dryRun");
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    query::dry_run(&values, options_kind).map_err(|st| answer_status(&st))
 }
 
 /// Where a request points: a resource, maybe a namespace, name and subresource.
@@ -240,6 +227,8 @@ fn route(path: &str) -> Result<Target, Response> {
         }
     };
     let (namespace, rest) = match rest {
+        // A namespace's own subresource, not a resource in it.
+        ["namespaces", ns, "status"] => (String::new(), vec!["namespaces", ns, "status"]),
         ["namespaces", ns, plural, rest @ ..] => (
             ns.to_string(),
             std::iter::once(*plural)
@@ -370,10 +359,10 @@ async fn handle(
     let include_object = q.get("includeObject").map(String::as_str);
     let api_version = t.res.api_version();
     match (method, t.name.is_some()) {
-        (Method::GET, false) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
-            watch(&store, &t, &q, printer)
+        (Method::GET, false) if query::flag(&q, "watch") == Some(true) => {
+            watch::serve(&store, t.res, &t.namespace, &q, printer).await
         }
-        (Method::GET, false) => list(&store, &t, &q, printer),
+        (Method::GET, false) => list(&store, &t, &q, printer).await,
         (Method::GET, true) => match store.get(&t.res.key(), &t.namespace, &name) {
             Ok(o) => match printer
                 .map(|p| p.object(t.res, &with_type(t.res, o.clone()), include_object))
@@ -382,21 +371,35 @@ async fn handle(
                 Some(Ok(table)) => json_response(StatusCode::OK, &table),
                 Some(Err(m)) => bad_request(&m),
             },
-            Err(e) => store_error(e, kind, &name),
+            Err(e) => store_error(e, t.res, &name),
         },
-        (Method::POST, false) => match parse_body(&api_version, kind) {
-            Ok(obj) => create(&store, &t, obj),
-            Err(r) => r,
-        },
+        (Method::POST, false) => {
+            let dry = match dry_run(&uri, "CreateOptions") {
+                Ok(d) => d,
+                Err(r) => return r,
+            };
+            match parse_body(&api_version, kind) {
+                Ok(obj) => create(&store, &t, obj, dry),
+                Err(r) => r,
+            }
+        }
         (Method::PUT, true) => {
+            let dry = match dry_run(&uri, "UpdateOptions") {
+                Ok(d) => d,
+                Err(r) => return r,
+            };
             let obj = match parse_body(&api_version, kind) {
                 Ok(o) => o,
                 Err(r) => return r,
             };
             let current = store.get(&t.res.key(), &t.namespace, &name).ok();
-            write(&store, &t, obj, current, true)
+            write(&store, &t, obj, current, true, dry)
         }
         (Method::PATCH, true) => {
+            let dry = match dry_run(&uri, "PatchOptions") {
+                Ok(d) => d,
+                Err(r) => return r,
+            };
             const PATCH_TYPES: &[&str] = &[
                 "application/merge-patch+json",
                 "application/strategic-merge-patch+json",
@@ -415,11 +418,11 @@ async fn handle(
                 );
             }
             if body_type == "application/apply-patch+yaml" {
-                return apply_patch(&store, &t, &q, &body);
+                return apply_patch(&store, &t, &q, &body, dry);
             }
             let current = match store.get(&t.res.key(), &t.namespace, &name) {
                 Ok(o) => o,
-                Err(e) => return store_error(e, kind, &name),
+                Err(e) => return store_error(e, t.res, &name),
             };
             let p = match serde_json::from_slice::<Value>(&body) {
                 Ok(o) => o,
@@ -465,12 +468,25 @@ async fn handle(
                     current["metadata"]["resourceVersion"].clone(),
                 );
             }
-            write(&store, &t, next, Some(current), false)
+            write(&store, &t, next, Some(current), false, dry)
         }
-        (Method::DELETE, true) => match delete_options(&body, &body_type) {
-            Ok(opts) => delete(&store, &t, &q, &opts),
-            Err(r) => r,
-        },
+        (Method::DELETE, true) => {
+            let body = match delete_body(&body, &body_type) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let dry = query::all_values(uri.query(), "dryRun");
+            let dry: Vec<&str> = dry.iter().map(String::as_str).collect();
+            let answer = delete::options(&q, &dry, &body)
+                .and_then(|o| delete::delete(&store, t.res, &t.namespace, &name, &o));
+            match answer {
+                Ok(body) if body.get("kind").and_then(Value::as_str) == Some("Status") => {
+                    json_response(StatusCode::OK, &body)
+                }
+                Ok(body) => object_response(StatusCode::OK, t.res, body),
+                Err(st) => answer_status(&st),
+            }
+        }
         (m, _) => status(
             405,
             "MethodNotAllowed",
@@ -482,7 +498,7 @@ async fn handle(
 
 /// POST: decode with defaults, the name and namespace checked against the URL, what a create
 /// sets (PrepareForCreate), a name from generateName, validation, admission, then the store.
-fn create(store: &Store, t: &Target, obj: Value) -> Response {
+fn create(store: &Store, t: &Target, obj: Value, dry: bool) -> Response {
     let kind = t.res.kind;
     let mut obj = match decode(t.res, obj) {
         Ok(o) => o,
@@ -490,6 +506,10 @@ fn create(store: &Store, t: &Target, obj: Value) -> Response {
     };
     if let Err(r) = check_identity(t, &obj) {
         return r;
+    }
+    // NamespaceLifecycle admission: no content in a namespace that is missing or ending.
+    if let Err(st) = namespaces::admit_create(store, t.res, &t.namespace, &obj) {
+        return answer_status(&st);
     }
     defaults::prepare_for_create(t.res, &mut obj);
     generate_name(&mut obj);
@@ -505,7 +525,7 @@ fn create(store: &Store, t: &Target, obj: Value) -> Response {
             Err(resp) => return resp,
         }
     }
-    match store.create(&t.res.key(), &t.namespace, obj) {
+    match store.create(&t.res.key(), &t.namespace, obj, dry) {
         Ok(o) => {
             let mut resp = object_response(StatusCode::CREATED, t.res, o);
             for w in warnings {
@@ -517,7 +537,7 @@ fn create(store: &Store, t: &Target, obj: Value) -> Response {
             }
             resp
         }
-        Err(e) => store_error(e, kind, &name),
+        Err(e) => store_error(e, t.res, &name),
     }
 }
 
@@ -525,7 +545,13 @@ fn create(store: &Store, t: &Target, obj: Value) -> Response {
 /// object when it is missing, else it is merged into the stored object by the type's merge
 /// rules, as a single field manager's apply does. Field ownership is not tracked: a field
 /// dropped from a later configuration stays, and no conflict between managers is reported.
-fn apply_patch(store: &Store, t: &Target, q: &HashMap<String, String>, body: &Bytes) -> Response {
+fn apply_patch(
+    store: &Store,
+    t: &Target,
+    q: &HashMap<String, String>,
+    body: &Bytes,
+    dry: bool,
+) -> Response {
     let name = t.name.clone().unwrap_or_default();
     if q.get("fieldManager").is_none_or(String::is_empty) {
         let causes = [validation::Cause {
@@ -547,8 +573,8 @@ fn apply_patch(store: &Store, t: &Target, q: &HashMap<String, String>, body: &By
         Err(e) => return bad_request(&format!("error decoding YAML: {e}")),
     };
     match store.get(&t.res.key(), &t.namespace, &name) {
-        Err(StoreError::NotFound(_)) => create(store, t, config),
-        Err(e) => store_error(e, t.res.kind, &name),
+        Err(StoreError::NotFound(_)) => create(store, t, config, dry),
+        Err(e) => store_error(e, t.res, &name),
         Ok(current) => {
             let mut next = current.clone();
             if let Err(e) = patch::strategic(&mut next, &config) {
@@ -560,7 +586,7 @@ fn apply_patch(store: &Store, t: &Target, q: &HashMap<String, String>, body: &By
                     current["metadata"]["resourceVersion"].clone(),
                 );
             }
-            write(store, t, next, Some(current), false)
+            write(store, t, next, Some(current), false, dry)
         }
     }
 }
@@ -708,8 +734,16 @@ fn decode(res: &'static Resource, obj: Value) -> Result<Value, Response> {
 }
 
 /// PUT or the result of a PATCH: a /status write keeps the spec, a main write keeps the status.
-/// A PUT or a patched object: `current` is the stored object it replaces, if any.
-fn write(store: &Store, t: &Target, mut obj: Value, current: Option<Value>, put: bool) -> Response {
+/// A PUT or a patched object: `current` is the stored object it replaces, if any. A dry run
+/// answers the same and keeps nothing.
+fn write(
+    store: &Store,
+    t: &Target,
+    mut obj: Value,
+    current: Option<Value>,
+    put: bool,
+    dry: bool,
+) -> Response {
     let name = t.name.clone().unwrap_or_default();
     if let Err(r) = check_identity(t, &obj) {
         return r;
@@ -743,7 +777,7 @@ fn write(store: &Store, t: &Target, mut obj: Value, current: Option<Value>, put:
     let Some(current) = current else {
         return store_error(
             StoreError::NotFound(format!("{} \"{name}\"", t.res.plural)),
-            t.res.kind,
+            t.res,
             &name,
         );
     };
@@ -787,6 +821,14 @@ fn write(store: &Store, t: &Target, mut obj: Value, current: Option<Value>, put:
         }
     }
     let current = Some(current);
+    if let Some(current) = &current {
+        delete::keep_deletion_marks(current, &mut obj);
+        if t.res.plural == "namespaces"
+            && let Err(st) = namespaces::prepare_update(current, &mut obj, t.subresource.is_some())
+        {
+            return answer_status(&st);
+        }
+    }
     if t.res.status
         && let Some(current) = &current
     {
@@ -830,18 +872,23 @@ fn write(store: &Store, t: &Target, mut obj: Value, current: Option<Value>, put:
     if !causes.is_empty() {
         return invalid(t.res.kind, &name, &causes);
     }
-    match store.update(&t.res.key(), &t.namespace, &name, obj) {
+    match store.update(&t.res.key(), &t.namespace, &name, obj, dry) {
         Ok(o) => object_response(StatusCode::OK, t.res, o),
-        Err(e) => store_error(e, t.res.kind, &name),
+        Err(e) => store_error(e, t.res, &name),
     }
 }
 
-fn list(
+async fn list(
     store: &Store,
     t: &Target,
     q: &HashMap<String, String>,
     printer: Option<table::Printer>,
 ) -> Response {
+    for number in ["limit", "timeoutSeconds"] {
+        if let Err(e) = query::int64(q, number) {
+            return bad_request(&e.0);
+        }
+    }
     let sel = match Selector::parse(
         &t.res.key(),
         q.get("labelSelector").map(String::as_str),
@@ -850,59 +897,34 @@ fn list(
         Ok(s) => s,
         Err(e) => return bad_request(&e),
     };
+    let errs = query::list_options_errors(q, false);
+    if !errs.is_empty() {
+        return answer_status(&query::list_options_status(&errs));
+    }
+    let asked = match query::resource_version(q.get("resourceVersion").map_or("", String::as_str)) {
+        Ok(v) => v,
+        Err(e) => return answer_status(&query::bad_resource_version(&e)),
+    };
+    // Lists come from the current state. A version the client names that the store has not
+    // reached is waited for a while, as the watch cache waits; one asked for exactly must be
+    // the current one, since no older snapshot is kept.
+    if let Some(asked) = asked
+        && !store.reached(asked, watch::TOO_LARGE_WAIT).await
+    {
+        return answer_status(&watch::too_large(asked, store.resource_version()));
+    }
     let ns = (!t.namespace.is_empty()).then_some(t.namespace.as_str());
     let (items, rv) = store.list(&t.res.key(), ns, &sel);
-    // Lists come from the current state. A version the client names must not be newer than
-    // it; one it asks for exactly must be it, since no older snapshot is kept.
-    let asked = q
-        .get("resourceVersion")
-        .filter(|v| !v.is_empty() && *v != "0");
-    if q.get("resourceVersionMatch").is_some_and(|m| !m.is_empty())
-        && q.get("resourceVersion").is_none_or(String::is_empty)
+    if let Some(asked) = asked
+        && asked < rv
+        && q.get("resourceVersionMatch").is_some_and(|m| m == "Exact")
     {
-        let causes = [validation::Cause {
-            reason: "FieldValueForbidden",
-            field: "resourceVersionMatch".into(),
-            message:
-                "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
-                    .into(),
-        }];
-        return status_with_causes(
-            422,
-            "Invalid",
-            &format!("ListOptions.meta.k8s.io \"\" is invalid: {}", causes[0]),
-            Some(("ListOptions", "")),
-            &causes,
+        return status(
+            410,
+            "Expired",
+            &format!("too old resource version: {asked} ({rv})"),
+            None,
         );
-    }
-    if let Some(asked) = asked {
-        // kube-apiserver 1.20 answers a version that is not a number with 500 (no reason).
-        let Ok(asked) = asked.parse::<u64>() else {
-            return status(
-                500,
-                "",
-                &format!(
-                    "resourceVersion: Invalid value: {asked:?}: strconv.ParseUint: parsing {asked:?}: invalid syntax"
-                ),
-                None,
-            );
-        };
-        if asked > rv {
-            return status(
-                504,
-                "Timeout",
-                &format!("Too large resource version: {asked}, current: {rv}"),
-                None,
-            );
-        }
-        if asked < rv && q.get("resourceVersionMatch").is_some_and(|m| m == "Exact") {
-            return status(
-                410,
-                "Expired",
-                &format!("too old resource version: {asked} ({rv})"),
-                None,
-            );
-        }
     }
     if let Some(p) = printer {
         return match p.list(
@@ -942,404 +964,51 @@ fn list(
         .into_response()
 }
 
-/// DELETE, as k8s.io/apiserver's registry store and rest.BeforeDelete do it: DeleteOptions
-/// (see [`delete_options`]) and the query, validated (422 on an unknown propagation policy);
-/// preconditions; pods deleted gracefully when bound to a node and not finished
-/// (podStrategy.CheckGracefulDelete), marked with a deletionTimestamp until their kubelet or a
-/// shorter grace period ends them; the answer is the deleted object for the registries that
-/// return it, else a Success Status.
-fn delete(store: &Store, t: &Target, q: &HashMap<String, String>, opts: &Value) -> Response {
-    let name = t.name.clone().unwrap_or_default();
-    // As kube-apiserver's NamespaceLifecycle admission: the system namespaces stay.
-    if t.res.plural == "namespaces" && NAMESPACES.contains(&name.as_str()) {
-        return status(
-            403,
-            "Forbidden",
-            &format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
-            Some(("Namespace", &name)),
-        );
-    }
-    let policy = q
-        .get("propagationPolicy")
-        .map(|p| json!(p))
-        .or_else(|| opts.get("propagationPolicy").cloned());
-    if let Some(p) = policy.as_ref().and_then(Value::as_str)
-        && !["Foreground", "Background", "Orphan"].contains(&p)
-    {
-        let causes = [validation::Cause {
-            reason: "FieldValueNotSupported",
-            field: "propagationPolicy".into(),
-            message: format!(
-                "Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
-            ),
-        }];
-        return status_with_causes(
-            422,
-            "Invalid",
-            &format!("DeleteOptions.meta.k8s.io \"\" is invalid: {}", causes[0]),
-            Some(("DeleteOptions", "")),
-            &causes,
-        );
-    }
-    let pre = Preconditions {
-        uid: opts
-            .pointer("/preconditions/uid")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        resource_version: opts
-            .pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-    };
-    let key = t.res.key();
-    let current = match store.get(&key, &t.namespace, &name) {
-        Ok(o) => o,
-        Err(e) => return store_error(e, t.res.kind, &name),
-    };
-    for (field, want) in [
-        ("uid", &pre.uid),
-        ("resourceVersion", &pre.resource_version),
-    ] {
-        let have = current
-            .pointer(&format!("/metadata/{field}"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if let Some(want) = want
-            && want != have
-        {
-            let what = if field == "uid" {
-                "UID"
-            } else {
-                "ResourceVersion"
-            };
-            // rest.BeforeDelete names the kind, not the resource, in this conflict.
-            return status_exact_kind(
-                409,
-                "Conflict",
-                &format!(
-                    "Operation cannot be fulfilled on {} \"{name}\": the {what} in the precondition ({want}) does not match the {what} in record ({have}). The object might have been deleted and then recreated",
-                    t.res.plural
-                ),
-                Some((t.res.kind, &name)),
-            );
-        }
-    }
-    // A grace period from the query wins over the body's; out of range is read as absent.
-    let asked = q
-        .get("gracePeriodSeconds")
-        .and_then(|g| g.parse::<i64>().ok())
-        .or_else(|| opts.get("gracePeriodSeconds").and_then(Value::as_i64));
-    let now = chrono::Utc::now();
-    let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    if t.res.plural == "pods" {
-        let marked_period = current
-            .pointer("/metadata/deletionGracePeriodSeconds")
-            .and_then(Value::as_i64);
-        let already = current.pointer("/metadata/deletionTimestamp").is_some();
-        let period = if already {
-            match (marked_period, asked) {
-                (None | Some(0), _) => 0,
-                (Some(m), Some(p)) if p < m => p,
-                // Graceful deletion is pending: nothing changes.
-                (Some(_), _) => return object_response(StatusCode::OK, t.res, current),
-            }
-        } else {
-            let phase = current
-                .pointer("/status/phase")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let bound = current
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .is_some_and(|n| !n.is_empty());
-            if !bound || phase == "Failed" || phase == "Succeeded" {
-                0
-            } else {
-                asked
-                    .or_else(|| {
-                        current
-                            .pointer("/spec/terminationGracePeriodSeconds")
-                            .and_then(Value::as_i64)
-                    })
-                    .unwrap_or(0)
-            }
-        };
-        let deadline = match chrono::TimeDelta::try_seconds(period)
-            .and_then(|d| now.checked_add_signed(d))
-        {
-            Some(d) => d,
-            None => return bad_request(&format!("gracePeriodSeconds: {period} is out of range")),
-        };
-        let mut marked = current.clone();
-        marked["metadata"]["deletionTimestamp"] = json!(stamp(deadline));
-        marked["metadata"]["deletionGracePeriodSeconds"] = json!(period);
-        if period > 0 {
-            return match store.update(&key, &t.namespace, &name, marked) {
-                Ok(o) => object_response(StatusCode::OK, t.res, o),
-                Err(e) => store_error(e, t.res.kind, &name),
-            };
-        }
-        return match store.delete(&key, &t.namespace, &name, &pre) {
-            Ok(mut o) => {
-                if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-                    m.insert(
-                        "deletionTimestamp".into(),
-                        marked["metadata"]["deletionTimestamp"].clone(),
-                    );
-                    m.insert("deletionGracePeriodSeconds".into(), json!(period));
-                }
-                mark_dependents_policy(&mut o, policy.as_ref());
-                object_response(StatusCode::OK, t.res, o)
-            }
-            Err(e) => store_error(e, t.res.kind, &name),
-        };
-    }
-    match store.delete(&key, &t.namespace, &name, &pre) {
-        Ok(o) if returns_deleted_object(t.res) => object_response(StatusCode::OK, t.res, o),
-        // Foreground and Orphan deletion answer the object carrying the garbage collector's
-        // finalizer; this control plane is also the collector (it owns no dependents to wait
-        // for or orphan), so the object is gone at once.
-        Ok(mut o) if finalizer_for(policy.as_ref()).is_some() => {
-            if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.insert("deletionTimestamp".into(), json!(stamp(now)));
-                m.insert("deletionGracePeriodSeconds".into(), json!(0));
-            }
-            mark_dependents_policy(&mut o, policy.as_ref());
-            object_response(StatusCode::OK, t.res, o)
-        }
-        Ok(o) => {
-            let mut details = json!({"name": name, "kind": t.res.plural,
-                "uid": o.pointer("/metadata/uid").cloned().unwrap_or(Value::Null)});
-            if !t.res.group.is_empty() {
-                details["group"] = json!(t.res.group);
-            }
-            json_response(
-                StatusCode::OK,
-                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}),
-            )
-        }
-        Err(e) => store_error(e, t.res.kind, &name),
-    }
-}
-
-/// Whether a DELETE answers the deleted object rather than a Status: the registries that set
-/// ReturnDeletedObject in kube-apiserver (pods, namespaces, services, service accounts, CSI
-/// nodes and drivers, among the kinds served here).
-fn returns_deleted_object(res: &Resource) -> bool {
-    matches!(
-        res.plural,
-        "pods" | "namespaces" | "services" | "serviceaccounts" | "csinodes" | "csidrivers"
-    )
-}
-
-/// A DELETE body as DeleteOptions: empty or `null` is no options; protobuf, JSON or YAML by
-/// its content type. A body that does not decode as DeleteOptions (another kind, a field of
-/// the wrong type, not an object) is kube-apiserver's reason-less 500: the delete handler
-/// passes the decoder's error on as it is (1.20 and current releases alike).
-fn delete_options(body: &Bytes, body_type: &str) -> Result<Value, Response> {
+/// A DELETE body as the JSON DeleteOptions decoder reads: a protobuf body is decoded first
+/// (kube-apiserver's reason-less 500 when it does not decode, as its delete handler passes
+/// the decoder's error on); another media type is a 415.
+fn delete_body(body: &Bytes, body_type: &str) -> Result<Vec<u8>, Response> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
+        return Ok(Vec::new());
     }
-    if !matches!(
-        body_type,
-        "" | "application/json" | "application/yaml" | protobuf::CONTENT_TYPE
-    ) {
+    let failed = |m: String| status(500, "", &m, None);
+    let value = match body_type {
+        "" | "application/json" => return checked_kind(body.to_vec()),
+        "application/yaml" => serde_saphyr::from_slice::<Value>(body)
+            .map_err(|e| failed(format!("couldn't get version/kind; yaml parse error: {e}")))?,
+        protobuf::CONTENT_TYPE => protobuf::decode(body, "v1", "DeleteOptions").map_err(failed)?,
+        other => {
+            return Err(status(
+                415,
+                "UnsupportedMediaType",
+                &format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other:?})"
+                ),
+                None,
+            ));
+        }
+    };
+    checked_kind(value.to_string().into_bytes())
+}
+
+/// A JSON DeleteOptions body: `null` is none; a body naming another kind is the decoder's 500.
+fn checked_kind(body: Vec<u8>) -> Result<Vec<u8>, Response> {
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        // Not JSON: the DeleteOptions decoder words that.
+        return Ok(body);
+    };
+    if v.is_null() {
+        return Ok(Vec::new());
+    }
+    let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default();
+    if !kind.is_empty() && kind != "DeleteOptions" {
+        let version = v.get("apiVersion").and_then(Value::as_str).unwrap_or("v1");
         return Err(status(
-            415,
-            "UnsupportedMediaType",
-            &format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {body_type:?})"
-            ),
+            500,
+            "",
+            &format!("no kind \"{kind}\" is registered for version \"{version}\""),
             None,
         ));
     }
-    let failed = |m: String| status(500, "", &m, None);
-    let opts = if body_type == protobuf::CONTENT_TYPE {
-        protobuf::decode(body, "v1", "DeleteOptions").map_err(failed)?
-    } else {
-        serde_json::from_slice::<Value>(body)
-            .map_err(|e| format!("couldn't get version/kind; json parse error: {e}"))
-            .or_else(|json_err| serde_saphyr::from_slice::<Value>(body).map_err(|_| json_err))
-            .map_err(failed)?
-    };
-    if opts.is_null() {
-        return Ok(json!({}));
-    }
-    protobuf::delete_options(&opts).map_err(failed)?;
-    Ok(opts)
-}
-
-/// The garbage collector's finalizer for a propagation policy.
-fn finalizer_for(policy: Option<&Value>) -> Option<&'static str> {
-    match policy.and_then(Value::as_str) {
-        Some("Foreground") => Some("foregroundDeletion"),
-        Some("Orphan") => Some("orphan"),
-        _ => None,
-    }
-}
-
-fn mark_dependents_policy(obj: &mut Value, policy: Option<&Value>) {
-    let Some(finalizer) = finalizer_for(policy) else {
-        return;
-    };
-    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        let list = m.entry("finalizers").or_insert_with(|| json!([]));
-        if let Some(list) = list.as_array_mut()
-            && !list.iter().any(|f| f == finalizer)
-        {
-            list.push(json!(finalizer));
-        }
-    }
-}
-
-/// A chunked stream of watch events, one JSON object per line.
-fn watch(
-    store: &Arc<Store>,
-    t: &Target,
-    q: &HashMap<String, String>,
-    printer: Option<table::Printer>,
-) -> Response {
-    let res_of: &'static Resource = t.res;
-    let sel = match Selector::parse(
-        &t.res.key(),
-        q.get("labelSelector").map(String::as_str),
-        q.get("fieldSelector").map(String::as_str),
-    ) {
-        Ok(s) => s,
-        Err(e) => return bad_request(&e),
-    };
-    let objects = match table::WatchObjects::new(
-        printer,
-        t.res,
-        q.get("includeObject").map(String::as_str),
-    ) {
-        Ok(o) => o,
-        Err(m) => return bad_request(&m),
-    };
-    let line = move |kind: &str, object: &str| event_line(kind, res_of, &objects.object(object));
-    let res = t.res;
-    let since = q
-        .get("resourceVersion")
-        .filter(|v| !v.is_empty() && *v != "0")
-        .map(|v| v.parse::<u64>());
-    let since = match since {
-        Some(Ok(v)) => Some(v),
-        Some(Err(_)) => return bad_request("resourceVersion: not a number"),
-        None => None,
-    };
-    let (key, ns) = (t.res.key(), t.namespace.clone());
-    let ns_filter = (!ns.is_empty()).then_some(ns.as_str());
-    // From now: the current objects as ADDED, then changes.
-    let (initial, since) = match since {
-        Some(v) => (Vec::new(), Some(v)),
-        None => {
-            let (items, rv) = store.list(&key, ns_filter, &sel);
-            (
-                items.iter().map(|o| line("ADDED", o)).collect::<Vec<_>>(),
-                Some(rv),
-            )
-        }
-    };
-    let (backlog, mut rx) = match store.watch(since) {
-        Ok(w) => w,
-        Err(e) => return store_error(e, t.res.kind, ""),
-    };
-    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
-    let timeout = q
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .unwrap_or(1800);
-    let store = Arc::clone(store);
-    let relevant = move |e: &super::store::Event| {
-        e.resource == key && (ns.is_empty() || e.namespace == ns) && sel.matches_stored(&e.object)
-    };
-    let first: Vec<_> = initial
-        .into_iter()
-        .chain(
-            backlog
-                .iter()
-                .filter(|e| relevant(e))
-                .map(|e| line(e.kind.as_str(), &e.object.json)),
-        )
-        .collect();
-    let closed = store.closed();
-    let live = async_stream(move |yield_| async move {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
-        tokio::pin!(closed);
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return,
-                () = &mut closed => return,
-                _ = tick.tick(), if bookmarks => {
-                    let bookmark = json!({"kind": res.kind, "apiVersion": res.api_version(),
-                        "metadata": {"resourceVersion": store.resource_version().to_string()}});
-                    if yield_(line("BOOKMARK", &bookmark.to_string())).await.is_err() { return; }
-                }
-                got = rx.recv() => match got {
-                    Ok(e) if relevant(&e) => {
-                        if yield_(line(e.kind.as_str(), &e.object.json)).await.is_err() { return; }
-                    }
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        let _ = yield_(value_line(&json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired", "code": 410, "message": "the watch fell behind; relist"}}))).await;
-                        return;
-                    }
-                    Err(_) => return,
-                },
-            }
-        }
-    });
-    let stream = futures_util::stream::iter(first)
-        .chain(live)
-        .map(Ok::<Bytes, std::convert::Infallible>);
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(|_| status(500, "InternalError", "cannot start the watch", None))
-}
-
-/// One watch event, a line of JSON: the stored object's text as it is, after the apiVersion
-/// and kind every event's object carries (stored objects leave them out, as list items do).
-fn event_line(kind: &str, res: &Resource, object: &str) -> Bytes {
-    // Tables and bookmarks carry their own apiVersion and kind.
-    if object.starts_with("{\"apiVersion\"") {
-        return Bytes::from(format!("{{\"type\":\"{kind}\",\"object\":{object}}}\n"));
-    }
-    let rest = object.strip_prefix('{').unwrap_or(object);
-    let sep = if rest.trim_start().starts_with('}') {
-        ""
-    } else {
-        ","
-    };
-    Bytes::from(format!(
-        "{{\"type\":\"{kind}\",\"object\":{{\"apiVersion\":\"{}\",\"kind\":\"{}\"{sep}{rest}}}\n",
-        res.api_version(),
-        res.kind
-    ))
-}
-
-fn value_line(v: &Value) -> Bytes {
-    Bytes::from(format!("{v}\n"))
-}
-
-/// A stream fed by an async producer through a bounded channel.
-fn async_stream<F, Fut>(producer: F) -> impl futures_util::Stream<Item = Bytes>
-where
-    F: FnOnce(
-        Box<dyn Fn(Bytes) -> futures_util::future::BoxFuture<'static, Result<(), ()>> + Send + Sync>,
-    ) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let send = Box::new(move |v: Bytes| {
-        let tx = tx.clone();
-        let f: futures_util::future::BoxFuture<'static, Result<(), ()>> =
-            Box::pin(async move { tx.send(v).await.map_err(|_| ()) });
-        f
-    });
-    tokio::spawn(producer(send));
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
+    Ok(body)
 }

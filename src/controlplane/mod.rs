@@ -5,15 +5,20 @@
 pub mod api;
 pub mod client;
 pub mod defaults;
+pub mod delete;
 pub mod gotypes;
+pub mod invalid;
+pub mod namespaces;
 pub mod patch;
 pub mod protobuf;
 pub mod quantity;
+pub mod query;
 pub mod resources;
 pub mod selector;
 pub mod store;
 pub mod table;
 pub mod validation;
+pub mod watch;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
