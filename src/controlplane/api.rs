@@ -301,7 +301,16 @@ async fn handle(
                     json_patch::merge(&mut next, &p);
                     Ok(())
                 }
-                "application/strategic-merge-patch+json" => patch::strategic(&mut next, &p),
+                "application/strategic-merge-patch+json" => {
+                    let r = t.res;
+                    if let Err(e) = patch::apply_to_kind(r.group, r.version, r.kind, &mut next, &p)
+                    {
+                        let code = StatusCode::from_u16(e.code)
+                            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                        return json_response(code, &e.status());
+                    }
+                    Ok(())
+                }
                 "application/json-patch+json" => serde_json::from_value::<json_patch::Patch>(p)
                     .map_err(|e| e.to_string())
                     .and_then(|ops| json_patch::patch(&mut next, &ops).map_err(|e| e.to_string())),

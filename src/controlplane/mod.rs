@@ -6,6 +6,7 @@ pub mod api;
 pub mod client;
 pub mod patch;
 pub mod resources;
+pub mod schema;
 pub mod selector;
 pub mod store;
 
