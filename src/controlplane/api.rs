@@ -177,6 +177,11 @@ fn resource_list(group: &str, version: &str) -> Value {
     {
         resources.push(json!({"name": r.plural, "singularName": r.kind.to_lowercase(), "namespaced": r.namespaced, "kind": r.kind,
             "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "shortNames": r.short_names}));
+        if !r.categories.is_empty()
+            && let Some(last) = resources.last_mut()
+        {
+            last["categories"] = json!(r.categories);
+        }
         if r.status {
             resources.push(json!({"name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get", "patch", "update"]}));
         }
@@ -207,6 +212,9 @@ async fn handle(
             );
         }
         _ => {}
+    }
+    if let Some(resp) = super::openapi::serve(path, &headers) {
+        return resp;
     }
     let t = match route(path) {
         Ok(t) => t,

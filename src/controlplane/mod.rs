@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod client;
+pub mod openapi;
 pub mod patch;
 pub mod resources;
 pub mod schema;
