@@ -528,11 +528,28 @@ fn str_of<'a>(m: &'a Map<String, Value>, k: &str) -> &'a str {
     m.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
-/// `Any{yaml}`: gnostic keeps free-form values as YAML text; JSON is YAML.
+/// `Any{yaml}`: gnostic keeps free-form values as YAML text. A plain word (`merge`, `atomic`,
+/// `merge,retainKeys`) is written bare, as kube-apiserver's YAML has it; anything else as JSON,
+/// which is YAML too.
 fn any(v: &Value) -> Pb {
     let mut pb = Pb::default();
-    pb.string(2, &format!("{v}\n"));
+    let text = match v {
+        Value::String(s) if plain_yaml(s) => format!("{s}\n"),
+        other => format!("{other}\n"),
+    };
+    pb.string(2, &text);
     pb
+}
+
+/// A string YAML reads back as the same string without quotes.
+fn plain_yaml(s: &str) -> bool {
+    let reserved = [
+        "true", "false", "yes", "no", "on", "off", "null", "y", "n", "~",
+    ];
+    s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ','))
+        && !reserved.contains(&s.to_ascii_lowercase().as_str())
 }
 
 /// `NamedAny` vendor extensions (`x-...` keys) of an object, written as field `field`.
