@@ -39,6 +39,8 @@ pub struct PatchError {
     /// The Status reason (`BadRequest`, `Invalid`), empty where kube-apiserver gives none.
     pub reason: &'static str,
     pub message: String,
+    /// The Status details, where kube-apiserver gives some.
+    pub details: Option<Value>,
 }
 
 impl std::fmt::Display for PatchError {
@@ -53,6 +55,7 @@ impl PatchError {
             code: 400,
             reason: "BadRequest",
             message: message.to_string(),
+            details: None,
         }
     }
 
@@ -61,6 +64,7 @@ impl PatchError {
             code: 500,
             reason: "",
             message,
+            details: None,
         }
     }
 
@@ -71,10 +75,24 @@ impl PatchError {
         if !self.reason.is_empty() {
             s["reason"] = Value::from(self.reason);
         }
-        if self.code == 422 {
-            s["details"] = serde_json::json!({});
+        if let Some(d) = &self.details {
+            s["details"] = d.clone();
         }
         s
+    }
+
+    /// The merged object does not decode into the kind's type: kube-apiserver's 422 for the
+    /// patch (apiserver's strategicPatchObject, FromUnstructured's error).
+    fn undecodable(patch: &Value, err: &str) -> Self {
+        let value = Value::String(go_fmt(patch)).to_string();
+        let cause = format!("Invalid value: {value}: {err}");
+        Self {
+            code: 422,
+            reason: "Invalid",
+            message: format!(" \"\" is invalid: patch: {cause}"),
+            details: Some(serde_json::json!({"causes": [
+                {"reason": "FieldValueInvalid", "message": cause, "field": "patch"}]})),
+        }
     }
 }
 
@@ -96,6 +114,7 @@ fn err_list_of_lists() -> PatchError {
         code: 422,
         reason: "Invalid",
         message: "lists of lists are not supported".into(),
+        details: Some(serde_json::json!({})),
     }
 }
 fn err_no_merge_key(m: &Value, key: &str) -> PatchError {
@@ -310,8 +329,78 @@ pub fn apply(
     let merger = Merger { schema };
     let mut merged = merger.merge_map(original, p.clone(), node)?;
     clean(schema, &mut merged, node);
+    if let Err(e) = decodable(schema, &merged, node) {
+        return Err(PatchError::undecodable(patch, &e));
+    }
     *target = Value::Object(merged);
     Ok(())
+}
+
+/// The name of the Go kind a JSON value has once unstructured: integers are int64.
+fn unstructured_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "invalid",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "int64",
+        Value::Number(_) => "float64",
+        Value::String(_) => "string",
+        Value::Array(_) => "slice",
+        Value::Object(_) => "map",
+    }
+}
+
+/// Whether a patched object decodes into its kind's type, as runtime.DefaultUnstructuredConverter
+/// checks it: an object where a struct or map belongs, a list where a list belongs, a string
+/// for an inline string field. Fields the schema does not know, and types that decode
+/// themselves (quantities, times, int-or-string, raw objects), are not checked.
+fn decodable(schema: &Schema, m: &Obj, node: Option<&Value>) -> Result<(), String> {
+    for (k, v) in m {
+        let Some(node) = node else { return Ok(()) };
+        let resolved = schema.resolve(node);
+        let prop = match resolved.get("properties").and_then(|p| p.get(k)) {
+            Some(p) => p,
+            None => match resolved.get("additionalProperties") {
+                Some(a) if a.is_object() => a,
+                _ => continue,
+            },
+        };
+        check_value(schema, prop, v)?;
+    }
+    Ok(())
+}
+
+fn check_value(schema: &Schema, prop: &Value, v: &Value) -> Result<(), String> {
+    let inline_string = prop.get("$ref").is_none()
+        && prop.get("type").and_then(Value::as_str) == Some("string")
+        && prop.get("format").is_none();
+    let s = schema.resolve(prop);
+    let ty = s.get("type").and_then(Value::as_str).unwrap_or("");
+    let is_struct = s.get("properties").is_some();
+    let is_map = !is_struct && s.get("additionalProperties").is_some();
+    match v {
+        Value::Object(o) if is_struct || is_map => decodable(schema, o, Some(s)),
+        Value::Array(items) if ty == "array" => match s.get("items") {
+            Some(item) => items.iter().try_for_each(|i| check_value(schema, item, i)),
+            None => Ok(()),
+        },
+        Value::Null => Ok(()),
+        other if is_struct => Err(format!(
+            "cannot restore struct from: {}",
+            unstructured_kind(other)
+        )),
+        other if is_map => Err(format!(
+            "cannot restore map from {}",
+            unstructured_kind(other)
+        )),
+        other if ty == "array" => Err(format!(
+            "cannot restore slice from {}",
+            unstructured_kind(other)
+        )),
+        Value::Number(_) | Value::Bool(_) if inline_string => {
+            Err(format!("cannot convert {} to string", unstructured_kind(v)))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Removes what kube-apiserver's typed decode and encode drop from a patched object: `$`-keys
