@@ -18,7 +18,9 @@
 //! Errors carry the HTTP status, reason and message kube-apiserver answers with for the same
 //! patch (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go,
 //! interpretStrategicMergePatchError): 400 BadRequest for malformed directives, 422 Invalid for
-//! lists of lists, 500 with no reason for the rest.
+//! lists of lists and for a result that does not decode into the kind's type, 500 with no
+//! reason for the rest. tests/fixtures/strategic-merge-patch holds the cases checked against a
+//! real kube-apiserver.
 
 use serde_json::{Map, Value};
 
