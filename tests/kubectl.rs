@@ -101,9 +101,14 @@ fn kubectl_reads_creates_applies_patches_watches_and_deletes() {
         assert!(ns.contains(&format!("namespace/{n}")), "{ns}");
     }
 
-    // Without OpenAPI, kubectl's client-side validation is turned off (README says so).
+    // kubectl validates against the served OpenAPI (v2, protobuf): an unknown field is refused.
+    let bad = s.file("bad.yaml", &POD.replace("    image:", "    imagee:"));
+    let refused = s.kubectl(&["create", "-f", &bad]).output().unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains(r#"unknown field "imagee""#), "{stderr}");
     let pod = s.file("pod.yaml", POD);
-    let created = s.ok(&["create", "--validate=false", "-f", &pod]);
+    let created = s.ok(&["create", "-f", &pod]);
     assert!(created.contains("pod/web created"), "{created}");
 
     let mut watch = s
@@ -115,7 +120,7 @@ fn kubectl_reads_creates_applies_patches_watches_and_deletes() {
     std::thread::sleep(Duration::from_millis(500));
 
     let applied = s.file("applied.yaml", &POD.replace("web:1", "web:2"));
-    let out = s.ok(&["apply", "--validate=false", "-f", &applied]);
+    let out = s.ok(&["apply", "-f", &applied]);
     assert!(out.contains("pod/web configured"), "{out}");
     let image = s.ok(&[
         "get",
@@ -342,4 +347,27 @@ fn kubectl_prints_server_columns_and_finds_events() {
             && !events_part.contains("pulled"),
         "{described}"
     );
+}
+
+/// `kubectl explain` and `kubectl apply` read the served OpenAPI documents.
+#[test]
+fn kubectl_explains_from_the_served_openapi() {
+    if !kubectl_present() {
+        eprintln!("kubectl is not on PATH: skipped");
+        return;
+    }
+    let s = start();
+    let containers = s.ok(&["explain", "pod.spec.containers"]);
+    assert!(
+        containers.contains("FIELD: containers <[]Container>"),
+        "{containers}"
+    );
+    assert!(containers.contains("volumeMounts"), "{containers}");
+    // A field later releases added, from the overlay.
+    let host_ips = s.ok(&["explain", "pod.status.hostIPs"]);
+    assert!(host_ips.contains("<[]HostIP>"), "{host_ips}");
+    // Discovery puts pods in the `all` category, as kube-apiserver does.
+    s.ok(&["create", "-f", &s.file("pod.yaml", POD)]);
+    let all = s.ok(&["get", "all", "-o", "name"]);
+    assert!(all.contains("pod/web"), "{all}");
 }

@@ -554,21 +554,11 @@ fn a_real_kube_apiserver_stores_the_same() {
         }
         let ours_created = created.pop().unwrap();
         let real_created = created.pop().unwrap();
-        if f.kind == "Pod" {
-            // The one known difference: a new pod's status is the server's, and ours does
-            // not work out the QoS class.
-            let mut r = real_created.clone();
-            if let Some(s) = r.1.get_mut("status").and_then(Value::as_object_mut) {
-                s.remove("qosClass");
-            }
-            compare(&format!("create {} {}", f.kind, f.name), r, ours_created);
-        } else {
-            compare(
-                &format!("create {} {}", f.kind, f.name),
-                real_created,
-                ours_created,
-            );
-        }
+        compare(
+            &format!("create {} {}", f.kind, f.name),
+            real_created,
+            ours_created,
+        );
         if let Some((body, _)) = &f.status {
             let put = |api: &Api| {
                 let (code, b) = api.send("PUT", &format!("{}/status", f.path()), PROTOBUF, body);

@@ -286,6 +286,11 @@ fn resource_list(group: &str, version: &str) -> Value {
     {
         resources.push(json!({"name": r.plural, "singularName": r.kind.to_lowercase(), "namespaced": r.namespaced, "kind": r.kind,
             "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "shortNames": r.short_names}));
+        if !r.categories.is_empty()
+            && let Some(last) = resources.last_mut()
+        {
+            last["categories"] = json!(r.categories);
+        }
         if r.status {
             resources.push(json!({"name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get", "patch", "update"]}));
         }
@@ -316,6 +321,9 @@ async fn handle(
             );
         }
         _ => {}
+    }
+    if let Some(resp) = super::openapi::serve(path, &headers) {
+        return resp;
     }
     let t = match route(path) {
         Ok(t) => t,
@@ -434,7 +442,16 @@ async fn handle(
                     json_patch::merge(&mut next, &p);
                     Ok(())
                 }
-                "application/strategic-merge-patch+json" => patch::strategic(&mut next, &p),
+                "application/strategic-merge-patch+json" => {
+                    let r = t.res;
+                    if let Err(e) = patch::apply_to_kind(r.group, r.version, r.kind, &mut next, &p)
+                    {
+                        let code = StatusCode::from_u16(e.code)
+                            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                        return json_response(code, &e.status());
+                    }
+                    Ok(())
+                }
                 "application/json-patch+json" => {
                     let ops = match serde_json::from_value::<json_patch::Patch>(p) {
                         Ok(ops) => ops,
@@ -577,8 +594,11 @@ fn apply_patch(
         Err(e) => store_error(e, t.res, &name),
         Ok(current) => {
             let mut next = current.clone();
-            if let Err(e) = patch::strategic(&mut next, &config) {
-                return status(422, "Invalid", &e, Some((t.res.kind, &name)));
+            let r = t.res;
+            if let Err(e) = patch::apply_to_kind(r.group, r.version, r.kind, &mut next, &config) {
+                let code =
+                    StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                return json_response(code, &e.status());
             }
             if let Some(m) = next.get_mut("metadata").and_then(Value::as_object_mut) {
                 m.insert(

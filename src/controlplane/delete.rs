@@ -374,10 +374,12 @@ fn remove(
             Graceful::Pending => return Ok((current, false)),
             Graceful::Now => store.delete(&key, namespace, name, &opts.preconditions, dry),
             Graceful::Mark(marked) => {
+                // No time left (0, or a negative grace a client asked for): removed at once,
+                // as kube-apiserver 1.20 removes it, the answer showing the grace asked.
                 let done = marked
                     .pointer("/metadata/deletionGracePeriodSeconds")
                     .and_then(Value::as_i64)
-                    == Some(0);
+                    .is_some_and(|g| g <= 0);
                 let marked = store
                     .update(&key, namespace, name, marked, dry)
                     .map_err(|e| store_status(e, res, name))?;

@@ -11,6 +11,9 @@ pub struct Resource {
     pub short_names: &'static [&'static str],
     /// Whether it has a /status subresource whose writes touch status only.
     pub status: bool,
+    /// The groups discovery puts it in (`all`: what `kubectl get all` lists), as its
+    /// kube-apiserver registry declares them.
+    pub categories: &'static [&'static str],
 }
 
 const fn r(
@@ -29,17 +32,26 @@ const fn r(
         namespaced,
         short_names,
         status,
+        categories: &[],
+    }
+}
+
+/// In the `all` category, as kube-apiserver 1.20's pods and services are.
+const fn in_all(r: Resource) -> Resource {
+    Resource {
+        categories: &["all"],
+        ..r
     }
 }
 
 pub const RESOURCES: &[Resource] = &[
     r("", "namespaces", "Namespace", false, &["ns"], true),
     r("", "nodes", "Node", false, &["no"], true),
-    r("", "pods", "Pod", true, &["po"], true),
+    in_all(r("", "pods", "Pod", true, &["po"], true)),
     r("", "events", "Event", true, &["ev"], false),
     r("", "configmaps", "ConfigMap", true, &["cm"], false),
     r("", "secrets", "Secret", true, &[], false),
-    r("", "services", "Service", true, &["svc"], true),
+    in_all(r("", "services", "Service", true, &["svc"], true)),
     r("", "endpoints", "Endpoints", true, &["ep"], false),
     r(
         "",

@@ -541,6 +541,32 @@ fn pod_update(obj: &Value, old: &Value, causes: &mut Vec<Cause>) {
             return;
         }
     }
+    // Tolerations may only be added; an existing one may change only its tolerationSeconds
+    // (validateOnlyAddedTolerations).
+    let tolerations = |v: &Value| -> Vec<Value> {
+        v.pointer("/spec/tolerations")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut t| {
+                if let Some(o) = t.as_object_mut() {
+                    o.remove("tolerationSeconds");
+                }
+                t
+            })
+            .collect()
+    };
+    let now = tolerations(obj);
+    for was in tolerations(old) {
+        if !now.contains(&was) {
+            causes.push(forbidden(
+                "spec.tolerations",
+                "existing toleration can not be modified except its tolerationSeconds",
+            ));
+            break;
+        }
+    }
     let mut new_spec = obj.get("spec").cloned().unwrap_or(Value::Null);
     let old_spec = old.get("spec").cloned().unwrap_or(Value::Null);
     // What may change is copied from the old spec; anything else left different is forbidden.

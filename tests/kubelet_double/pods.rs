@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use node_conformance::controlplane::patch;
+
 use crate::api::{Api, message};
 use crate::runtime::Runtime;
 use crate::worker::{PodInfo, Worker};
@@ -150,27 +152,86 @@ fn delete_pod(api: &Api, ns: &str, name: &str, uid: &str) -> bool {
     }
 }
 
-/// Patches the pod's status when the worker's differs from what was last reported.
+/// The pod conditions the kubelet owns (pkg/kubelet/types PodConditionsByKubelet): a status
+/// update keeps the API's others.
+const KUBELET_CONDITIONS: &[&str] = &[
+    "PodScheduled",
+    "Ready",
+    "Initialized",
+    "ContainersReady",
+    "PodReadyToStartContainers",
+];
+
+/// The status to write over the API's: the API's conditions the kubelet does not own, then
+/// the kubelet's (pkg/kubelet/status mergePodStatus).
+fn merge_pod_status(old: &Value, new: &Value) -> Value {
+    let owned = |c: &&Value| {
+        c.get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| KUBELET_CONDITIONS.contains(&t))
+    };
+    let conditions = |s: &Value| -> Vec<Value> {
+        s.get("conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let old_conditions = conditions(old);
+    let new_conditions = conditions(new);
+    let merged: Vec<Value> = old_conditions
+        .iter()
+        .filter(|c| !owned(c))
+        .chain(new_conditions.iter().filter(owned))
+        .cloned()
+        .collect();
+    let mut status = new.clone();
+    if let Some(m) = status.as_object_mut() {
+        m.insert("conditions".into(), Value::Array(merged));
+    }
+    status
+}
+
+/// Patches the pod's status when the worker's differs from what was last reported, as the
+/// kubelet does (pkg/util/pod PatchPodStatus): the strategic merge patch from the API's
+/// current status to the new one, with the pod's UID as a precondition.
 fn report(api: &Api, ns: &str, name: &str, uid: &str, status: Value, reported: &mut Option<Value>) {
     if status.is_null() || reported.as_ref() == Some(&status) {
         return;
     }
-    let mut patch = status.clone();
-    // The kubelet replaces containerStatuses whole: merged by name, a running state and a
-    // terminated one would both remain.
-    if let Some(list) = patch
-        .get_mut("containerStatuses")
-        .and_then(Value::as_array_mut)
-    {
-        list.insert(0, json!({"$patch": "replace"}));
-    }
-    let body = json!({"metadata": {"uid": uid}, "status": patch});
-    match api.patch(
-        &format!("/api/v1/namespaces/{ns}/pods/{name}/status"),
-        &body,
-    ) {
-        Ok((200, _)) => *reported = Some(status),
+    let path = format!("/api/v1/namespaces/{ns}/pods/{name}");
+    let current = match api.get(&path) {
+        Ok((200, pod)) => pod,
         // Deleted meanwhile: the next sync sees it.
+        Ok((404, _)) => return,
+        Ok((code, b)) => {
+            log!("status of pod {ns}/{name}: {code} {}", message(&b));
+            return;
+        }
+        Err(e) => {
+            log!("status of pod {ns}/{name}: {e}");
+            return;
+        }
+    };
+    if current.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid) {
+        return;
+    }
+    let old_status = current.get("status").cloned().unwrap_or(json!({}));
+    let merged = merge_pod_status(&old_status, &status);
+    let patch = match patch::two_way_for_kind(
+        "",
+        "v1",
+        "Pod",
+        &json!({"status": old_status}),
+        &json!({"metadata": {"uid": uid}, "status": merged}),
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            log!("status of pod {ns}/{name}: cannot make the patch: {e}");
+            return;
+        }
+    };
+    match api.patch(&format!("{path}/status"), &patch) {
+        Ok((200, _)) => *reported = Some(status),
         Ok((404, _)) => {}
         Ok((code, b)) => log!("status of pod {ns}/{name}: {code} {}", message(&b)),
         Err(e) => log!("status of pod {ns}/{name}: {e}"),
