@@ -108,7 +108,11 @@ pub struct SpecError {
 }
 
 impl SysSpec {
-    /// The built-in spec: current k8s.io/system-validators defaults plus kubeadm's executables.
+    /// The k8s.io/system-validators release whose defaults [`SysSpec::builtin`] follows.
+    pub const SYSTEM_VALIDATORS: &'static str = "v1.12.1";
+
+    /// The built-in spec: the defaults of k8s.io/system-validators v1.12.1 (`DefaultSysSpec` in
+    /// validators/types_unix.go, the release kubeadm 1.35 vendors) plus kubeadm's executables.
     pub fn builtin() -> Self {
         let items = |names: &[&str]| names.iter().map(|n| Item::new(n)).collect::<Vec<_>>();
         let strings = |names: &[&str]| names.iter().map(|n| (*n).to_string()).collect::<Vec<_>>();
@@ -145,9 +149,9 @@ impl SysSpec {
                     Item::with("AUFS_FS", &[], "Required for aufs."),
                     Item::with("BLK_DEV_DM", &[], "Required for devicemapper."),
                     Item::with("CFS_BANDWIDTH", &[], "Required for CPU quota."),
+                    Item::with("CGROUP_HUGETLB", &[], "Required for hugetlb cgroup."),
                     Item::with("SECCOMP", &[], "Required for seccomp."),
                     Item::with("SECCOMP_FILTER", &[], "Required for seccomp mode 2."),
-                    Item::with("CGROUP_HUGETLB", &[], "Required for hugetlb cgroup."),
                 ],
                 forbidden: Vec::new(),
                 required_cgroups_v1: items(&[
