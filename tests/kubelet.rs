@@ -218,3 +218,48 @@ fn without_a_kubelet_every_check_skips_saying_where_it_looked() {
     );
     assert!(failed(&run).is_empty());
 }
+
+/// The failure message and system-out of one test on a fixture root.
+fn one(root: &str, focus: &str) -> (Status, String, String) {
+    let run = run_on(&fixture(root), &["--focus", focus]);
+    let c = run.case(focus);
+    (status(&c), message(&c), system_out(&c))
+}
+
+#[test]
+fn a_zero_idle_timeout_flag_is_a_zero_duration_and_fails_cis_4_2_5() {
+    let (s, msg, _) = one(
+        "kubelet-idle-timeout-zero-flag",
+        "streaming connection idle timeout",
+    );
+    assert!(matches!(s, Status::Failed), "{msg}");
+    assert!(
+        msg.contains(
+            "streamingConnectionIdleTimeout is \"0\" (0s) (flag --streaming-connection-idle-timeout)"
+        ),
+        "{msg}"
+    );
+}
+
+#[test]
+fn an_idle_timeout_go_cannot_parse_fails_naming_gos_error() {
+    let (s, msg, _) = one(
+        "kubelet-idle-timeout-invalid",
+        "streaming connection idle timeout",
+    );
+    assert!(matches!(s, Status::Failed), "{msg}");
+    assert!(
+        msg.contains("invalid: time: missing unit in duration \"30\""),
+        "{msg}"
+    );
+}
+
+#[test]
+fn an_unset_setting_is_judged_by_the_default_it_shows() {
+    let (s, msg, _) = one("kubelet-rotation-unset", "client certificate rotation");
+    assert!(matches!(s, Status::Failed), "{msg}");
+    assert!(
+        msg.contains("rotateCertificates is unset, so false"),
+        "{msg}"
+    );
+}

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::duration::{self, GoDuration};
 use super::rootfs::RootFs;
 
 /// kubeadm's paths, used when no kubelet process names others.
@@ -193,45 +194,115 @@ fn parse_config(text: &str, path: &Path) -> Result<Value, String> {
     }
 }
 
+/// How a flag's text becomes the config field's value, as the kubelet's flag set types it.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// pflag's `BoolVar`: Go's `strconv.ParseBool`.
+    Bool,
+    /// pflag's `Int32Var`/`Int64Var`: `strconv.ParseInt` base 0.
+    Int,
+    /// pflag's `DurationVar`: kept as written, read with [`super::duration::parse`], as the
+    /// file's `metav1.Duration` strings are.
+    Duration,
+    Str,
+}
+
 /// Flags that override KubeletConfiguration fields, by JSON path.
-const FLAG_FIELDS: &[(&str, &str)] = &[
-    ("anonymous-auth", "authentication.anonymous.enabled"),
-    ("authorization-mode", "authorization.mode"),
-    ("client-ca-file", "authentication.x509.clientCAFile"),
-    ("read-only-port", "readOnlyPort"),
+const FLAG_FIELDS: &[(&str, &str, Kind)] = &[
+    (
+        "anonymous-auth",
+        "authentication.anonymous.enabled",
+        Kind::Bool,
+    ),
+    ("authorization-mode", "authorization.mode", Kind::Str),
+    (
+        "client-ca-file",
+        "authentication.x509.clientCAFile",
+        Kind::Str,
+    ),
+    ("read-only-port", "readOnlyPort", Kind::Int),
     (
         "streaming-connection-idle-timeout",
         "streamingConnectionIdleTimeout",
+        Kind::Duration,
     ),
-    ("make-iptables-util-chains", "makeIPTablesUtilChains"),
-    ("event-qps", "eventRecordQPS"),
-    ("tls-cert-file", "tlsCertFile"),
-    ("tls-private-key-file", "tlsPrivateKeyFile"),
-    ("rotate-certificates", "rotateCertificates"),
-    ("pod-max-pids", "podPidsLimit"),
-    ("seccomp-default", "seccompDefault"),
-    ("max-pods", "maxPods"),
-    ("cgroup-driver", "cgroupDriver"),
-    ("pod-manifest-path", "staticPodPath"),
-    ("healthz-port", "healthzPort"),
-    ("healthz-bind-address", "healthzBindAddress"),
-    ("protect-kernel-defaults", "protectKernelDefaults"),
+    (
+        "make-iptables-util-chains",
+        "makeIPTablesUtilChains",
+        Kind::Bool,
+    ),
+    ("event-qps", "eventRecordQPS", Kind::Int),
+    ("tls-cert-file", "tlsCertFile", Kind::Str),
+    ("tls-private-key-file", "tlsPrivateKeyFile", Kind::Str),
+    ("rotate-certificates", "rotateCertificates", Kind::Bool),
+    ("pod-max-pids", "podPidsLimit", Kind::Int),
+    ("seccomp-default", "seccompDefault", Kind::Bool),
+    ("max-pods", "maxPods", Kind::Int),
+    ("cgroup-driver", "cgroupDriver", Kind::Str),
+    ("pod-manifest-path", "staticPodPath", Kind::Str),
+    ("healthz-port", "healthzPort", Kind::Int),
+    ("healthz-bind-address", "healthzBindAddress", Kind::Str),
+    (
+        "protect-kernel-defaults",
+        "protectKernelDefaults",
+        Kind::Bool,
+    ),
 ];
 
-fn flag_value(v: &str) -> Value {
-    if let Ok(b) = v.parse::<bool>() {
-        return Value::Bool(b);
+/// Go's `strconv.ParseBool`.
+fn go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
     }
-    if let Ok(n) = v.parse::<i64>() {
-        return Value::from(n);
+}
+
+/// Go's `strconv.ParseInt(v, 0, 64)`: a sign, then decimal, `0x`, `0o`, `0b` or a leading-0
+/// octal, with `_` between digits.
+fn go_int(v: &str) -> Option<i64> {
+    let (neg, body) = match v.as_bytes().first() {
+        Some(b'-') => (true, &v[1..]),
+        Some(b'+') => (false, &v[1..]),
+        _ => (false, v),
+    };
+    let lower = body.to_ascii_lowercase();
+    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d.to_string())
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (8, d.to_string())
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (2, d.to_string())
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, lower[1..].to_string())
+    } else {
+        (10, lower)
+    };
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+    {
+        return None;
     }
-    Value::String(v.to_string())
+    let n = i128::from_str_radix(&digits.replace('_', ""), radix).ok()?;
+    i64::try_from(if neg { -n } else { n }).ok()
+}
+
+/// The field's value for a flag's text; text the flag set would refuse stays a string, which
+/// the typed readers report as such.
+fn flag_value(v: &str, kind: Kind) -> Value {
+    match kind {
+        Kind::Bool => go_bool(v).map_or_else(|| Value::String(v.to_string()), Value::Bool),
+        Kind::Int => go_int(v).map_or_else(|| Value::String(v.to_string()), Value::from),
+        Kind::Duration | Kind::Str => Value::String(v.to_string()),
+    }
 }
 
 fn apply_flags(config: &mut Value, flags: &BTreeMap<String, String>) {
-    for (flag, path) in FLAG_FIELDS {
+    for (flag, path, kind) in FLAG_FIELDS {
         if let Some(v) = flags.get(*flag) {
-            set(config, path, flag_value(v));
+            set(config, path, flag_value(v, *kind));
         }
     }
     if let Some(v) = flags.get("tls-cipher-suites") {
@@ -247,7 +318,7 @@ fn apply_flags(config: &mut Value, flags: &BTreeMap<String, String>) {
                 set(
                     config,
                     &format!("featureGates.{}", k.trim()),
-                    flag_value(b.trim()),
+                    flag_value(b.trim(), Kind::Bool),
                 );
             }
         }
@@ -292,12 +363,24 @@ impl Kubelet {
         self.get(path).and_then(Value::as_i64)
     }
 
+    /// A duration field (`metav1.Duration` in the file, a duration flag on the command line)
+    /// read as Go's `time.ParseDuration` reads it: `None` when unset, `Err` with Go's message
+    /// when the kubelet would refuse it.
+    pub fn duration(&self, path: &str) -> Option<Result<GoDuration, String>> {
+        self.get(path).map(|v| match v {
+            Value::String(s) => duration::parse(s),
+            other => Err(format!(
+                "{other} is not a duration string such as \"4h0m0s\""
+            )),
+        })
+    }
+
     /// Where a field's value came from, for messages.
     pub fn origin(&self, path: &str) -> String {
         let flag = FLAG_FIELDS
             .iter()
-            .find(|(_, p)| *p == path)
-            .map(|(f, _)| *f);
+            .find(|(_, p, _)| *p == path)
+            .map(|(f, _, _)| *f);
         match flag {
             Some(f) if self.flags.contains_key(f) => format!("flag --{f}"),
             _ => match &self.config_path {
@@ -372,6 +455,39 @@ mod tests {
             k.get("tlsCipherSuites"),
             Some(&serde_json::json!(["A", "B"]))
         );
+    }
+
+    #[test]
+    fn flag_text_is_typed_as_the_kubelets_flag_set_types_it() {
+        let mut c = parse_config(
+            "kind: KubeletConfiguration\nstreamingConnectionIdleTimeout: 4h0m0s\n",
+            Path::new("/c.yaml"),
+        )
+        .unwrap();
+        let flags = parse_flags(&args(
+            "--anonymous-auth=0 --make-iptables-util-chains=F --read-only-port=0x0 --max-pods=1_10 --streaming-connection-idle-timeout=0 --seccomp-default=yes",
+        ));
+        apply_flags(&mut c, &flags);
+        let k = Kubelet {
+            source: Source::Files,
+            flags,
+            config_path: Some("/c.yaml".into()),
+            config: c,
+            config_error: None,
+            kubeconfig_path: None,
+        };
+        assert_eq!(k.bool("authentication.anonymous.enabled"), Some(false));
+        assert_eq!(k.bool("makeIPTablesUtilChains"), Some(false));
+        assert_eq!(k.int("readOnlyPort"), Some(0));
+        assert_eq!(k.int("maxPods"), Some(110));
+        assert_eq!(
+            k.duration("streamingConnectionIdleTimeout"),
+            Some(Ok(GoDuration(0)))
+        );
+        // Not a Go boolean: kept as text, for the checks to report.
+        assert_eq!(k.str("seccompDefault"), Some("yes"));
+        assert_eq!(go_int("08"), None);
+        assert_eq!(go_int("-010"), Some(-8));
     }
 
     #[test]
