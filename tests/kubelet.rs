@@ -263,3 +263,32 @@ fn an_unset_setting_is_judged_by_the_default_it_shows() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_relative_config_is_found_from_the_kubelets_working_directory() {
+    let (s, msg, out) = one("kubelet-config-relative-to-cwd", "client CA file is set");
+    assert!(matches!(s, Status::Passed), "{msg}");
+    assert!(out.contains("config /etc/kubelet/config.yaml"), "{out}");
+    // The file's own relative path is relative to the file's directory.
+    assert!(
+        out.contains("[ok]   authentication.x509.clientCAFile: /etc/kubelet/pki/ca.crt (authentication.x509.clientCAFile in /etc/kubelet/config.yaml)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn config_dir_drop_ins_merge_in_order_under_the_flags() {
+    let (s, msg, out) = one("kubelet-config-dir-drop-ins", "read-only port");
+    assert!(matches!(s, Status::Passed), "{msg}");
+    assert!(
+        out.contains("[ok]   readOnlyPort: 0 (readOnlyPort in /etc/kubernetes/kubelet.conf.d/nested/20-ports.conf)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("drop-ins, merged in this order: /etc/kubernetes/kubelet.conf.d/10-ports.conf, /etc/kubernetes/kubelet.conf.d/nested/20-ports.conf"),
+        "{out}"
+    );
+    let (s, msg, _) = one("kubelet-config-dir-drop-ins", "maxPods");
+    assert!(matches!(s, Status::Failed), "{msg}");
+    assert!(msg.contains("maxPods is 300 (flag --max-pods)"), "{msg}");
+}

@@ -37,7 +37,11 @@ pub struct Kubelet {
     /// Command-line flags without the leading dashes; a flag given twice keeps the last value.
     pub flags: BTreeMap<String, String>,
     pub config_path: Option<PathBuf>,
-    /// The KubeletConfiguration with the flags that override it applied.
+    /// The `--config-dir` drop-ins merged over the config file, in the order merged.
+    pub drop_ins: Vec<PathBuf>,
+    /// The drop-in that last set each field (dotted path), for messages.
+    pub drop_in_fields: BTreeMap<String, PathBuf>,
+    /// The KubeletConfiguration with the drop-ins and the flags that override it applied.
     pub config: Value,
     /// Why the config file could not be used, when it could not.
     pub config_error: Option<String>,
@@ -64,10 +68,26 @@ pub fn discover(root: &RootFs, hints: &Hints) -> Result<Kubelet, String> {
             )
         }
     };
+    // Relative --config, --config-dir and --kubeconfig are the kubelet's own, resolved from
+    // its working directory (systemd starts it in /).
+    let cwd = match source {
+        Source::Process(pid) => root
+            .read_link(format!("/proc/{pid}/cwd"))
+            .ok()
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| PathBuf::from("/")),
+        Source::Files => PathBuf::from("/"),
+    };
+    let flag_path = |name: &str| {
+        flags
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| cwd.join(v))
+    };
     let config_path = hints
         .config
         .clone()
-        .or_else(|| flags.get("config").map(PathBuf::from))
+        .or_else(|| flag_path("config"))
         .or_else(|| {
             root.exists(KUBEADM_CONFIG)
                 .then(|| PathBuf::from(KUBEADM_CONFIG))
@@ -75,7 +95,7 @@ pub fn discover(root: &RootFs, hints: &Hints) -> Result<Kubelet, String> {
     let kubeconfig_path = hints
         .kubeconfig
         .clone()
-        .or_else(|| flags.get("kubeconfig").map(PathBuf::from))
+        .or_else(|| flag_path("kubeconfig"))
         .or_else(|| {
             root.exists(KUBEADM_KUBECONFIG)
                 .then(|| PathBuf::from(KUBEADM_KUBECONFIG))
@@ -90,22 +110,42 @@ pub fn discover(root: &RootFs, hints: &Hints) -> Result<Kubelet, String> {
              {KUBEADM_KUBECONFIG}, {KUBEADM_FLAGS_ENV} (name the files with --kubelet-config and --kubeconfig)"
         ));
     }
-    let (mut config, config_error) = match &config_path {
-        Some(p) => match root
-            .read_to_string(p)
-            .map_err(|e| e.to_string())
-            .and_then(|t| parse_config(&t, p))
-        {
+    let (mut config, mut config_error) = match &config_path {
+        Some(p) => match read_config(root, p) {
             Ok(v) => (v, None),
             Err(e) => (Value::Object(Map::new()), Some(e)),
         },
         None => (Value::Object(Map::new()), None),
     };
+    let mut drop_ins = Vec::new();
+    let mut drop_in_fields = BTreeMap::new();
+    if let Some(dir) = flag_path("config-dir") {
+        let mut files = Vec::new();
+        conf_files(root, &dir, &mut files);
+        for file in files {
+            match read_config(root, &file) {
+                Ok(patch) => {
+                    let mut fields = Vec::new();
+                    leaf_paths(&patch, String::new(), &mut fields);
+                    for f in fields {
+                        drop_in_fields.insert(f, file.clone());
+                    }
+                    merge_patch(&mut config, &patch);
+                    drop_ins.push(file);
+                }
+                Err(e) => {
+                    config_error.get_or_insert(e);
+                }
+            }
+        }
+    }
     apply_flags(&mut config, &flags);
     Ok(Kubelet {
         source,
         flags,
         config_path,
+        drop_ins,
+        drop_in_fields,
         config,
         config_error,
         kubeconfig_path,
@@ -174,6 +214,94 @@ fn parse_flags_env(text: &str) -> BTreeMap<String, String> {
         .flat_map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
         .collect();
     parse_flags(&args)
+}
+
+/// KubeletConfiguration fields holding paths, which the kubelet resolves against the directory
+/// of the file that set them (upstream's `KubeletConfigurationPathRefs`).
+const PATH_FIELDS: &[&str] = &[
+    "staticPodPath",
+    "authentication.x509.clientCAFile",
+    "tlsCertFile",
+    "tlsPrivateKeyFile",
+    "resolvConf",
+    "volumePluginDir",
+    "podLogsDir",
+];
+
+/// A config file or drop-in, its relative paths resolved against its directory.
+fn read_config(root: &RootFs, path: &Path) -> Result<Value, String> {
+    let text = root.read_to_string(path).map_err(|e| e.to_string())?;
+    let mut v = parse_config(&text, path)?;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    for field in PATH_FIELDS {
+        let rel = field
+            .split('.')
+            .try_fold(&v, |v, p| v.get(p))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && !Path::new(s).is_absolute())
+            .map(str::to_string);
+        if let Some(rel) = rel {
+            set(
+                &mut v,
+                field,
+                Value::String(dir.join(rel).display().to_string()),
+            );
+        }
+    }
+    Ok(v)
+}
+
+/// The `*.conf` files under a drop-in directory, recursively, in lexical order (the kubelet walks
+/// it with `filepath.WalkDir`).
+fn conf_files(root: &RootFs, dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(names) = root.read_dir(dir) else {
+        return;
+    };
+    for name in names {
+        let path = dir.join(&name);
+        match root.metadata(&path) {
+            Ok(m) if m.is_dir => conf_files(root, &path, out),
+            Ok(_) if path.extension().is_some_and(|e| e == "conf") => out.push(path),
+            _ => {}
+        }
+    }
+}
+
+/// JSON merge patch (RFC 7386), as the kubelet merges each drop-in over the base config.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(t) = target {
+        for (k, v) in p {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    }
+}
+
+/// The dotted paths of a patch's leaves (objects are walked; anything else is a leaf).
+fn leaf_paths(v: &Value, prefix: String, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, v) in o {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaf_paths(v, p, out);
+            }
+        }
+        _ => out.push(prefix),
+    }
 }
 
 fn parse_config(text: &str, path: &Path) -> Result<Value, String> {
@@ -383,6 +511,9 @@ impl Kubelet {
             .map(|(f, _, _)| *f);
         match flag {
             Some(f) if self.flags.contains_key(f) => format!("flag --{f}"),
+            _ if self.drop_in_fields.contains_key(path) => {
+                format!("{path} in {}", self.drop_in_fields[path].display())
+            }
             _ => match &self.config_path {
                 Some(p) => format!("{path} in {}", p.display()),
                 None => format!("{path} (no config file)"),
@@ -436,6 +567,8 @@ mod tests {
             source: Source::Files,
             flags,
             config_path: Some("/c.yaml".into()),
+            drop_ins: Vec::new(),
+            drop_in_fields: BTreeMap::new(),
             config: c,
             config_error: None,
             kubeconfig_path: None,
@@ -472,6 +605,8 @@ mod tests {
             source: Source::Files,
             flags,
             config_path: Some("/c.yaml".into()),
+            drop_ins: Vec::new(),
+            drop_in_fields: BTreeMap::new(),
             config: c,
             config_error: None,
             kubeconfig_path: None,

@@ -86,6 +86,13 @@ fn kubelet(ctx: &Context) -> Result<(&Kubelet, Recorder), Outcome> {
     if let Some(p) = &k.config_path {
         r.note(format!("config {}", p.display()));
     }
+    if !k.drop_ins.is_empty() {
+        let names: Vec<String> = k.drop_ins.iter().map(|p| p.display().to_string()).collect();
+        r.note(format!(
+            "drop-ins, merged in this order: {}",
+            join_items(&names)
+        ));
+    }
     Ok((k, r))
 }
 
