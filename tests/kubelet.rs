@@ -292,3 +292,25 @@ fn config_dir_drop_ins_merge_in_order_under_the_flags() {
     assert!(matches!(s, Status::Failed), "{msg}");
     assert!(msg.contains("maxPods is 300 (flag --max-pods)"), "{msg}");
 }
+
+#[test]
+fn the_kubelets_runtime_endpoint_is_looked_at_first() {
+    let run = run_on(
+        &fixture("kubelet-runtime-endpoint"),
+        &["--focus", "a runtime endpoint is present"],
+    );
+    let c = run.case("a runtime endpoint is present");
+    assert!(matches!(status(&c), Status::Failed), "{}", run.explain());
+    let msg = message(&c);
+    assert!(
+        msg.contains(
+            "tried /run/k3s/containerd/containerd.sock (no such file or directory), /run/containerd/containerd.sock"
+        ),
+        "{msg}"
+    );
+    assert!(
+        system_out(&c).contains("[info] the kubelet's runtime: not found"),
+        "{}",
+        system_out(&c)
+    );
+}

@@ -375,6 +375,11 @@ const FLAG_FIELDS: &[(&str, &str, Kind)] = &[
         "protectKernelDefaults",
         Kind::Bool,
     ),
+    (
+        "container-runtime-endpoint",
+        "containerRuntimeEndpoint",
+        Kind::Str,
+    ),
 ];
 
 /// Go's `strconv.ParseBool`.
