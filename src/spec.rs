@@ -2,8 +2,9 @@
 //!
 //! The field names follow the YAML spec files of k8s.io/system-validators (`os`, `kernelSpec`,
 //! `cgroups`, `cgroupsV2`, ...) so a spec written for kubeadm's preflight check loads here too.
-//! Two extensions: `kernelSpec.requiredCgroupsV1|V2` (options needed only under one cgroup
-//! version) and `executables`.
+//! `kernelSpec.requiredCgroupsV1|V2` and `optionalCgroupsV1|V2` (options needed only under one
+//! cgroup version) and `versionsNote` are upstream's since system-validators v1.11.1; one
+//! extension: `executables`.
 
 use std::path::Path;
 
@@ -45,9 +46,16 @@ impl Item {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KernelSpec {
-    /// Regular expressions; the kernel release must match one.
+    /// Regular expressions; a kernel release matching none is warned about.
     #[serde(default)]
     pub versions: Vec<String>,
+    /// Said with that warning.
+    #[serde(
+        default,
+        rename = "versionsNote",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub versions_note: String,
     #[serde(default)]
     pub required: Vec<Item>,
     #[serde(default)]
@@ -60,6 +68,12 @@ pub struct KernelSpec {
     /// Required only on a node whose cgroups are version 2.
     #[serde(default, rename = "requiredCgroupsV2")]
     pub required_cgroups_v2: Vec<Item>,
+    /// Optional only on a node whose cgroups are version 1.
+    #[serde(default, rename = "optionalCgroupsV1")]
+    pub optional_cgroups_v1: Vec<Item>,
+    /// Optional only on a node whose cgroups are version 2.
+    #[serde(default, rename = "optionalCgroupsV2")]
+    pub optional_cgroups_v2: Vec<Item>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,7 +122,11 @@ pub struct SpecError {
 }
 
 impl SysSpec {
-    /// The built-in spec: current k8s.io/system-validators defaults plus kubeadm's executables.
+    /// The k8s.io/system-validators release whose defaults [`SysSpec::builtin`] follows.
+    pub const SYSTEM_VALIDATORS: &'static str = "v1.12.1";
+
+    /// The built-in spec: the defaults of k8s.io/system-validators v1.12.1 (`DefaultSysSpec` in
+    /// validators/types_unix.go, the release kubeadm 1.35 vendors) plus kubeadm's executables.
     pub fn builtin() -> Self {
         let items = |names: &[&str]| names.iter().map(|n| Item::new(n)).collect::<Vec<_>>();
         let strings = |names: &[&str]| names.iter().map(|n| (*n).to_string()).collect::<Vec<_>>();
@@ -139,15 +157,20 @@ impl SysSpec {
                     r"^5\.15.*$",
                     r"^([6-9]|[1-9][0-9]+)\.([0-9]+)\.([0-9]+).*$",
                 ]),
+                versions_note:
+                    "Supported LTS versions from the 5.x series are 5.4, 5.10 and 5.15. \
+                                Any 6.x version is also supported. For cgroups v2 support, the \
+                                recommended version is 5.10 or newer"
+                        .into(),
                 required,
                 optional: vec![
                     Item::with("OVERLAY_FS", &["OVERLAYFS_FS"], "Required for overlayfs."),
                     Item::with("AUFS_FS", &[], "Required for aufs."),
                     Item::with("BLK_DEV_DM", &[], "Required for devicemapper."),
                     Item::with("CFS_BANDWIDTH", &[], "Required for CPU quota."),
+                    Item::with("CGROUP_HUGETLB", &[], "Required for hugetlb cgroup."),
                     Item::with("SECCOMP", &[], "Required for seccomp."),
                     Item::with("SECCOMP_FILTER", &[], "Required for seccomp mode 2."),
-                    Item::with("CGROUP_HUGETLB", &[], "Required for hugetlb cgroup."),
                 ],
                 forbidden: Vec::new(),
                 required_cgroups_v1: items(&[
@@ -164,6 +187,8 @@ impl SysSpec {
                     "CGROUP_PIDS",
                     "CGROUP_SCHED",
                 ]),
+                optional_cgroups_v1: Vec::new(),
+                optional_cgroups_v2: Vec::new(),
             },
             cgroups: strings(&[
                 "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids",
@@ -309,6 +334,23 @@ fn one_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstream_cgroup_version_fields_load() {
+        let spec = SysSpec::parse(
+            "os: Linux\nkernelSpec:\n  versions: ['^6\\..*$']\n  versionsNote: Any 6.x.\n  \
+             requiredCgroupsV2:\n  - name: CGROUP_BPF\n  optionalCgroupsV1:\n  - name: CGROUP_HUGETLB\n  \
+             optionalCgroupsV2:\n  - name: CGROUP_HUGETLB\n",
+            "upstream.yaml",
+        )
+        .unwrap();
+        assert_eq!(spec.kernel_spec.versions_note, "Any 6.x.");
+        assert_eq!(
+            spec.kernel_spec.optional_cgroups_v2[0].name,
+            "CGROUP_HUGETLB"
+        );
+        assert_eq!(SysSpec::SYSTEM_VALIDATORS, "v1.12.1");
+    }
 
     #[test]
     fn builtin_round_trips_through_yaml() {

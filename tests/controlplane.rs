@@ -347,11 +347,10 @@ fn pod_security_admission_follows_namespace_labels() {
         "{st}"
     );
     let m = st["message"].as_str().unwrap();
-    assert!(
-        m.contains("violates PodSecurity \"baseline:latest\"")
-            && m.contains("spec.containers[0].securityContext.privileged")
-            && m.contains("spec.hostNetwork"),
-        "{m}"
+    assert_eq!(
+        m,
+        "pods \"p\" is forbidden: violates PodSecurity \"baseline:latest\": host namespaces (hostNetwork=true), \
+         privileged (container \"c\" must not set securityContext.privileged=true)"
     );
     // A baseline pod is admitted there; in the warned namespace it is admitted with warnings.
     let plain =
@@ -376,7 +375,7 @@ fn pod_security_admission_follows_namespace_labels() {
         .unwrap_or("")
         .to_string();
     assert!(
-        warning.starts_with("299 - \"would violate: violates PodSecurity"),
+        warning.starts_with("299 - \"would violate PodSecurity 'restricted:latest': allowPrivilegeEscalation != false"),
         "{warning}"
     );
     assert!(warning.contains("restricted:latest"), "{warning}");
@@ -386,6 +385,62 @@ fn pod_security_admission_follows_namespace_labels() {
         s.send("POST", "/api/v1/namespaces/default/pods", json, &privileged)
             .0,
         201
+    );
+}
+
+#[test]
+fn pod_security_admission_evaluates_the_pinned_policy_version() {
+    let s = start();
+    let json = "application/json";
+    for (ns, version) in [
+        ("pinned", Some("v1.33")),
+        ("current", None),
+        ("unparsable", Some("1.33")),
+    ] {
+        let mut labels = json!({"pod-security.kubernetes.io/enforce": "baseline"});
+        if let Some(v) = version {
+            labels["pod-security.kubernetes.io/enforce-version"] = json!(v);
+        }
+        let ns_obj = json!({"metadata": {"name": ns, "labels": labels}});
+        assert_eq!(s.send("POST", "/api/v1/namespaces", json, &ns_obj).0, 201);
+    }
+    // A probe with a host is forbidden from policy v1.34 on.
+    let probe = json!({"metadata": {"name": "probe"}, "spec": {"containers": [{"name": "c", "image": "x:1",
+        "readinessProbe": {"httpGet": {"host": "10.0.0.1", "port": 80}}}]}});
+    assert_eq!(
+        s.send("POST", "/api/v1/namespaces/pinned/pods", json, &probe)
+            .0,
+        201
+    );
+    for (ns, policy) in [
+        ("current", "baseline:latest"),
+        ("unparsable", "baseline:latest"),
+    ] {
+        let (code, st) = s.send(
+            "POST",
+            &format!("/api/v1/namespaces/{ns}/pods"),
+            json,
+            &probe,
+        );
+        assert_eq!(code, 403, "{st}");
+        assert_eq!(
+            st["message"].as_str().unwrap(),
+            format!(
+                "pods \"probe\" is forbidden: violates PodSecurity \"{policy}\": probe or lifecycle host \
+                 (container \"c\" uses probe or lifecycle host \"10.0.0.1\")"
+            )
+        );
+    }
+    let privileged = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x:1",
+        "securityContext": {"privileged": true}}]}});
+    let (code, st) = s.send("POST", "/api/v1/namespaces/pinned/pods", json, &privileged);
+    assert_eq!(code, 403, "{st}");
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("violates PodSecurity \"baseline:v1.33\": privileged"),
+        "{st}"
     );
 }
 

@@ -218,3 +218,99 @@ fn without_a_kubelet_every_check_skips_saying_where_it_looked() {
     );
     assert!(failed(&run).is_empty());
 }
+
+/// The failure message and system-out of one test on a fixture root.
+fn one(root: &str, focus: &str) -> (Status, String, String) {
+    let run = run_on(&fixture(root), &["--focus", focus]);
+    let c = run.case(focus);
+    (status(&c), message(&c), system_out(&c))
+}
+
+#[test]
+fn a_zero_idle_timeout_flag_is_a_zero_duration_and_fails_cis_4_2_5() {
+    let (s, msg, _) = one(
+        "kubelet-idle-timeout-zero-flag",
+        "streaming connection idle timeout",
+    );
+    assert!(matches!(s, Status::Failed), "{msg}");
+    assert!(
+        msg.contains(
+            "streamingConnectionIdleTimeout is \"0\" (0s) (flag --streaming-connection-idle-timeout)"
+        ),
+        "{msg}"
+    );
+}
+
+#[test]
+fn an_idle_timeout_go_cannot_parse_fails_naming_gos_error() {
+    let (s, msg, _) = one(
+        "kubelet-idle-timeout-invalid",
+        "streaming connection idle timeout",
+    );
+    assert!(matches!(s, Status::Failed), "{msg}");
+    assert!(
+        msg.contains("invalid: time: missing unit in duration \"30\""),
+        "{msg}"
+    );
+}
+
+#[test]
+fn an_unset_setting_is_judged_by_the_default_it_shows() {
+    let (s, msg, _) = one("kubelet-rotation-unset", "client certificate rotation");
+    assert!(matches!(s, Status::Failed), "{msg}");
+    assert!(
+        msg.contains("rotateCertificates is unset, so false"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_relative_config_is_found_from_the_kubelets_working_directory() {
+    let (s, msg, out) = one("kubelet-config-relative-to-cwd", "client CA file is set");
+    assert!(matches!(s, Status::Passed), "{msg}");
+    assert!(out.contains("config /etc/kubelet/config.yaml"), "{out}");
+    // The file's own relative path is relative to the file's directory.
+    assert!(
+        out.contains("[ok]   authentication.x509.clientCAFile: /etc/kubelet/pki/ca.crt (authentication.x509.clientCAFile in /etc/kubelet/config.yaml)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn config_dir_drop_ins_merge_in_order_under_the_flags() {
+    let (s, msg, out) = one("kubelet-config-dir-drop-ins", "read-only port");
+    assert!(matches!(s, Status::Passed), "{msg}");
+    assert!(
+        out.contains("[ok]   readOnlyPort: 0 (readOnlyPort in /etc/kubernetes/kubelet.conf.d/nested/20-ports.conf)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("drop-ins, merged in this order: /etc/kubernetes/kubelet.conf.d/10-ports.conf, /etc/kubernetes/kubelet.conf.d/nested/20-ports.conf"),
+        "{out}"
+    );
+    let (s, msg, _) = one("kubelet-config-dir-drop-ins", "maxPods");
+    assert!(matches!(s, Status::Failed), "{msg}");
+    assert!(msg.contains("maxPods is 300 (flag --max-pods)"), "{msg}");
+}
+
+#[test]
+fn the_kubelets_runtime_endpoint_is_looked_at_first() {
+    let run = run_on(
+        &fixture("kubelet-runtime-endpoint"),
+        &["--focus", "a runtime endpoint is present"],
+    );
+    let c = run.case("a runtime endpoint is present");
+    assert!(matches!(status(&c), Status::Failed), "{}", run.explain());
+    let msg = message(&c);
+    assert!(
+        msg.contains(
+            "tried /run/k3s/containerd/containerd.sock (no such file or directory), /run/containerd/containerd.sock"
+        ),
+        "{msg}"
+    );
+    assert!(
+        system_out(&c).contains("[info] the kubelet's runtime: not found"),
+        "{}",
+        system_out(&c)
+    );
+}

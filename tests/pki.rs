@@ -74,6 +74,28 @@ fn a_kubeadm_pki_passes_every_test() {
 }
 
 #[test]
+fn an_ipv6_advertise_address_matches_its_san_as_an_address() {
+    let run = run_pki(Break::Ipv6Advertise);
+    assert!(failed(&run).is_empty(), "{}", run.explain());
+    let out = system_out(&run.case("(apiserver.crt)"));
+    assert!(
+        out.contains("[ok]   SANs:") && out.contains("fd00:10::a"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_leaf_carrying_its_chain_verifies_through_the_intermediate() {
+    let run = run_pki(Break::ChainedLeaf);
+    assert!(failed(&run).is_empty(), "{}", run.explain());
+    let out = system_out(&run.case("(apiserver.crt)"));
+    assert!(
+        out.contains("[ok]   issuer: CN=kubernetes (/etc/kubernetes/pki/ca.crt) through CN=kubernetes-intermediate in the file, signatures verified"),
+        "{out}"
+    );
+}
+
+#[test]
 fn each_defect_fails_exactly_its_certificate() {
     for (brk, want, says) in [
         (

@@ -33,6 +33,10 @@ fn a_kubeadm_node_passes_with_control_plane_pods_noted() {
     let out = system_out(&run.case(PSS));
     assert!(out.contains("[info] kube-apiserver (/etc/kubernetes/manifests/kube-apiserver.yaml): highest level: privileged; a control-plane component"), "{out}");
     assert!(out.contains("[ok]   log-collector (/etc/kubernetes/manifests/log-collector.yaml): highest level: restricted"), "{out}");
+    assert!(
+        out.contains("evaluated against Pod Security Standards policy version latest (v1.37"),
+        "{out}"
+    );
     // Both documents of a multi-document file, and the JSON manifest, are read.
     assert!(
         out.contains("[ok]   log-shipper")
@@ -78,6 +82,22 @@ fn a_privileged_add_on_without_limits_fails_both_tests_naming_fields() {
         message(&c)
     );
     assert!(matches!(status(&run.case(EVENTS)), Status::Passed));
+}
+
+#[test]
+fn an_add_on_probing_a_host_is_below_baseline_under_the_newest_policy() {
+    let (_dir, root) = broken_copy(
+        "prober.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: prober}\nspec:\n  containers:\n  - name: p\n    image: x\n    livenessProbe: {tcpSocket: {host: 10.0.0.1, port: 80}}\n",
+    );
+    let run = run_static(&root, &[]);
+    let c = run.case(PSS);
+    assert!(matches!(status(&c), Status::Failed), "{}", run.explain());
+    let m = message(&c);
+    assert!(
+        m.contains("(policy v1.37): prober (spec.containers[0].livenessProbe.tcpSocket.host)"),
+        "{m}"
+    );
 }
 
 #[test]

@@ -611,8 +611,10 @@ fn apply_patch(
     }
 }
 
-/// Pod Security Admission from the namespace's `pod-security.kubernetes.io/<mode>` labels:
-/// enforce rejects (403), warn answers with warnings, audit logs.
+/// Pod Security Admission from the namespace's `pod-security.kubernetes.io/<mode>` and
+/// `<mode>-version` labels (version default `latest`), as upstream's admission: enforce rejects
+/// (403, `violates PodSecurity "restricted:v1.30": ...`), audit logs, warn answers with
+/// `would violate PodSecurity "...": ...` unless the request is rejected.
 fn admit(store: &Store, namespace: &str, obj: &Value) -> Result<Vec<String>, Response> {
     let Ok(ns) = store.get("namespaces", "", namespace) else {
         return Err(status(
@@ -622,47 +624,47 @@ fn admit(store: &Store, namespace: &str, obj: &Value) -> Result<Vec<String>, Res
             Some(("Namespace", namespace)),
         ));
     };
-    let label = |mode: &str| {
-        ns.pointer("/metadata/labels")
-            .and_then(|l| l.get(format!("pod-security.kubernetes.io/{mode}")))
-            .and_then(Value::as_str)
-            .and_then(podsecurity::Level::parse)
-    };
-    let (enforce, warn, audit) = (label("enforce"), label("warn"), label("audit"));
-    if enforce.is_none() && warn.is_none() && audit.is_none() {
+    let labels: Option<std::collections::BTreeMap<String, String>> = ns
+        .pointer("/metadata/labels")
+        .and_then(|l| serde_json::from_value(l.clone()).ok());
+    let policies = podsecurity::namespace_policy(labels.as_ref());
+    if policies
+        .iter()
+        .all(|(_, p)| p.level == podsecurity::Level::Privileged)
+    {
         return Ok(Vec::new());
     }
     let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(obj.clone())
         .map_err(|e| status(400, "BadRequest", &format!("not a Pod: {e}"), None))?;
-    let violations = podsecurity::evaluate(&pod);
     let name = obj
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let summary = |level: podsecurity::Level| {
-        let v: Vec<String> = podsecurity::violations_at(&violations, level)
-            .iter()
-            .map(|v| format!("{} ({})", v.control, v.path))
-            .collect();
-        (!v.is_empty())
-            .then(|| format!("violates PodSecurity \"{level}:latest\": {}", v.join(", ")))
-    };
-    if let Some(msg) = enforce.and_then(summary) {
-        return Err(status(
-            403,
-            "Forbidden",
-            &format!("pods \"{name}\" is forbidden: {msg}"),
-            Some(("Pod", name)),
-        ));
+    let mut warnings = Vec::new();
+    for (mode, policy) in policies {
+        let e = podsecurity::evaluate_at(&pod, policy.level, policy.version);
+        if e.allowed() {
+            continue;
+        }
+        let detail = e.forbidden_detail();
+        match mode {
+            "enforce" => {
+                return Err(status(
+                    403,
+                    "Forbidden",
+                    &format!(
+                        "pods \"{name}\" is forbidden: violates PodSecurity \"{policy}\": {detail}"
+                    ),
+                    Some(("Pod", name)),
+                ));
+            }
+            "audit" => eprintln!(
+                "audit: namespace {namespace}: pod {name} violates PodSecurity \"{policy}\": {detail}"
+            ),
+            _ => warnings.push(format!("would violate PodSecurity \"{policy}\": {detail}")),
+        }
     }
-    if let Some(msg) = audit.and_then(summary) {
-        eprintln!("audit: namespace {namespace}: pod {name} {msg}");
-    }
-    Ok(warn
-        .and_then(summary)
-        .map(|m| format!("would violate: {m}"))
-        .into_iter()
-        .collect())
+    Ok(warnings)
 }
 
 /// The name in a body, for messages.

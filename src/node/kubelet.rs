@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::duration::{self, GoDuration};
 use super::rootfs::RootFs;
 
 /// kubeadm's paths, used when no kubelet process names others.
@@ -36,7 +37,11 @@ pub struct Kubelet {
     /// Command-line flags without the leading dashes; a flag given twice keeps the last value.
     pub flags: BTreeMap<String, String>,
     pub config_path: Option<PathBuf>,
-    /// The KubeletConfiguration with the flags that override it applied.
+    /// The `--config-dir` drop-ins merged over the config file, in the order merged.
+    pub drop_ins: Vec<PathBuf>,
+    /// The drop-in that last set each field (dotted path), for messages.
+    pub drop_in_fields: BTreeMap<String, PathBuf>,
+    /// The KubeletConfiguration with the drop-ins and the flags that override it applied.
     pub config: Value,
     /// Why the config file could not be used, when it could not.
     pub config_error: Option<String>,
@@ -63,10 +68,26 @@ pub fn discover(root: &RootFs, hints: &Hints) -> Result<Kubelet, String> {
             )
         }
     };
+    // Relative --config, --config-dir and --kubeconfig are the kubelet's own, resolved from
+    // its working directory (systemd starts it in /).
+    let cwd = match source {
+        Source::Process(pid) => root
+            .read_link(format!("/proc/{pid}/cwd"))
+            .ok()
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| PathBuf::from("/")),
+        Source::Files => PathBuf::from("/"),
+    };
+    let flag_path = |name: &str| {
+        flags
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| cwd.join(v))
+    };
     let config_path = hints
         .config
         .clone()
-        .or_else(|| flags.get("config").map(PathBuf::from))
+        .or_else(|| flag_path("config"))
         .or_else(|| {
             root.exists(KUBEADM_CONFIG)
                 .then(|| PathBuf::from(KUBEADM_CONFIG))
@@ -74,7 +95,7 @@ pub fn discover(root: &RootFs, hints: &Hints) -> Result<Kubelet, String> {
     let kubeconfig_path = hints
         .kubeconfig
         .clone()
-        .or_else(|| flags.get("kubeconfig").map(PathBuf::from))
+        .or_else(|| flag_path("kubeconfig"))
         .or_else(|| {
             root.exists(KUBEADM_KUBECONFIG)
                 .then(|| PathBuf::from(KUBEADM_KUBECONFIG))
@@ -89,22 +110,42 @@ pub fn discover(root: &RootFs, hints: &Hints) -> Result<Kubelet, String> {
              {KUBEADM_KUBECONFIG}, {KUBEADM_FLAGS_ENV} (name the files with --kubelet-config and --kubeconfig)"
         ));
     }
-    let (mut config, config_error) = match &config_path {
-        Some(p) => match root
-            .read_to_string(p)
-            .map_err(|e| e.to_string())
-            .and_then(|t| parse_config(&t, p))
-        {
+    let (mut config, mut config_error) = match &config_path {
+        Some(p) => match read_config(root, p) {
             Ok(v) => (v, None),
             Err(e) => (Value::Object(Map::new()), Some(e)),
         },
         None => (Value::Object(Map::new()), None),
     };
+    let mut drop_ins = Vec::new();
+    let mut drop_in_fields = BTreeMap::new();
+    if let Some(dir) = flag_path("config-dir") {
+        let mut files = Vec::new();
+        conf_files(root, &dir, &mut files);
+        for file in files {
+            match read_config(root, &file) {
+                Ok(patch) => {
+                    let mut fields = Vec::new();
+                    leaf_paths(&patch, String::new(), &mut fields);
+                    for f in fields {
+                        drop_in_fields.insert(f, file.clone());
+                    }
+                    merge_patch(&mut config, &patch);
+                    drop_ins.push(file);
+                }
+                Err(e) => {
+                    config_error.get_or_insert(e);
+                }
+            }
+        }
+    }
     apply_flags(&mut config, &flags);
     Ok(Kubelet {
         source,
         flags,
         config_path,
+        drop_ins,
+        drop_in_fields,
         config,
         config_error,
         kubeconfig_path,
@@ -175,6 +216,94 @@ fn parse_flags_env(text: &str) -> BTreeMap<String, String> {
     parse_flags(&args)
 }
 
+/// KubeletConfiguration fields holding paths, which the kubelet resolves against the directory
+/// of the file that set them (upstream's `KubeletConfigurationPathRefs`).
+const PATH_FIELDS: &[&str] = &[
+    "staticPodPath",
+    "authentication.x509.clientCAFile",
+    "tlsCertFile",
+    "tlsPrivateKeyFile",
+    "resolvConf",
+    "volumePluginDir",
+    "podLogsDir",
+];
+
+/// A config file or drop-in, its relative paths resolved against its directory.
+fn read_config(root: &RootFs, path: &Path) -> Result<Value, String> {
+    let text = root.read_to_string(path).map_err(|e| e.to_string())?;
+    let mut v = parse_config(&text, path)?;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    for field in PATH_FIELDS {
+        let rel = field
+            .split('.')
+            .try_fold(&v, |v, p| v.get(p))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && !Path::new(s).is_absolute())
+            .map(str::to_string);
+        if let Some(rel) = rel {
+            set(
+                &mut v,
+                field,
+                Value::String(dir.join(rel).display().to_string()),
+            );
+        }
+    }
+    Ok(v)
+}
+
+/// The `*.conf` files under a drop-in directory, recursively, in lexical order (the kubelet walks
+/// it with `filepath.WalkDir`).
+fn conf_files(root: &RootFs, dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(names) = root.read_dir(dir) else {
+        return;
+    };
+    for name in names {
+        let path = dir.join(&name);
+        match root.metadata(&path) {
+            Ok(m) if m.is_dir => conf_files(root, &path, out),
+            Ok(_) if path.extension().is_some_and(|e| e == "conf") => out.push(path),
+            _ => {}
+        }
+    }
+}
+
+/// JSON merge patch (RFC 7386), as the kubelet merges each drop-in over the base config.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(t) = target {
+        for (k, v) in p {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    }
+}
+
+/// The dotted paths of a patch's leaves (objects are walked; anything else is a leaf).
+fn leaf_paths(v: &Value, prefix: String, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, v) in o {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaf_paths(v, p, out);
+            }
+        }
+        _ => out.push(prefix),
+    }
+}
+
 fn parse_config(text: &str, path: &Path) -> Result<Value, String> {
     let v: Value = serde_saphyr::from_str(text).map_err(|e| {
         let msg = e.without_snippet().to_string();
@@ -193,45 +322,120 @@ fn parse_config(text: &str, path: &Path) -> Result<Value, String> {
     }
 }
 
+/// How a flag's text becomes the config field's value, as the kubelet's flag set types it.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// pflag's `BoolVar`: Go's `strconv.ParseBool`.
+    Bool,
+    /// pflag's `Int32Var`/`Int64Var`: `strconv.ParseInt` base 0.
+    Int,
+    /// pflag's `DurationVar`: kept as written, read with [`super::duration::parse`], as the
+    /// file's `metav1.Duration` strings are.
+    Duration,
+    Str,
+}
+
 /// Flags that override KubeletConfiguration fields, by JSON path.
-const FLAG_FIELDS: &[(&str, &str)] = &[
-    ("anonymous-auth", "authentication.anonymous.enabled"),
-    ("authorization-mode", "authorization.mode"),
-    ("client-ca-file", "authentication.x509.clientCAFile"),
-    ("read-only-port", "readOnlyPort"),
+const FLAG_FIELDS: &[(&str, &str, Kind)] = &[
+    (
+        "anonymous-auth",
+        "authentication.anonymous.enabled",
+        Kind::Bool,
+    ),
+    ("authorization-mode", "authorization.mode", Kind::Str),
+    (
+        "client-ca-file",
+        "authentication.x509.clientCAFile",
+        Kind::Str,
+    ),
+    ("read-only-port", "readOnlyPort", Kind::Int),
     (
         "streaming-connection-idle-timeout",
         "streamingConnectionIdleTimeout",
+        Kind::Duration,
     ),
-    ("make-iptables-util-chains", "makeIPTablesUtilChains"),
-    ("event-qps", "eventRecordQPS"),
-    ("tls-cert-file", "tlsCertFile"),
-    ("tls-private-key-file", "tlsPrivateKeyFile"),
-    ("rotate-certificates", "rotateCertificates"),
-    ("pod-max-pids", "podPidsLimit"),
-    ("seccomp-default", "seccompDefault"),
-    ("max-pods", "maxPods"),
-    ("cgroup-driver", "cgroupDriver"),
-    ("pod-manifest-path", "staticPodPath"),
-    ("healthz-port", "healthzPort"),
-    ("healthz-bind-address", "healthzBindAddress"),
-    ("protect-kernel-defaults", "protectKernelDefaults"),
+    (
+        "make-iptables-util-chains",
+        "makeIPTablesUtilChains",
+        Kind::Bool,
+    ),
+    ("event-qps", "eventRecordQPS", Kind::Int),
+    ("tls-cert-file", "tlsCertFile", Kind::Str),
+    ("tls-private-key-file", "tlsPrivateKeyFile", Kind::Str),
+    ("rotate-certificates", "rotateCertificates", Kind::Bool),
+    ("pod-max-pids", "podPidsLimit", Kind::Int),
+    ("seccomp-default", "seccompDefault", Kind::Bool),
+    ("max-pods", "maxPods", Kind::Int),
+    ("cgroup-driver", "cgroupDriver", Kind::Str),
+    ("pod-manifest-path", "staticPodPath", Kind::Str),
+    ("healthz-port", "healthzPort", Kind::Int),
+    ("healthz-bind-address", "healthzBindAddress", Kind::Str),
+    (
+        "protect-kernel-defaults",
+        "protectKernelDefaults",
+        Kind::Bool,
+    ),
+    (
+        "container-runtime-endpoint",
+        "containerRuntimeEndpoint",
+        Kind::Str,
+    ),
 ];
 
-fn flag_value(v: &str) -> Value {
-    if let Ok(b) = v.parse::<bool>() {
-        return Value::Bool(b);
+/// Go's `strconv.ParseBool`.
+fn go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
     }
-    if let Ok(n) = v.parse::<i64>() {
-        return Value::from(n);
+}
+
+/// Go's `strconv.ParseInt(v, 0, 64)`: a sign, then decimal, `0x`, `0o`, `0b` or a leading-0
+/// octal, with `_` between digits.
+fn go_int(v: &str) -> Option<i64> {
+    let (neg, body) = match v.as_bytes().first() {
+        Some(b'-') => (true, &v[1..]),
+        Some(b'+') => (false, &v[1..]),
+        _ => (false, v),
+    };
+    let lower = body.to_ascii_lowercase();
+    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d.to_string())
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (8, d.to_string())
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (2, d.to_string())
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, lower[1..].to_string())
+    } else {
+        (10, lower)
+    };
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+    {
+        return None;
     }
-    Value::String(v.to_string())
+    let n = i128::from_str_radix(&digits.replace('_', ""), radix).ok()?;
+    i64::try_from(if neg { -n } else { n }).ok()
+}
+
+/// The field's value for a flag's text; text the flag set would refuse stays a string, which
+/// the typed readers report as such.
+fn flag_value(v: &str, kind: Kind) -> Value {
+    match kind {
+        Kind::Bool => go_bool(v).map_or_else(|| Value::String(v.to_string()), Value::Bool),
+        Kind::Int => go_int(v).map_or_else(|| Value::String(v.to_string()), Value::from),
+        Kind::Duration | Kind::Str => Value::String(v.to_string()),
+    }
 }
 
 fn apply_flags(config: &mut Value, flags: &BTreeMap<String, String>) {
-    for (flag, path) in FLAG_FIELDS {
+    for (flag, path, kind) in FLAG_FIELDS {
         if let Some(v) = flags.get(*flag) {
-            set(config, path, flag_value(v));
+            set(config, path, flag_value(v, *kind));
         }
     }
     if let Some(v) = flags.get("tls-cipher-suites") {
@@ -247,7 +451,7 @@ fn apply_flags(config: &mut Value, flags: &BTreeMap<String, String>) {
                 set(
                     config,
                     &format!("featureGates.{}", k.trim()),
-                    flag_value(b.trim()),
+                    flag_value(b.trim(), Kind::Bool),
                 );
             }
         }
@@ -292,14 +496,29 @@ impl Kubelet {
         self.get(path).and_then(Value::as_i64)
     }
 
+    /// A duration field (`metav1.Duration` in the file, a duration flag on the command line)
+    /// read as Go's `time.ParseDuration` reads it: `None` when unset, `Err` with Go's message
+    /// when the kubelet would refuse it.
+    pub fn duration(&self, path: &str) -> Option<Result<GoDuration, String>> {
+        self.get(path).map(|v| match v {
+            Value::String(s) => duration::parse(s),
+            other => Err(format!(
+                "{other} is not a duration string such as \"4h0m0s\""
+            )),
+        })
+    }
+
     /// Where a field's value came from, for messages.
     pub fn origin(&self, path: &str) -> String {
         let flag = FLAG_FIELDS
             .iter()
-            .find(|(_, p)| *p == path)
-            .map(|(f, _)| *f);
+            .find(|(_, p, _)| *p == path)
+            .map(|(f, _, _)| *f);
         match flag {
             Some(f) if self.flags.contains_key(f) => format!("flag --{f}"),
+            _ if self.drop_in_fields.contains_key(path) => {
+                format!("{path} in {}", self.drop_in_fields[path].display())
+            }
             _ => match &self.config_path {
                 Some(p) => format!("{path} in {}", p.display()),
                 None => format!("{path} (no config file)"),
@@ -353,6 +572,8 @@ mod tests {
             source: Source::Files,
             flags,
             config_path: Some("/c.yaml".into()),
+            drop_ins: Vec::new(),
+            drop_in_fields: BTreeMap::new(),
             config: c,
             config_error: None,
             kubeconfig_path: None,
@@ -372,6 +593,41 @@ mod tests {
             k.get("tlsCipherSuites"),
             Some(&serde_json::json!(["A", "B"]))
         );
+    }
+
+    #[test]
+    fn flag_text_is_typed_as_the_kubelets_flag_set_types_it() {
+        let mut c = parse_config(
+            "kind: KubeletConfiguration\nstreamingConnectionIdleTimeout: 4h0m0s\n",
+            Path::new("/c.yaml"),
+        )
+        .unwrap();
+        let flags = parse_flags(&args(
+            "--anonymous-auth=0 --make-iptables-util-chains=F --read-only-port=0x0 --max-pods=1_10 --streaming-connection-idle-timeout=0 --seccomp-default=yes",
+        ));
+        apply_flags(&mut c, &flags);
+        let k = Kubelet {
+            source: Source::Files,
+            flags,
+            config_path: Some("/c.yaml".into()),
+            drop_ins: Vec::new(),
+            drop_in_fields: BTreeMap::new(),
+            config: c,
+            config_error: None,
+            kubeconfig_path: None,
+        };
+        assert_eq!(k.bool("authentication.anonymous.enabled"), Some(false));
+        assert_eq!(k.bool("makeIPTablesUtilChains"), Some(false));
+        assert_eq!(k.int("readOnlyPort"), Some(0));
+        assert_eq!(k.int("maxPods"), Some(110));
+        assert_eq!(
+            k.duration("streamingConnectionIdleTimeout"),
+            Some(Ok(GoDuration(0)))
+        );
+        // Not a Go boolean: kept as text, for the checks to report.
+        assert_eq!(k.str("seccompDefault"), Some("yes"));
+        assert_eq!(go_int("08"), None);
+        assert_eq!(go_int("-010"), Some(-8));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod apiserver;
 pub mod cgroups;
+pub mod duration;
 pub mod host;
 pub mod kernel;
 pub mod kubeconfig;

@@ -30,6 +30,8 @@ pub struct Cert {
     pub dns_names: Vec<String>,
     pub ips: Vec<IpAddr>,
     pub public_key: PublicKeyId,
+    /// The certificates after the first in the same file: a chain of intermediates.
+    pub intermediates: Vec<Cert>,
 }
 
 /// Enough of a public key to tell whether a private key belongs to it.
@@ -55,14 +57,36 @@ fn strip_zeros(b: &[u8]) -> Vec<u8> {
     b[start..].to_vec()
 }
 
-/// Parses the first certificate of a PEM text (or DER).
+/// Parses the first certificate of a PEM text (or DER), with any further CERTIFICATE blocks
+/// of the text as its intermediates.
 pub fn parse_cert(bytes: &[u8]) -> Result<Cert, String> {
-    let der = match Pem::iter_from_buffer(bytes).next() {
+    let mut blocks = Pem::iter_from_buffer(bytes);
+    let der = match blocks.next() {
         Some(Ok(pem)) if pem.label == "CERTIFICATE" => pem.contents,
         Some(Ok(pem)) => return Err(format!("PEM block {:?}, expected CERTIFICATE", pem.label)),
         Some(Err(e)) => return Err(format!("not PEM: {e}")),
         None => bytes.to_vec(),
     };
+    let mut intermediates = Vec::new();
+    for block in blocks {
+        match block {
+            Ok(pem) if pem.label == "CERTIFICATE" => {
+                let mut c = parse_one(pem.contents).map_err(|e| {
+                    format!("certificate {} of the file: {e}", intermediates.len() + 2)
+                })?;
+                c.intermediates = Vec::new();
+                intermediates.push(c);
+            }
+            // A key after the certificate (kubelet-client-current.pem) ends the chain.
+            _ => break,
+        }
+    }
+    let mut cert = parse_one(der)?;
+    cert.intermediates = intermediates;
+    Ok(cert)
+}
+
+fn parse_one(der: Vec<u8>) -> Result<Cert, String> {
     let (_, x) =
         X509Certificate::from_der(&der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
     let names = |n: &X509Name<'_>, f: fn(&X509Name<'_>) -> Vec<String>| f(n);
@@ -128,10 +152,51 @@ pub fn parse_cert(bytes: &[u8]) -> Result<Cert, String> {
         ips,
         public_key,
         der,
+        intermediates: Vec::new(),
     })
 }
 
 impl Cert {
+    /// Whether `ca` issued this certificate, directly or through the intermediates the file
+    /// carries (each named by its issuer DN and proven by signature, as Go's `x509.Verify`
+    /// builds a path from an intermediate pool). `Ok` gives the path's subjects, leaf's issuer
+    /// first.
+    pub fn verify_to(&self, ca: &Cert) -> Result<Vec<String>, String> {
+        let mut path = Vec::new();
+        let mut current = self;
+        for _ in 0..=self.intermediates.len() {
+            if current.issuer == ca.subject && current.signed_by(ca).is_ok() {
+                path.push(ca.subject.clone());
+                return Ok(path);
+            }
+            let Some(next) = self
+                .intermediates
+                .iter()
+                .find(|i| i.subject == current.issuer && current.signed_by(i).is_ok())
+            else {
+                break;
+            };
+            path.push(next.subject.clone());
+            current = next;
+        }
+        if current.issuer != ca.subject {
+            return Err(format!(
+                "issuer {}, expected {}{}",
+                current.issuer,
+                ca.subject,
+                if self.intermediates.is_empty() {
+                    String::new()
+                } else {
+                    " (no chain in the file reaches it)".to_string()
+                }
+            ));
+        }
+        current.signed_by(ca).map(|()| {
+            path.push(ca.subject.clone());
+            path
+        })
+    }
+
     /// Whether `issuer`'s key signed this certificate.
     pub fn signed_by(&self, issuer: &Cert) -> Result<(), String> {
         let (_, me) = X509Certificate::from_der(&self.der).map_err(|e| e.to_string())?;

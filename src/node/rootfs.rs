@@ -274,6 +274,28 @@ impl RootFs {
         })
     }
 
+    /// A symlink's target as written (not followed), such as `/proc/<pid>/cwd`'s.
+    pub fn read_link(&self, path: impl AsRef<Path>) -> Result<PathBuf, FsError> {
+        let path = path.as_ref();
+        if self.host_root {
+            return std::fs::read_link(Path::new("/").join(path)).map_err(|e| io_error(path, &e));
+        }
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(FsError {
+                path: path.to_path_buf(),
+                kind: FsErrorKind::Other("not a link".into()),
+            });
+        };
+        let dir = self.open_in_root(parent, OFlags::PATH | OFlags::DIRECTORY)?;
+        let target = rustix::fs::readlinkat(&dir, name, Vec::new()).map_err(|e| FsError {
+            path: path.to_path_buf(),
+            kind: errno_kind(e.raw_os_error()),
+        })?;
+        Ok(PathBuf::from(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(target.as_bytes()),
+        ))
+    }
+
     /// The names in a host directory, sorted, without `.` and `..`.
     pub fn read_dir(&self, path: impl AsRef<Path>) -> Result<Vec<OsString>, FsError> {
         let path = path.as_ref();

@@ -1,12 +1,21 @@
-//! Pod Security Standards as a pure function: a pod in, every violated control out, each with
-//! the field path that violates it. No I/O, so the static pod tests and the local control
-//! plane's admission share it.
+//! Pod Security Standards as a pure function: a pod, a level and a policy version in, every
+//! failed check out, worded as upstream words it, with the fields that fail it. No I/O, so the
+//! static pod tests and the local control plane's admission share it.
+//!
+//! Follows the Pod Security Admission library (`k8s.io/pod-security-admission/policy`, the
+//! checks registered up to Kubernetes 1.37): each check has revisions that start at a policy
+//! version (`sysctls` at v1.0, v1.27, v1.29, v1.32 and v1.37, `runAsNonRoot` at v1.0 and v1.35,
+//! ...); a pod evaluated at `level:vX.Y` runs, for every check of that level or below, the
+//! newest revision not newer than vX.Y, minus the baseline checks a restricted revision
+//! overrides. `latest` and any version past the newest revision mean the newest revision
+//! ([`NEWEST`]), as `checkRegistry.EvaluatePod` clamps them.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
-use k8s_openapi::api::core::v1::{
-    Capabilities, ContainerPort, Pod, PodSecurityContext, PodSpec, SecurityContext, Volume,
-};
+use k8s_openapi::api::core::v1::Pod;
+
+mod checks;
 
 /// The three levels, each allowing less than the one before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -17,6 +26,8 @@ pub enum Level {
 }
 
 impl Level {
+    /// `privileged`, `baseline` or `restricted` (upstream's `api.ParseLevel`, without its
+    /// fallback: an unknown level is `None` here and the caller picks the fallback).
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "privileged" => Some(Self::Privileged),
@@ -37,10 +48,60 @@ impl fmt::Display for Level {
     }
 }
 
-/// One violated control.
+/// A policy version: `latest` or `v1.<minor>` (upstream's `api.Version`; only major version 1
+/// exists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// `v1.<minor>`.
+    V1(u32),
+    /// The newest policy the library knows, whatever that is.
+    Latest,
+}
+
+/// The newest policy version any check has a revision for: what `latest` evaluates as.
+pub const NEWEST: u32 = 37;
+
+impl Version {
+    /// `latest` or `v1.N` with N a decimal without leading zeros (upstream's `api.ParseVersion`
+    /// regexp `^v1\.([0-9]|[1-9][0-9]*)$`); anything else is `None` (upstream then falls back
+    /// to `latest` and reports the label as invalid).
+    pub fn parse(s: &str) -> Option<Self> {
+        if s == "latest" {
+            return Some(Self::Latest);
+        }
+        let minor = s.strip_prefix("v1.")?;
+        if minor.is_empty()
+            || !minor.bytes().all(|b| b.is_ascii_digit())
+            || (minor.len() > 1 && minor.starts_with('0'))
+        {
+            return None;
+        }
+        minor.parse().ok().map(Self::V1)
+    }
+
+    /// The minor version whose checks are run: a version past [`NEWEST`], and `latest`, run
+    /// the newest revisions.
+    pub fn effective_minor(self) -> u32 {
+        match self {
+            Self::V1(m) => m.min(NEWEST),
+            Self::Latest => NEWEST,
+        }
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::V1(m) => write!(f, "v1.{m}"),
+            Self::Latest => f.write_str("latest"),
+        }
+    }
+}
+
+/// One field that fails a control.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    /// The level whose control this breaks (Baseline or Restricted).
+    /// The level of the check this field fails (Baseline or Restricted).
     pub level: Level,
     /// The control's name in the standard: `Privileged Containers`, `Host Namespaces`, ...
     pub control: &'static str,
@@ -60,18 +121,98 @@ impl fmt::Display for Violation {
     }
 }
 
-/// Every violation of the baseline and restricted levels.
-pub fn evaluate(pod: &Pod) -> Vec<Violation> {
-    let mut v = Vec::new();
-    if let Some(spec) = &pod.spec {
-        Checker {
-            spec,
-            annotations: pod.metadata.annotations.as_ref(),
-            out: &mut v,
-        }
-        .run();
+/// One check that does not allow the pod, as upstream's `CheckResult` with `Allowed: false`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckFailure {
+    /// Upstream's check ID: `allowPrivilegeEscalation`, `sysctls`, ...
+    pub id: &'static str,
+    /// The check's level.
+    pub level: Level,
+    /// Upstream's `ForbiddenReason`: `allowPrivilegeEscalation != false`.
+    pub reason: String,
+    /// Upstream's `ForbiddenDetail`: `container "app" must set
+    /// securityContext.allowPrivilegeEscalation=false`.
+    pub detail: String,
+    /// The fields behind it.
+    pub violations: Vec<Violation>,
+}
+
+/// A pod evaluated at one level and policy version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    pub level: Level,
+    /// The version asked for (`latest`, `v1.30`, or a version past [`NEWEST`]).
+    pub version: Version,
+    /// Failed checks in upstream's order: baseline check IDs sorted, then restricted ones.
+    pub failures: Vec<CheckFailure>,
+}
+
+impl Evaluation {
+    pub fn allowed(&self) -> bool {
+        self.failures.is_empty()
     }
-    v
+
+    /// `restricted:v1.30`, as the admission messages name the policy.
+    pub fn policy(&self) -> String {
+        format!("{}:{}", self.level, self.version)
+    }
+
+    /// Upstream's `AggregateCheckResult.ForbiddenDetail`: `reason (detail), reason, ...`.
+    pub fn forbidden_detail(&self) -> String {
+        self.failures
+            .iter()
+            .map(|f| {
+                if f.detail.is_empty() {
+                    f.reason.clone()
+                } else {
+                    format!("{} ({})", f.reason, f.detail)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Evaluates `pod` at `level` under policy `version`, as upstream's `Evaluator.EvaluatePod`
+/// with the default checks (privileged allows everything).
+pub fn evaluate_at(pod: &Pod, level: Level, version: Version) -> Evaluation {
+    let failures = match (&pod.spec, level) {
+        (_, Level::Privileged) | (None, _) => Vec::new(),
+        (Some(spec), _) => checks::run(
+            &checks::PodView::new(pod.metadata.annotations.as_ref(), spec),
+            level,
+            version.effective_minor(),
+        ),
+    };
+    Evaluation {
+        level,
+        version,
+        failures,
+    }
+}
+
+/// Every violated field at `latest`: the baseline evaluation's (level Baseline) and the
+/// restricted evaluation's restricted checks' (level Restricted), so [`violations_at`] and
+/// [`highest_level`] answer for the newest policy.
+pub fn evaluate(pod: &Pod) -> Vec<Violation> {
+    evaluate_version(pod, Version::Latest)
+}
+
+/// [`evaluate`] under a pinned policy version.
+pub fn evaluate_version(pod: &Pod, version: Version) -> Vec<Violation> {
+    let baseline = evaluate_at(pod, Level::Baseline, version);
+    let restricted = evaluate_at(pod, Level::Restricted, version);
+    baseline
+        .failures
+        .into_iter()
+        .chain(
+            restricted
+                .failures
+                .into_iter()
+                .filter(|f| f.level == Level::Restricted),
+        )
+        .flat_map(|f| f.violations)
+        .collect()
 }
 
 /// The violations that matter at `level`.
@@ -90,449 +231,42 @@ pub fn highest_level(violations: &[Violation]) -> Level {
     }
 }
 
-const BASELINE_CAPS: &[&str] = &[
-    "AUDIT_WRITE",
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "MKNOD",
-    "NET_BIND_SERVICE",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYS_CHROOT",
-];
-const SELINUX_TYPES: &[&str] = &[
-    "container_t",
-    "container_init_t",
-    "container_kvm_t",
-    "container_engine_t",
-];
-const SAFE_SYSCTLS: &[&str] = &[
-    "kernel.shm_rmid_forced",
-    "net.ipv4.ip_local_port_range",
-    "net.ipv4.ip_unprivileged_port_start",
-    "net.ipv4.tcp_syncookies",
-    "net.ipv4.ping_group_range",
-    "net.ipv4.ip_local_reserved_ports",
-    "net.ipv4.tcp_keepalive_time",
-    "net.ipv4.tcp_fin_timeout",
-    "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes",
-];
-const RESTRICTED_VOLUMES: &[&str] = &[
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "persistentVolumeClaim",
-    "projected",
-    "secret",
-];
-const APPARMOR_ANNOTATION: &str = "container.apparmor.security.beta.kubernetes.io/";
-
-/// A container of any kind, with where it sits in the pod.
-struct ContainerView<'a> {
-    path: String,
-    sc: Option<&'a SecurityContext>,
-    ports: &'a [ContainerPort],
+/// One mode's policy from a namespace's labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModePolicy {
+    pub level: Level,
+    pub version: Version,
 }
 
-fn containers(spec: &PodSpec) -> Vec<ContainerView<'_>> {
-    let mut out = Vec::new();
-    for (i, c) in spec.containers.iter().enumerate() {
-        out.push(ContainerView {
-            path: format!("spec.containers[{i}]"),
-            sc: c.security_context.as_ref(),
-            ports: c.ports.as_deref().unwrap_or_default(),
-        });
+impl fmt::Display for ModePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.level, self.version)
     }
-    for (i, c) in spec.init_containers.iter().flatten().enumerate() {
-        out.push(ContainerView {
-            path: format!("spec.initContainers[{i}]"),
-            sc: c.security_context.as_ref(),
-            ports: c.ports.as_deref().unwrap_or_default(),
-        });
-    }
-    for (i, c) in spec.ephemeral_containers.iter().flatten().enumerate() {
-        out.push(ContainerView {
-            path: format!("spec.ephemeralContainers[{i}]"),
-            sc: c.security_context.as_ref(),
-            ports: c.ports.as_deref().unwrap_or_default(),
-        });
-    }
-    out
 }
 
-struct Checker<'a> {
-    spec: &'a PodSpec,
-    annotations: Option<&'a std::collections::BTreeMap<String, String>>,
-    out: &'a mut Vec<Violation>,
-}
-
-impl Checker<'_> {
-    fn add(
-        &mut self,
-        level: Level,
-        control: &'static str,
-        path: String,
-        detail: impl Into<String>,
-    ) {
-        self.out.push(Violation {
-            level,
-            control,
-            path,
-            detail: detail.into(),
-        });
-    }
-
-    fn run(&mut self) {
-        let spec = self.spec;
-        let psc = spec.security_context.as_ref();
-        let containers = containers(spec);
-        self.host_namespaces();
-        self.volumes(spec.volumes.as_deref().unwrap_or_default());
-        if let Some(psc) = psc {
-            self.pod_context(psc);
-        }
-        for c in &containers {
-            self.container(c);
-        }
-        self.pod_wide_restricted(psc, &containers);
-        self.apparmor_annotations();
-    }
-
-    fn host_namespaces(&mut self) {
-        for (field, set) in [
-            ("hostNetwork", self.spec.host_network),
-            ("hostPID", self.spec.host_pid),
-            ("hostIPC", self.spec.host_ipc),
-        ] {
-            if set == Some(true) {
-                self.add(
-                    Level::Baseline,
-                    "Host Namespaces",
-                    format!("spec.{field}"),
-                    "true, must be unset or false",
-                );
-            }
-        }
-    }
-
-    fn volumes(&mut self, volumes: &[Volume]) {
-        for (i, vol) in volumes.iter().enumerate() {
-            let path = format!("spec.volumes[{i}]");
-            if vol.host_path.is_some() {
-                self.add(
-                    Level::Baseline,
-                    "HostPath Volumes",
-                    format!("{path}.hostPath"),
-                    format!("volume {:?} mounts a host path", vol.name),
-                );
-                continue;
-            }
-            // The volume's source is whichever field besides `name` is set.
-            let kind = serde_json::to_value(vol).ok().and_then(|v| {
-                v.as_object()
-                    .and_then(|o| o.keys().find(|k| *k != "name").cloned())
-            });
-            if let Some(kind) = kind
-                && !RESTRICTED_VOLUMES.contains(&kind.as_str())
-            {
-                self.add(
-                    Level::Restricted,
-                    "Volume Types",
-                    format!("{path}.{kind}"),
-                    format!(
-                        "volume {:?} is of type {kind}; allowed: {}",
-                        vol.name,
-                        RESTRICTED_VOLUMES.join(", ")
-                    ),
-                );
-            }
-        }
-    }
-
-    fn pod_context(&mut self, psc: &PodSecurityContext) {
-        let base = "spec.securityContext";
-        if psc.windows_options.as_ref().and_then(|w| w.host_process) == Some(true) {
-            self.add(
-                Level::Baseline,
-                "HostProcess",
-                format!("{base}.windowsOptions.hostProcess"),
-                "true, must be unset or false",
-            );
-        }
-        if let Some(t) = psc.app_armor_profile.as_ref().map(|p| p.type_.as_str()) {
-            self.apparmor(format!("{base}.appArmorProfile.type"), t);
-        }
-        if let Some(se) = &psc.se_linux_options {
-            self.selinux(base, se);
-        }
-        if let Some(t) = psc.seccomp_profile.as_ref().map(|p| p.type_.as_str())
-            && t == "Unconfined"
-        {
-            self.add(
-                Level::Baseline,
-                "Seccomp",
-                format!("{base}.seccompProfile.type"),
-                "Unconfined, must not be",
-            );
-        }
-        for (i, s) in psc.sysctls.iter().flatten().enumerate() {
-            if !SAFE_SYSCTLS.contains(&s.name.as_str()) {
-                self.add(
-                    Level::Baseline,
-                    "Sysctls",
-                    format!("{base}.sysctls[{i}].name"),
-                    format!("{} is not in the safe set", s.name),
-                );
-            }
-        }
-        if psc.run_as_user == Some(0) {
-            self.add(
-                Level::Restricted,
-                "Running as Non-root user",
-                format!("{base}.runAsUser"),
-                "0, must not be",
-            );
-        }
-    }
-
-    fn apparmor(&mut self, path: String, kind: &str) {
-        if !matches!(kind, "RuntimeDefault" | "Localhost") {
-            self.add(
-                Level::Baseline,
-                "AppArmor",
-                path,
-                format!("{kind}, must be unset, RuntimeDefault or Localhost"),
-            );
-        }
-    }
-
-    fn selinux(&mut self, base: &str, se: &k8s_openapi::api::core::v1::SELinuxOptions) {
-        if let Some(t) = se.type_.as_deref()
-            && !t.is_empty()
-            && !SELINUX_TYPES.contains(&t)
-        {
-            self.add(
-                Level::Baseline,
-                "SELinux",
-                format!("{base}.seLinuxOptions.type"),
-                format!("{t}, allowed: {}", SELINUX_TYPES.join(", ")),
-            );
-        }
-        for (field, value) in [("user", &se.user), ("role", &se.role)] {
-            if value.as_deref().is_some_and(|v| !v.is_empty()) {
-                self.add(
-                    Level::Baseline,
-                    "SELinux",
-                    format!("{base}.seLinuxOptions.{field}"),
-                    "set, must be unset",
-                );
-            }
-        }
-    }
-
-    fn container(&mut self, c: &ContainerView<'_>) {
-        for (j, p) in c.ports.iter().enumerate() {
-            if p.host_port.is_some_and(|hp| hp != 0) {
-                self.add(
-                    Level::Baseline,
-                    "Host Ports",
-                    format!("{}.ports[{j}].hostPort", c.path),
-                    format!("{}, must be unset or 0", p.host_port.unwrap_or_default()),
-                );
-            }
-        }
-        let base = format!("{}.securityContext", c.path);
-        let Some(sc) = c.sc else {
-            self.add(
-                Level::Restricted,
-                "Privilege Escalation",
-                format!("{base}.allowPrivilegeEscalation"),
-                "unset, must be false",
-            );
-            self.add(
-                Level::Restricted,
-                "Capabilities",
-                format!("{base}.capabilities.drop"),
-                "must include ALL",
-            );
-            return;
-        };
-        if sc.windows_options.as_ref().and_then(|w| w.host_process) == Some(true) {
-            self.add(
-                Level::Baseline,
-                "HostProcess",
-                format!("{base}.windowsOptions.hostProcess"),
-                "true, must be unset or false",
-            );
-        }
-        if sc.privileged == Some(true) {
-            self.add(
-                Level::Baseline,
-                "Privileged Containers",
-                format!("{base}.privileged"),
-                "true, must be unset or false",
-            );
-        }
-        self.capabilities(&base, sc.capabilities.as_ref());
-        if let Some(t) = sc.app_armor_profile.as_ref().map(|p| p.type_.as_str()) {
-            self.apparmor(format!("{base}.appArmorProfile.type"), t);
-        }
-        if let Some(se) = &sc.se_linux_options {
-            self.selinux(&base, se);
-        }
-        if let Some(pm) = sc.proc_mount.as_deref()
-            && pm != "Default"
-        {
-            self.add(
-                Level::Baseline,
-                "/proc Mount Type",
-                format!("{base}.procMount"),
-                format!("{pm}, must be unset or Default"),
-            );
-        }
-        if sc
-            .seccomp_profile
-            .as_ref()
-            .is_some_and(|p| p.type_ == "Unconfined")
-        {
-            self.add(
-                Level::Baseline,
-                "Seccomp",
-                format!("{base}.seccompProfile.type"),
-                "Unconfined, must not be",
-            );
-        }
-        if sc.allow_privilege_escalation != Some(false) {
-            let found = if sc.allow_privilege_escalation.is_some() {
-                "true"
+/// A namespace's `enforce`, `audit` and `warn` policies from its
+/// `pod-security.kubernetes.io/<mode>[-version]` labels, as upstream's `api.PolicyToEvaluate`
+/// with default `privileged:latest`: an unparsable enforce level is `restricted` (fail
+/// closed), an unparsable audit or warn level `privileged` (fail open), an unparsable version
+/// `latest`.
+pub fn namespace_policy(
+    labels: Option<&BTreeMap<String, String>>,
+) -> [(&'static str, ModePolicy); 3] {
+    let get = |key: String| labels.and_then(|l| l.get(&key)).map(String::as_str);
+    ["enforce", "audit", "warn"].map(|mode| {
+        let level = match get(format!("pod-security.kubernetes.io/{mode}")) {
+            None => Level::Privileged,
+            Some(s) => Level::parse(s).unwrap_or(if mode == "enforce" {
+                Level::Restricted
             } else {
-                "unset"
-            };
-            self.add(
-                Level::Restricted,
-                "Privilege Escalation",
-                format!("{base}.allowPrivilegeEscalation"),
-                format!("{found}, must be false"),
-            );
-        }
-        if sc.run_as_non_root == Some(false) {
-            self.add(
-                Level::Restricted,
-                "Running as Non-root",
-                format!("{base}.runAsNonRoot"),
-                "false, must be true or unset",
-            );
-        }
-        if sc.run_as_user == Some(0) {
-            self.add(
-                Level::Restricted,
-                "Running as Non-root user",
-                format!("{base}.runAsUser"),
-                "0, must not be",
-            );
-        }
-    }
-
-    fn capabilities(&mut self, base: &str, caps: Option<&Capabilities>) {
-        let added = caps.and_then(|c| c.add.as_deref()).unwrap_or_default();
-        for (k, cap) in added.iter().enumerate() {
-            let path = format!("{base}.capabilities.add[{k}]");
-            if !BASELINE_CAPS.contains(&cap.as_str()) {
-                self.add(
-                    Level::Baseline,
-                    "Capabilities",
-                    path,
-                    format!("{cap} is not in the baseline set"),
-                );
-            } else if cap != "NET_BIND_SERVICE" {
-                self.add(
-                    Level::Restricted,
-                    "Capabilities",
-                    path,
-                    format!("{cap}; only NET_BIND_SERVICE may be added"),
-                );
-            }
-        }
-        let drops_all = caps
-            .and_then(|c| c.drop.as_ref())
-            .is_some_and(|d| d.iter().any(|c| c == "ALL"));
-        if !drops_all {
-            self.add(
-                Level::Restricted,
-                "Capabilities",
-                format!("{base}.capabilities.drop"),
-                "must include ALL",
-            );
-        }
-    }
-
-    /// Controls satisfied either on the pod or on every container.
-    fn pod_wide_restricted(
-        &mut self,
-        psc: Option<&PodSecurityContext>,
-        containers: &[ContainerView<'_>],
-    ) {
-        let pod_non_root = psc.and_then(|p| p.run_as_non_root) == Some(true);
-        if !pod_non_root {
-            for c in containers {
-                if c.sc.and_then(|s| s.run_as_non_root).is_none() {
-                    self.add(
-                        Level::Restricted,
-                        "Running as Non-root",
-                        format!("{}.securityContext.runAsNonRoot", c.path),
-                        "unset, and spec.securityContext.runAsNonRoot is not true",
-                    );
-                }
-            }
-        }
-        let confined = |t: Option<&str>| matches!(t, Some("RuntimeDefault" | "Localhost"));
-        let pod_seccomp = confined(
-            psc.and_then(|p| p.seccomp_profile.as_ref())
-                .map(|p| p.type_.as_str()),
-        );
-        if !pod_seccomp {
-            for c in containers {
-                let t =
-                    c.sc.and_then(|s| s.seccomp_profile.as_ref())
-                        .map(|p| p.type_.as_str());
-                if t.is_none() {
-                    self.add(
-                        Level::Restricted,
-                        "Seccomp",
-                        format!("{}.securityContext.seccompProfile.type", c.path),
-                        "unset, and spec.securityContext.seccompProfile.type is not RuntimeDefault or Localhost",
-                    );
-                }
-            }
-        }
-    }
-
-    fn apparmor_annotations(&mut self) {
-        let Some(annotations) = self.annotations else {
-            return;
+                Level::Privileged
+            }),
         };
-        for (key, value) in annotations {
-            if let Some(container) = key.strip_prefix(APPARMOR_ANNOTATION)
-                && value != "runtime/default"
-                && !value.starts_with("localhost/")
-            {
-                self.add(
-                    Level::Baseline,
-                    "AppArmor",
-                    format!("metadata.annotations[{key:?}]"),
-                    format!("{value} for container {container}, must be runtime/default or localhost/<profile>"),
-                );
-            }
-        }
-    }
+        let version = get(format!("pod-security.kubernetes.io/{mode}-version"))
+            .map(|s| Version::parse(s).unwrap_or(Version::Latest))
+            .unwrap_or(Version::Latest);
+        (mode, ModePolicy { level, version })
+    })
 }
 
 #[cfg(test)]

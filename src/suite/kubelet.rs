@@ -86,6 +86,13 @@ fn kubelet(ctx: &Context) -> Result<(&Kubelet, Recorder), Outcome> {
     if let Some(p) = &k.config_path {
         r.note(format!("config {}", p.display()));
     }
+    if !k.drop_ins.is_empty() {
+        let names: Vec<String> = k.drop_ins.iter().map(|p| p.display().to_string()).collect();
+        r.note(format!(
+            "drop-ins, merged in this order: {}",
+            join_items(&names)
+        ));
+    }
     Ok((k, r))
 }
 
@@ -198,18 +205,19 @@ fn config_file(ctx: &Context) -> Outcome {
     file_check(ctx, "config file", path.as_deref(), 0o600, "600")
 }
 
-/// One setting: `ok` decides; the failure message says what was found and how to fix it.
+/// One setting: `judge` gives what the kubelet runs with, as shown, and whether that passes,
+/// from the same effective value, so the verdict never contradicts the detail; the failure
+/// message says what was found and how to fix it.
 fn setting(
     ctx: &Context,
     field: &str,
-    shown: impl Fn(&Kubelet) -> String,
-    ok: impl Fn(&Kubelet) -> bool,
+    judge: impl Fn(&Kubelet) -> (String, bool),
     fix: &str,
 ) -> Outcome {
     let (k, mut r) = get_or_return!(config(ctx));
-    let value = shown(k);
+    let (value, ok) = judge(k);
     let origin = k.origin(field);
-    if ok(k) {
+    if ok {
         r.ok(field, format!("{value} ({origin})"));
     } else {
         r.fail(field, format!("{value} ({origin})"));
@@ -217,22 +225,67 @@ fn setting(
     r.finish(|_| format!("{field} is {value} ({origin}); {fix}"))
 }
 
-fn shown_bool(k: &Kubelet, field: &str, default: bool) -> String {
-    match k.bool(field) {
-        Some(b) => b.to_string(),
-        None => format!("unset, so {default}"),
-    }
+/// A boolean setting that passes when it is `want`; unset means `default`; a value that is
+/// not a boolean (a flag the kubelet would refuse) fails.
+fn bool_setting(
+    ctx: &Context,
+    field: &str,
+    default: impl Fn(&Kubelet) -> bool,
+    want: bool,
+    fix: &str,
+) -> Outcome {
+    setting(
+        ctx,
+        field,
+        |k| match k.get(field) {
+            None => {
+                let d = default(k);
+                (format!("unset, so {d}"), d == want)
+            }
+            Some(serde_json::Value::Bool(b)) => (b.to_string(), *b == want),
+            Some(other) => (format!("{other}, not a boolean"), false),
+        },
+        fix,
+    )
+}
+
+/// An integer setting: unset means `default`; a value that is not an integer fails.
+fn int_setting(
+    ctx: &Context,
+    field: &str,
+    default: impl Fn(&Kubelet) -> Option<i64>,
+    unset_shown: &str,
+    ok: impl Fn(Option<i64>) -> bool,
+    fix: &str,
+) -> Outcome {
+    setting(
+        ctx,
+        field,
+        |k| match k.get(field) {
+            None => {
+                let d = default(k);
+                let shown = d.map_or_else(
+                    || format!("unset, so {unset_shown}"),
+                    |d| format!("unset, so {d}"),
+                );
+                (shown, ok(d))
+            }
+            Some(v) => match v.as_i64() {
+                Some(n) => (n.to_string(), ok(Some(n))),
+                None => (format!("{v}, not an integer"), false),
+            },
+        },
+        fix,
+    )
 }
 
 fn anonymous_auth(ctx: &Context) -> Outcome {
-    const F: &str = "authentication.anonymous.enabled";
     // The config file defaults to false, the flag to true.
-    let default = |k: &Kubelet| k.config_path.is_none();
-    setting(
+    bool_setting(
         ctx,
-        F,
-        |k| shown_bool(k, F, default(k)),
-        |k| !k.bool(F).unwrap_or(default(k)),
+        "authentication.anonymous.enabled",
+        |k| k.config_path.is_none(),
+        false,
         "set authentication.anonymous.enabled: false in the kubelet config (or --anonymous-auth=false) and restart the kubelet",
     )
 }
@@ -243,12 +296,12 @@ fn authorization_mode(ctx: &Context) -> Outcome {
         ctx,
         F,
         |k| {
-            k.str(F).map_or_else(
-                || format!("unset, so {}", defaulted(k, "Webhook", "AlwaysAllow")),
-                str::to_string,
-            )
+            let mode = k.str(F).unwrap_or(defaulted(k, "Webhook", "AlwaysAllow"));
+            let shown = k
+                .str(F)
+                .map_or_else(|| format!("unset, so {mode}"), str::to_string);
+            (shown, mode != "AlwaysAllow")
         },
-        |k| k.str(F).unwrap_or(defaulted(k, "Webhook", "AlwaysAllow")) != "AlwaysAllow",
         "set authorization.mode: Webhook in the kubelet config (or --authorization-mode=Webhook)",
     )
 }
@@ -258,26 +311,22 @@ fn client_ca_set(ctx: &Context) -> Outcome {
     setting(
         ctx,
         F,
-        |k| k.str(F).unwrap_or("unset").to_string(),
-        |k| k.str(F).is_some_and(|s| !s.is_empty()),
+        |k| match k.str(F) {
+            Some(s) if !s.is_empty() => (s.to_string(), true),
+            Some(_) => ("empty".to_string(), false),
+            None => ("unset".to_string(), false),
+        },
         "set authentication.x509.clientCAFile to the cluster CA (kubeadm: /etc/kubernetes/pki/ca.crt)",
     )
 }
 
 fn read_only_port(ctx: &Context) -> Outcome {
-    const F: &str = "readOnlyPort";
-    let port = |k: &Kubelet| {
-        k.int(F)
-            .unwrap_or(if k.config_path.is_some() { 0 } else { 10255 })
-    };
-    setting(
+    int_setting(
         ctx,
-        F,
-        |k| {
-            k.int(F)
-                .map_or_else(|| format!("unset, so {}", port(k)), |p| p.to_string())
-        },
-        |k| port(k) == 0,
+        "readOnlyPort",
+        |k| Some(if k.config_path.is_some() { 0 } else { 10255 }),
+        "",
+        |p| p == Some(0),
         "set readOnlyPort: 0 in the kubelet config (or --read-only-port=0): the port serves pod data unauthenticated",
     )
 }
@@ -287,22 +336,29 @@ fn streaming_timeout(ctx: &Context) -> Outcome {
     setting(
         ctx,
         F,
-        |k| {
-            k.str(F)
-                .map_or_else(|| "unset, so 4h0m0s".to_string(), str::to_string)
+        |k| match k.duration(F) {
+            None => ("unset, so 4h0m0s".to_string(), true),
+            Some(Ok(d)) => {
+                let raw = k.str(F).unwrap_or_default();
+                let shown = if raw == d.to_string() {
+                    raw.to_string()
+                } else {
+                    format!("{raw:?} ({d})")
+                };
+                (shown, !d.is_zero())
+            }
+            Some(Err(e)) => (format!("invalid: {e}; the kubelet refuses to start"), false),
         },
-        |k| !matches!(k.str(F), Some("0" | "0s" | "0m" | "0h")),
         "set streamingConnectionIdleTimeout to a non-zero duration such as 4h0m0s, so idle exec and port-forward sessions end",
     )
 }
 
 fn iptables_chains(ctx: &Context) -> Outcome {
-    const F: &str = "makeIPTablesUtilChains";
-    setting(
+    bool_setting(
         ctx,
-        F,
-        |k| shown_bool(k, F, true),
-        |k| k.bool(F).unwrap_or(true),
+        "makeIPTablesUtilChains",
+        |_| true,
+        true,
         "remove makeIPTablesUtilChains: false from the kubelet config (or set it true)",
     )
 }
@@ -362,23 +418,23 @@ fn tls_files(ctx: &Context) -> Outcome {
 }
 
 fn rotate_certificates(ctx: &Context) -> Outcome {
-    const F: &str = "rotateCertificates";
-    setting(
+    // The kubelet's default is false (the flag's and KubeletConfiguration's), so unset does not
+    // rotate.
+    bool_setting(
         ctx,
-        F,
-        |k| shown_bool(k, F, false),
-        |k| k.bool(F) != Some(false),
-        "remove rotateCertificates: false (kubeadm sets it true) so the client certificate renews itself",
+        "rotateCertificates",
+        |_| false,
+        true,
+        "set rotateCertificates: true (kubeadm sets it) so the client certificate renews itself",
     )
 }
 
 fn rotate_server_certificates(ctx: &Context) -> Outcome {
-    const F: &str = "featureGates.RotateKubeletServerCertificate";
-    setting(
+    bool_setting(
         ctx,
-        F,
-        |k| shown_bool(k, F, true),
-        |k| k.bool(F) != Some(false),
+        "featureGates.RotateKubeletServerCertificate",
+        |_| true,
+        true,
         "remove RotateKubeletServerCertificate=false from the kubelet's feature gates",
     )
 }
@@ -431,40 +487,33 @@ fn cipher_suites(ctx: &Context) -> Outcome {
 }
 
 fn pod_pids_limit(ctx: &Context) -> Outcome {
-    const F: &str = "podPidsLimit";
-    setting(
+    int_setting(
         ctx,
-        F,
-        |k| {
-            k.int(F)
-                .map_or_else(|| "unset, so unlimited".to_string(), |v| v.to_string())
-        },
-        |k| k.int(F).is_some_and(|v| v > 0),
+        "podPidsLimit",
+        |_| None,
+        "unlimited",
+        |v| v.is_some_and(|v| v > 0),
         "set podPidsLimit (for example 4096) so one pod cannot exhaust the node's PIDs",
     )
 }
 
 fn seccomp_default(ctx: &Context) -> Outcome {
-    const F: &str = "seccompDefault";
-    setting(
+    bool_setting(
         ctx,
-        F,
-        |k| shown_bool(k, F, false),
-        |k| k.bool(F) == Some(true),
+        "seccompDefault",
+        |_| false,
+        true,
         "set seccompDefault: true so containers without a profile get RuntimeDefault",
     )
 }
 
 fn max_pods(ctx: &Context) -> Outcome {
-    const F: &str = "maxPods";
-    setting(
+    int_setting(
         ctx,
-        F,
-        |k| {
-            k.int(F)
-                .map_or_else(|| "unset, so 110".to_string(), |v| v.to_string())
-        },
-        |k| k.int(F).unwrap_or(110) <= 110,
+        "maxPods",
+        |_| Some(110),
+        "",
+        |v| v.unwrap_or(110) <= 110,
         "Kubernetes is designed and tested for at most 110 pods per node; lower maxPods to 110 or add nodes",
     )
 }

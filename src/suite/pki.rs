@@ -1,6 +1,7 @@
 //! The cluster's certificates as a node holds them: one test per certificate of a kubeadm-style
 //! PKI, and one per kubeconfig.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use super::{Context, Outcome, Recorder, Test, join_items};
@@ -384,7 +385,7 @@ fn sans(r: &mut Recorder, ctx: &Context, cert: &Cert, which: Sans) {
                     missing.push(d.to_string());
                 }
             }
-            if !cert.ips.iter().any(|ip| ip.to_string() == "127.0.0.1") {
+            if !has_ip(cert, IpAddr::from([127, 0, 0, 1])) {
                 missing.push("127.0.0.1".into());
             }
         }
@@ -406,10 +407,14 @@ fn sans(r: &mut Recorder, ctx: &Context, cert: &Cert, which: Sans) {
             {
                 missing.push("kubernetes.default.svc.<cluster domain>".into());
             }
-            if let Some(ip) = advertise_address(ctx)
-                && !cert.ips.iter().any(|a| a.to_string() == ip)
-            {
-                missing.push(format!("{ip} (--advertise-address)"));
+            if let Some(ip) = advertise_address(ctx) {
+                match ip.parse::<IpAddr>() {
+                    Ok(addr) if has_ip(cert, addr) => {}
+                    Ok(_) => missing.push(format!("{ip} (--advertise-address)")),
+                    Err(_) => missing.push(format!(
+                        "{ip} (--advertise-address, which is not an IP address)"
+                    )),
+                }
             }
         }
     }
@@ -431,6 +436,15 @@ fn sans(r: &mut Recorder, ctx: &Context, cert: &Cert, which: Sans) {
             ),
         );
     }
+}
+
+/// Whether the certificate names `ip` among its IP SANs, compared as addresses
+/// (`fd00:10:0:0:0:0:0:a` is `fd00:10::a`; an IPv4-mapped IPv6 SAN is its IPv4 address, as Go's
+/// `net.IP.Equal` has it).
+fn has_ip(cert: &Cert, ip: IpAddr) -> bool {
+    cert.ips
+        .iter()
+        .any(|a| a.to_canonical() == ip.to_canonical())
 }
 
 fn advertise_address(ctx: &Context) -> Option<String> {
@@ -534,17 +548,18 @@ fn check_row(ctx: &Context, row: &Row) -> Outcome {
                     "issuer",
                     format!("its CA {} does not parse: {e}", parent_path.display()),
                 ),
-                Some(Ok(ca)) if ca.subject != cert.issuer => r.fail(
-                    "issuer",
-                    format!(
-                        "{}, expected {} ({})",
-                        cert.issuer,
-                        ca.subject,
-                        parent_path.display()
+                Some(Ok(ca)) if ca.subject != cert.issuer && cert.intermediates.is_empty() => r
+                    .fail(
+                        "issuer",
+                        format!(
+                            "{}, expected {} ({})",
+                            cert.issuer,
+                            ca.subject,
+                            parent_path.display()
+                        ),
                     ),
-                ),
-                Some(Ok(ca)) => match cert.signed_by(&ca) {
-                    Ok(()) => r.ok(
+                Some(Ok(ca)) => match cert.verify_to(&ca) {
+                    Ok(path) if path.len() == 1 => r.ok(
                         "issuer",
                         format!(
                             "{} ({}), signature verified",
@@ -552,7 +567,19 @@ fn check_row(ctx: &Context, row: &Row) -> Outcome {
                             parent_path.display()
                         ),
                     ),
-                    Err(e) => r.fail("issuer", format!("names {} but its {e}", ca.subject)),
+                    Ok(path) => r.ok(
+                        "issuer",
+                        format!(
+                            "{} ({}) through {} in the file, signatures verified",
+                            ca.subject,
+                            parent_path.display(),
+                            join_items(&path[..path.len() - 1])
+                        ),
+                    ),
+                    Err(e) if ca.subject == cert.issuer => {
+                        r.fail("issuer", format!("names {} but its {e}", ca.subject))
+                    }
+                    Err(e) => r.fail("issuer", e),
                 },
             }
         }
@@ -676,8 +703,8 @@ fn check_kubeconfig(
     identity(&mut r, &cert, cns, orgs);
     validity(&mut r, &cert);
     if let Some(Ok(ca)) = load_cert(&ctx.node.root, &pki_dir(ctx).join("ca.crt")).map(|f| f.cert) {
-        match cert.signed_by(&ca) {
-            Ok(()) => r.ok("issuer", format!("{}, signature verified", ca.subject)),
+        match cert.verify_to(&ca) {
+            Ok(_) => r.ok("issuer", format!("{}, signature verified", ca.subject)),
             Err(e) => r.fail("issuer", format!("not the cluster CA's: {e}")),
         }
     }

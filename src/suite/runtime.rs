@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Context, Outcome, Recorder, Service, Test, join_items};
-use crate::node::runtime::{Kind, discover};
+use crate::node::runtime::{Found, Kind, discover_with};
 use crate::runtime::docker::{ContainerSpec, Docker, Finished};
 use crate::runtime::{Unavailable, cri};
 
@@ -60,20 +60,33 @@ pub fn tests() -> Vec<Test> {
     ]
 }
 
+/// The endpoints of `kind`: the kubelet's configured CRI endpoint first, then the well-known.
+fn discover(ctx: &Context, kind: Kind) -> Vec<Found> {
+    let kubelet = ctx.node.kubelet().ok();
+    discover_with(
+        &ctx.node.root,
+        kind,
+        kubelet.and_then(|k| k.str("containerRuntimeEndpoint")),
+    )
+}
+
 fn present(ctx: &Context) -> Outcome {
     let mut r = Recorder::new();
     let mut tried = Vec::new();
     let mut any = false;
     for kind in [Kind::Cri, Kind::Docker] {
-        for f in discover(&ctx.node.root, kind) {
+        for f in discover(ctx, kind) {
             match &f.socket {
                 Ok(_) => {
                     any = true;
-                    r.ok(f.endpoint.name, format!("socket at {}", f.endpoint.path));
+                    r.ok(
+                        f.endpoint.name.as_ref(),
+                        format!("socket at {}", f.endpoint.path),
+                    );
                 }
                 Err(e) => {
                     tried.push(format!("{} ({})", f.endpoint.path, e.reason()));
-                    r.info(f.endpoint.name, format!("not found: {e}"));
+                    r.info(f.endpoint.name.as_ref(), format!("not found: {e}"));
                 }
             }
         }
@@ -90,8 +103,8 @@ fn present(ctx: &Context) -> Outcome {
 
 fn cri_ready(ctx: &Context) -> Outcome {
     let mut r = Recorder::new();
-    let found = discover(&ctx.node.root, Kind::Cri);
-    let tried: Vec<&str> = found.iter().map(|f| f.endpoint.path).collect();
+    let found = discover(ctx, Kind::Cri);
+    let tried: Vec<String> = found.iter().map(|f| f.endpoint.path.to_string()).collect();
     let sockets: Vec<_> = found
         .into_iter()
         .filter_map(|f| f.socket.ok().map(|s| (f.endpoint, s)))
@@ -113,13 +126,13 @@ fn cri_ready(ctx: &Context) -> Outcome {
             Ok(rep) => rep,
             Err(e) => {
                 problems.push(format!("{} at {path} does not answer: {e}", endpoint.name));
-                r.fail(endpoint.name, format!("{path}: {e}"));
+                r.fail(endpoint.name.as_ref(), format!("{path}: {e}"));
                 continue;
             }
         };
         let v = &report.version;
         r.ok(
-            endpoint.name,
+            endpoint.name.as_ref(),
             format!(
                 "{path}: {} {} (CRI {}, {})",
                 v.runtime_name, v.runtime_version, v.runtime_api_version, report.api

@@ -70,6 +70,12 @@ fn pod_security(ctx: &Context) -> Outcome {
         "static pod directory {}",
         ctx.node.static_pods().0.display()
     ));
+    // The kubelet admits static pods with no namespace labels, so the newest policy is the
+    // one a cluster's `latest` would apply to them once mirrored.
+    r.note(format!(
+        "evaluated against Pod Security Standards policy version latest (v1.{}, the newest this build knows)",
+        podsecurity::NEWEST
+    ));
     let mut broken = Vec::new();
     let mut offenders = Vec::new();
     for (file, pod) in pods(manifests, &mut r, &mut broken) {
@@ -103,8 +109,9 @@ fn pod_security(ctx: &Context) -> Outcome {
         let mut parts = Vec::new();
         if !offenders.is_empty() {
             parts.push(format!(
-                "static pods below the baseline Pod Security Standard: {}; drop those settings, or run \
+                "static pods below the baseline Pod Security Standard (policy v1.{}): {}; drop those settings, or run \
                  the workload as a DaemonSet in a namespace labelled for the privilege it needs",
+                podsecurity::NEWEST,
                 offenders.join("; ")
             ));
         }

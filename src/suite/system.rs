@@ -77,18 +77,25 @@ fn kernel_release(ctx: &Context) -> Outcome {
             "KERNEL_VERSION",
             format!("{release} (matches {})", re.as_str()),
         ),
-        None => r.fail(
+        // system-validators v1.10.1 on (kubeadm 1.33.2 on) reports an unlisted release as a
+        // warning: long-lived distribution kernels such as RHEL's 4.18.0-553.el8 and
+        // 5.14.0-585.el9 carry the features under an old number.
+        None => r.warn(
             "KERNEL_VERSION",
-            format!("{release} matches none of the supported versions"),
+            format!(
+                "{release} matches none of the supported versions ({}){}; a warning, as in \
+                 system-validators: make sure the kernel has the features the runtime and network \
+                 plugin need, or pass a spec that lists it with --system-spec",
+                join_items(patterns),
+                if ctx.spec.kernel_spec.versions_note.is_empty() {
+                    String::new()
+                } else {
+                    format!(". {}", ctx.spec.kernel_spec.versions_note)
+                }
+            ),
         ),
     }
-    r.finish(|_| {
-        format!(
-            "unsupported kernel release {release}: it matches none of {}; run a supported kernel, \
-             or pass a spec that accepts it with --system-spec",
-            join_items(patterns)
-        )
-    })
+    r.finish(|_| String::new())
 }
 
 /// How one spec item fares against the kernel config: the name that was found (or the primary
@@ -128,16 +135,19 @@ fn kernel_config(ctx: &Context) -> Outcome {
     };
     let spec = &ctx.spec.kernel_spec;
     let mut required: Vec<&Item> = spec.required.iter().collect();
+    let mut optional: Vec<&Item> = spec.optional.iter().collect();
     match cgroups::read(&ctx.node.root, Some(release)) {
         Ok(c) => {
             r.note(format!(
                 "cgroup {}: adding the options that version needs",
                 c.version
             ));
-            required.extend(match c.version {
-                CgroupVersion::V1 => &spec.required_cgroups_v1,
-                CgroupVersion::V2 => &spec.required_cgroups_v2,
-            });
+            let (req, opt) = match c.version {
+                CgroupVersion::V1 => (&spec.required_cgroups_v1, &spec.optional_cgroups_v1),
+                CgroupVersion::V2 => (&spec.required_cgroups_v2, &spec.optional_cgroups_v2),
+            };
+            required.extend(req);
+            optional.extend(opt);
         }
         Err(e) => {
             r.note(format!(
@@ -145,14 +155,17 @@ fn kernel_config(ctx: &Context) -> Outcome {
             ));
             required.extend(&spec.required_cgroups_v1);
             required.extend(&spec.required_cgroups_v2);
+            optional.extend(&spec.optional_cgroups_v1);
+            optional.extend(&spec.optional_cgroups_v2);
         }
     }
     let mut seen = std::collections::HashSet::new();
     required.retain(|i| seen.insert(i.name.as_str()));
+    optional.retain(|i| seen.insert(i.name.as_str()));
     let wanted: std::collections::HashSet<String> = required
         .iter()
         .copied()
-        .chain(&spec.optional)
+        .chain(optional.iter().copied())
         .chain(&spec.forbidden)
         .flat_map(Item::names)
         .map(|n| format!("CONFIG_{n}"))
@@ -202,7 +215,7 @@ fn kernel_config(ctx: &Context) -> Outcome {
             }
         }
     }
-    for item in &spec.optional {
+    for item in optional {
         match lookup(&config, item) {
             (name, Some(Tristate::BuiltIn)) => r.ok(name, "enabled"),
             (name, Some(Tristate::Module)) => r.ok(name, "enabled (as module)"),

@@ -26,6 +26,12 @@ pub enum Break {
     MismatchedKey,
     /// apiserver.crt is a client certificate.
     ClientInServerSlot,
+    /// Not a defect: apiserver.crt names the IPv6 address fd00:10::a, which the manifest's
+    /// --advertise-address writes out as fd00:10:0:0:0:0:0:a.
+    Ipv6Advertise,
+    /// Not a defect: apiserver.crt is issued by an intermediate CA (signed by the cluster CA)
+    /// that follows it in the same file.
+    ChainedLeaf,
 }
 
 fn write(root: &Path, rel: &str, text: &str, mode: u32) {
@@ -171,16 +177,44 @@ pub fn write_kubeadm_pki(root: &Path, node: &str, brk: Break) {
     if brk == Break::MissingSan {
         sans.retain(|s| *s != "kubernetes.default.svc");
     }
+    if brk == Break::Ipv6Advertise {
+        sans.retain(|s| *s != "10.0.0.10");
+        sans.push("fd00:10::a");
+        let manifest = root.join("etc/kubernetes/manifests/kube-apiserver.yaml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        assert!(text.contains("--advertise-address=10.0.0.10"));
+        std::fs::write(
+            &manifest,
+            text.replace(
+                "--advertise-address=10.0.0.10",
+                "--advertise-address=fd00:10:0:0:0:0:0:a",
+            ),
+        )
+        .unwrap();
+    }
     let server = brk != Break::ClientInServerSlot;
-    put(
-        "apiserver",
-        leaf(
-            &cluster,
-            params("kube-apiserver", &[], &sans),
-            server,
-            !server,
-        ),
+    let apiserver_issuer = if brk == Break::ChainedLeaf {
+        let mut p = params("kubernetes-intermediate", &[], &[]);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyCertSign,
+        ];
+        Some(CertifiedIssuer::signed_by(p, KeyPair::generate().unwrap(), &cluster).unwrap())
+    } else {
+        None
+    };
+    let (cert, key) = leaf(
+        apiserver_issuer.as_ref().unwrap_or(&cluster),
+        params("kube-apiserver", &[], &sans),
+        server,
+        !server,
     );
+    let cert = match &apiserver_issuer {
+        Some(i) => format!("{cert}{}", i.pem()),
+        None => cert,
+    };
+    put("apiserver", (cert, key));
     let kubelet_client_cn = if brk == Break::WrongCn {
         "kube-apiserver-kubelet"
     } else {
