@@ -148,6 +148,27 @@ fn usage_errors_exit_2_naming_the_bad_input() {
         ],
         "is not writable",
     );
+    // A FIFO as the spec: opening it must not wait for a writer that never comes.
+    let fifo_spec = tmp.path().join("fifo.yaml");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo_spec)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_usage_error(
+        &[
+            "run",
+            "--rootfs",
+            root,
+            "--result-dir",
+            out,
+            "--system-spec",
+            fifo_spec.to_str().unwrap(),
+        ],
+        "fifo.yaml: cannot read: is a FIFO (named pipe), not a regular file",
+    );
     assert_usage_error(&["run", "--parallelism", "0"], "--parallelism");
     assert_usage_error(&["frobnicate"], "frobnicate");
     // Nothing was written by the runs that stopped on bad input.

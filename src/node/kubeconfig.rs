@@ -6,7 +6,7 @@ use std::path::Path;
 use base64::Engine;
 use serde_json::Value;
 
-use super::rootfs::RootFs;
+use super::rootfs::{FileKind, RootFs};
 
 /// A credential or CA: its PEM bytes and where they came from (`embedded`, or the file).
 #[derive(Debug, Clone)]
@@ -28,7 +28,7 @@ pub struct Kubeconfig {
 
 /// Reads a kubeconfig; `Ok(None)` when the file does not exist.
 pub fn read(root: &RootFs, path: &Path) -> Result<Option<Kubeconfig>, String> {
-    let text = match root.read_to_string(path) {
+    let text = match root.read_to_string(path, FileKind::Config) {
         Ok(t) => t,
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(e.to_string()),
@@ -89,7 +89,7 @@ pub fn read(root: &RootFs, path: &Path) -> Result<Option<Kubeconfig>, String> {
         }
         let f = obj.get(file).and_then(Value::as_str)?;
         Some(
-            root.read(f)
+            root.read(f, FileKind::Pki)
                 .map(|bytes| Pem {
                     bytes,
                     from: f.to_string(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::rootfs::RootFs;
+use super::rootfs::{FileKind, RootFs};
 
 /// kubeadm's paths, used when no kubelet process names others.
 pub const KUBEADM_CONFIG: &str = "/var/lib/kubelet/config.yaml";
@@ -56,7 +56,9 @@ pub fn discover(root: &RootFs, hints: &Hints) -> Result<Kubelet, String> {
     let (source, flags) = match find_process(root) {
         Some((pid, args)) => (Source::Process(pid), parse_flags(&args)),
         None => {
-            let env = root.read_to_string(KUBEADM_FLAGS_ENV).ok();
+            let env = root
+                .read_to_string(KUBEADM_FLAGS_ENV, FileKind::Config)
+                .ok();
             (
                 Source::Files,
                 env.map(|e| parse_flags_env(&e)).unwrap_or_default(),
@@ -91,7 +93,7 @@ pub fn discover(root: &RootFs, hints: &Hints) -> Result<Kubelet, String> {
     }
     let (mut config, config_error) = match &config_path {
         Some(p) => match root
-            .read_to_string(p)
+            .read_to_string(p, FileKind::Config)
             .map_err(|e| e.to_string())
             .and_then(|t| parse_config(&t, p))
         {
@@ -120,7 +122,9 @@ fn find_process(root: &RootFs) -> Option<(u32, Vec<String>)> {
         .collect();
     pids.sort_unstable();
     pids.into_iter().find_map(|pid| {
-        let raw = root.read(format!("/proc/{pid}/cmdline")).ok()?;
+        let raw = root
+            .read(format!("/proc/{pid}/cmdline"), FileKind::Kernel)
+            .ok()?;
         let args: Vec<String> = raw
             .split(|b| *b == 0)
             .filter(|a| !a.is_empty())

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use pkcs8::der::Decode;
 use x509_parser::prelude::*;
 
-use super::rootfs::RootFs;
+use super::rootfs::{FileKind, RootFs};
 
 /// kubeadm's certificate directory.
 pub const DEFAULT_PKI_DIR: &str = "/etc/kubernetes/pki";
@@ -222,7 +222,7 @@ pub struct CertFile {
 }
 
 pub fn load_cert(root: &RootFs, path: &Path) -> Option<CertFile> {
-    match root.read(path) {
+    match root.read(path, FileKind::Pki) {
         Ok(bytes) => Some(CertFile {
             path: path.to_path_buf(),
             cert: parse_cert(&bytes),
@@ -256,7 +256,7 @@ pub fn load_key(root: &RootFs, path: &Path) -> Option<KeyFile> {
         }
     };
     let public = root
-        .read(path)
+        .read(path, FileKind::Pki)
         .map_err(|e| e.reason().to_string())
         .and_then(|b| parse_key(&b));
     Some(KeyFile {
