@@ -64,8 +64,6 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
         ),
         None => (SysSpec::builtin(), "built-in".to_string()),
     };
-    report::check_writable(&args.result_dir).map_err(UsageError)?;
-    let stale = report::set_aside_stale(&args.result_dir);
     let parallelism = args.parallelism.map(usize::from);
 
     let run_id = runtime::new_run_id();
@@ -113,13 +111,20 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
     let finisher = Arc::new(Finisher {
         done: Mutex::new(false),
         aside: Mutex::new(None),
+        stale: Mutex::new(Vec::new()),
         state: Arc::clone(&state),
         ctx: Arc::clone(&ctx),
         info,
         dir: args.result_dir.clone(),
         console: Arc::clone(&console),
     });
+    // Nothing on disk has changed yet; from here on a signal is answered with results.
     let signals = watch_signals(Arc::clone(&finisher));
+    report::check_writable(&args.result_dir).map_err(UsageError)?;
+    let stale = report::set_aside_stale(&args.result_dir);
+    if let Ok(mut slot) = finisher.stale.lock() {
+        slot.clone_from(&stale);
+    }
     let timeout = Duration::from_secs(args.test_timeout);
     // Once the tests are selected, one thread on the side: the facts they read ahead first
     // (a test may be waiting for them), then the JUnit cases of the unselected tests, then
@@ -132,21 +137,19 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
             }
         };
         let set_aside = stale.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
         let side = std::thread::Builder::new().spawn(move || {
             for read in reads {
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&ctx)));
             }
             let prepared = report::junit::prepare(&records);
             remove(&set_aside);
-            prepared
+            let _ = tx.send(prepared);
         });
         match (side, finisher.aside.lock()) {
-            (Ok(side), Ok(mut slot)) => *slot = Some(side),
+            (Ok(_), Ok(mut slot)) => *slot = Some(rx),
             // No thread to spare: the earlier results go now, the rest is done in line.
-            (Err(_), _) => remove(&stale),
-            (Ok(side), Err(_)) => {
-                let _ = side.join();
-            }
+            (Err(_), _) | (Ok(_), Err(_)) => remove(&stale),
         }
     };
     let run = runner::run(
@@ -164,13 +167,20 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
     finisher.finish(run, None)
 }
 
+/// How long the results wait for the work done on the side; past it they are made without it.
+const ASIDE_WAIT: Duration = Duration::from_millis(300);
+
 /// Writes the reports and removes what the run created, once: at the end of the run, or
 /// when a signal cuts it short.
 struct Finisher {
     done: Mutex<bool>,
-    /// The work done on the side while tests run (it includes deleting the earlier results set
-    /// aside, so it is waited for); it ends with the JUnit cases of the unselected tests.
-    aside: Mutex<Option<std::thread::JoinHandle<report::junit::Prepared>>>,
+    /// The work done on the side while tests run; it ends with the JUnit cases of the
+    /// unselected tests. Waited for [`ASIDE_WAIT`] at most: a read ahead may be stuck on the
+    /// node for good, and the results must not wait on it.
+    aside: Mutex<Option<std::sync::mpsc::Receiver<report::junit::Prepared>>>,
+    /// The earlier results set aside, deleted before the run ends (on the side when the
+    /// side thread gets to it, else here).
+    stale: Mutex<Vec<PathBuf>>,
     state: Arc<RunState>,
     ctx: Arc<Context>,
     info: RunInfo,
@@ -193,7 +203,10 @@ impl Finisher {
             .lock()
             .ok()
             .and_then(|mut a| a.take())
-            .and_then(|h| h.join().ok());
+            .and_then(|rx| rx.recv_timeout(ASIDE_WAIT).ok());
+        for file in self.stale.lock().map(|s| s.clone()).unwrap_or_default() {
+            let _ = std::fs::remove_file(file);
+        }
         let mut written = Vec::new();
         let mut error = None;
         for (file, rendered) in [
@@ -249,4 +262,59 @@ fn watch_signals(finisher: Arc<Finisher>) -> Option<signal_hook::iterator::Handl
         }
     });
     Some(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn results_do_not_wait_on_a_stuck_read_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let tests = suite::registry();
+        let state = RunState::new(&tests);
+        let console = Arc::new(Console::new());
+        let ctx = Arc::new(Context {
+            node: Node::new(RootFs::open("/").unwrap(), crate::node::Options::default()),
+            spec: SysSpec::builtin(),
+            services: Services::new("t".into(), "/nonexistent".into(), 0, None),
+            console: Arc::clone(&console),
+            waits: suite::functional::Waits::default(),
+        });
+        let stale = dir.path().join(".junit_01.xml.old1");
+        std::fs::write(&stale, "earlier").unwrap();
+        // The side thread never answers, as when a read ahead hangs on a dead mount.
+        let (_never, rx) = std::sync::mpsc::channel();
+        let finisher = Finisher {
+            done: Mutex::new(false),
+            aside: Mutex::new(Some(rx)),
+            stale: Mutex::new(vec![stale.clone()]),
+            state: Arc::clone(&state),
+            ctx,
+            info: RunInfo {
+                version: "test".into(),
+                run_id: "t".into(),
+                hostname: "h".into(),
+                rootfs: "/".into(),
+                focus: String::new(),
+                skip: String::new(),
+                system_spec: "built-in".into(),
+            },
+            dir: dir.path().to_path_buf(),
+            console,
+        };
+        let began = Instant::now();
+        let passed = finisher.finish(state.snapshot(Some("SIGTERM")), Some("SIGTERM"));
+        assert!(
+            began.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            began.elapsed()
+        );
+        assert!(passed.is_ok());
+        let junit = std::fs::read_to_string(dir.path().join(report::JUNIT_FILE)).unwrap();
+        assert!(junit.contains("not run: the run was interrupted by SIGTERM"));
+        assert!(dir.path().join(report::JSON_FILE).exists());
+        assert!(!stale.exists());
+    }
 }

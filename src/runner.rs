@@ -274,8 +274,10 @@ fn placeholder() -> TestRecord {
 
 /// Runs the selected tests, those that wait on services up to `parallelism` (default: the
 /// CPUs) at a time; unselected ones are recorded as skipped with the reason, and `selected` is
-/// called once they are, before any test runs, with the selected tests' read-ahead functions. A test that runs past `timeout` is failed and
-/// left behind; what it created in the runtimes is removed with the rest of the run's.
+/// called once they are, before any test runs, with the selected tests' read-ahead functions.
+/// Every test has the deadline `timeout`: one that runs past it is failed and left behind on
+/// its thread (a read stuck on a hung mount cannot be cancelled); what it created in the
+/// runtimes is removed with the rest of the run's.
 pub fn run(
     tests: &[Test],
     ctx: &Arc<Context>,
@@ -290,6 +292,7 @@ pub fn run(
     // on services run `parallelism` at a time.
     let (mut quick, mut reading, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
     let mut reads = Vec::new();
+    let worker = Arc::new(Worker::default());
     for (index, test) in tests.iter().enumerate() {
         let name = test.name();
         if let Some(reason) = selection.reason_unselected(&name) {
@@ -302,14 +305,15 @@ pub fn run(
             continue;
         }
         reads.extend(test.read_ahead);
-        let (ctx, state, console, run_fn) = (
+        let (ctx, state, console, worker, run_fn) = (
             Arc::clone(ctx),
             Arc::clone(state),
             Arc::clone(console),
+            Arc::clone(&worker),
             test.run,
         );
-        // Tests that talk to services can hang on them and get a thread they can be abandoned
-        // on; tests that only read the node's files run on the worker itself.
+        // Tests that talk to services can hang on them and get a thread of their own; tests that
+        // only read the node's files share one, replaced when a test is abandoned on it.
         let abandonable = !test.needs.is_empty();
         // A quick test that reads ahead goes after the others, which its reading overlaps.
         let trials = if abandonable {
@@ -327,7 +331,7 @@ pub fn run(
             let outcome = if abandonable {
                 run_with_timeout(run_fn, ctx, timeout)
             } else {
-                run_guarded(run_fn, &ctx)
+                worker.run(run_fn, ctx, timeout)
             };
             let mut record = placeholder();
             state.update(index, |slot| {
@@ -377,6 +381,70 @@ fn run_guarded(run_fn: fn(&Context) -> Outcome, ctx: &Context) -> Outcome {
     });
     outcome.waited = crate::suite::take_waited();
     outcome
+}
+
+/// A unit of work for the [`Worker`].
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The thread the quick tests run on, one after another: a thread per test would cost more
+/// than most of them do, and the runner's own thread cannot be abandoned.
+#[derive(Default)]
+struct Worker {
+    jobs: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+}
+
+impl Worker {
+    /// Runs a test on the worker thread, waiting at most `timeout`. A test past its deadline
+    /// keeps the thread; the next test gets a new one.
+    fn run(
+        &self,
+        run_fn: fn(&Context) -> Outcome,
+        ctx: Arc<Context>,
+        timeout: Duration,
+    ) -> Outcome {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(run_guarded(run_fn, &ctx));
+        });
+        let mut slot = self
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sender = match slot.take() {
+            Some(sender) => sender,
+            None => match Self::spawn() {
+                Ok(sender) => sender,
+                Err(e) => {
+                    return Outcome::failed(format!("cannot start a thread for the test: {e}"));
+                }
+            },
+        };
+        if sender.send(job).is_err() {
+            return Outcome::failed("the test thread is gone");
+        }
+        match rx.recv_timeout(timeout) {
+            Ok(outcome) => {
+                *slot = Some(sender);
+                outcome
+            }
+            Err(_) => Outcome::failed(format!(
+                "timed out after {}s (--test-timeout)",
+                timeout.as_secs()
+            )),
+        }
+    }
+
+    fn spawn() -> std::io::Result<std::sync::mpsc::Sender<Job>> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("quick-tests".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })?;
+        Ok(tx)
+    }
 }
 
 /// Runs a test on a thread of its own so a hung one can be abandoned at the deadline.
@@ -478,6 +546,64 @@ mod tests {
         assert!(Pattern::new("Sys.em").unwrap().literals.is_none());
         assert!(Pattern::new(r"a\|b").unwrap().literals.is_none());
         assert!(Pattern::new(r"\d").unwrap().literals.is_none());
+    }
+
+    fn context() -> Arc<Context> {
+        Arc::new(Context {
+            node: crate::node::Node::new(
+                crate::node::rootfs::RootFs::open("/").unwrap(),
+                crate::node::Options::default(),
+            ),
+            spec: crate::spec::SysSpec::builtin(),
+            services: crate::runtime::Services::new("t".into(), "/nonexistent".into(), 0, None),
+            console: Arc::new(Console::new()),
+            waits: crate::suite::functional::Waits::default(),
+        })
+    }
+
+    #[test]
+    fn a_test_that_only_reads_files_has_a_deadline_too() {
+        // As a read stuck on a hung mount would: no deadline, the run never ends.
+        fn stuck(_: &Context) -> Outcome {
+            std::thread::sleep(Duration::from_secs(3600));
+            Outcome::failed("woke up")
+        }
+        fn passes(_: &Context) -> Outcome {
+            let mut o = Outcome::skipped("");
+            o.verdict = Verdict::Passed;
+            o.message = None;
+            o
+        }
+        let tests = vec![
+            Test::plain("Files", &[], "stuck", stuck),
+            Test::plain("Files", &[], "after", passes),
+            Test::plain("Files", &[], "stuck again", stuck),
+            Test::plain("Files", &[], "last", passes),
+        ];
+        let state = RunState::new(&tests);
+        let began = Instant::now();
+        let run = run(
+            &tests,
+            &context(),
+            &Selection::new(None, None).unwrap(),
+            (Some(1), Duration::from_millis(300)),
+            &Arc::new(Console::new()),
+            &state,
+            |_| {},
+        );
+        assert!(began.elapsed() < Duration::from_secs(5));
+        let verdicts: Vec<_> = run.records.iter().map(|r| r.outcome.verdict).collect();
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::Failed,
+                Verdict::Passed,
+                Verdict::Failed,
+                Verdict::Passed
+            ]
+        );
+        let message = run.records[0].outcome.message.as_deref().unwrap_or("");
+        assert!(message.contains("timed out after"), "{message}");
     }
 
     #[test]

@@ -273,3 +273,50 @@ fn a_rerun_replaces_earlier_results_and_leaves_nothing_else() {
     let junit = std::fs::read_to_string(dir.path().join("junit_01.xml")).unwrap();
     assert!(junit.contains("<testsuites"), "{junit}");
 }
+
+#[test]
+fn a_signal_is_answered_within_a_second_while_a_test_is_stuck() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    common::copy_tree(&fixture("healthy-v2"), &root);
+    std::fs::create_dir_all(root.join("var/run")).unwrap();
+    // A Docker socket that accepts and never answers.
+    let listener =
+        std::os::unix::net::UnixListener::bind(root.join("var/run/docker.sock")).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let results = tmp.path().join("results");
+    let child = command()
+        .args([
+            "run",
+            "--focus",
+            "Docker Engine reports",
+            "--test-timeout",
+            "60",
+            "--rootfs",
+        ])
+        .arg(&root)
+        .arg("--result-dir")
+        .arg(&results)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    let sent = std::time::Instant::now();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let junit = std::fs::read_to_string(results.join("junit_01.xml")).unwrap();
+    assert!(junit.contains("interrupted by SIGTERM after"), "{junit}");
+}
