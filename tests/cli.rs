@@ -320,3 +320,53 @@ fn a_signal_is_answered_within_a_second_while_a_test_is_stuck() {
     let junit = std::fs::read_to_string(results.join("junit_01.xml")).unwrap();
     assert!(junit.contains("interrupted by SIGTERM after"), "{junit}");
 }
+
+#[test]
+fn a_full_disk_reports_every_result_file_and_leaves_no_temporary_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    // A file size limit makes every write past 1 KiB fail, as a full disk does.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -f 1 && exec \"$@\"")
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_node-conformance"))
+        .env_remove("SKIP")
+        .env_remove("FOCUS")
+        .args(["run", "--focus", "System Verification", "--rootfs"])
+        .arg(fixture("healthy-v2"))
+        .arg("--result-dir")
+        .arg(&results)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot write")
+            && err.contains("junit_01.xml")
+            && err.contains("results.json"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_dangling_symlink_as_result_dir_is_named_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let link = tmp.path().join("results");
+    std::os::unix::fs::symlink(tmp.path().join("nowhere"), &link).unwrap();
+    assert_usage_error(
+        &[
+            "run",
+            "--rootfs",
+            fixture("healthy-v2").to_str().unwrap(),
+            "--result-dir",
+            link.to_str().unwrap(),
+        ],
+        "which does not exist (a dangling symlink)",
+    );
+}
