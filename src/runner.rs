@@ -46,7 +46,11 @@ impl Pattern {
 }
 
 /// The text a regex piece matches when it is a literal: no metacharacter but escaped
-/// punctuation (`\[Flaky\]`). `None` for anything else.
+/// punctuation (`\[Flaky\]`). `None` for anything else, which the regex engine answers.
+///
+/// regex-lite reads an escaped ASCII punctuation character as that character, except `\<`
+/// and `\>`, which are word boundaries (start, end) there; Go's regexp, which ginkgo's FOCUS
+/// uses, rejects them.
 fn literal(piece: &str) -> Option<String> {
     const META: &str = r".^$*+?()[]{}|\";
     let mut out = String::with_capacity(piece.len());
@@ -54,7 +58,7 @@ fn literal(piece: &str) -> Option<String> {
     while let Some(c) = chars.next() {
         match c {
             '\\' => match chars.next() {
-                Some(e) if e.is_ascii_punctuation() => out.push(e),
+                Some(e) if e.is_ascii_punctuation() && e != '<' && e != '>' => out.push(e),
                 _ => return None,
             },
             c if META.contains(c) => return None,
@@ -518,6 +522,8 @@ mod tests {
             "[sig-node] Kubelet x [Serial]",
             "[sig-node] Pod Lifecycle a.b [Flaky]",
             "[sig-node] MirrorPod when create a mirror pod should x",
+            "[sig-node] NotSystem Verification <System> a-b #1 ~x & y_z",
+            "[sig-node] Systemd Kubelets",
         ];
         for p in [
             "System Verification",
@@ -532,6 +538,16 @@ mod tests {
             "(?i)kubelet",
             r"a\|b",
             r"\d",
+            r"\<System",
+            r"System\>",
+            r"\<Kubelet\>|\[Serial\]",
+            r"<System>",
+            r"\bSystem\b",
+            r"a\-b",
+            r"\#1",
+            r"\~x \& y\_z",
+            r"\ ",
+            "",
         ] {
             let pattern = Pattern::new(p).unwrap();
             for n in names {
@@ -546,6 +562,13 @@ mod tests {
         assert!(Pattern::new("Sys.em").unwrap().literals.is_none());
         assert!(Pattern::new(r"a\|b").unwrap().literals.is_none());
         assert!(Pattern::new(r"\d").unwrap().literals.is_none());
+        // Word boundaries in regex-lite, not the characters `<` and `>`.
+        assert!(Pattern::new(r"\<System").unwrap().literals.is_none());
+        let word = Pattern::new(r"\<System\>").unwrap();
+        assert!(word.is_match("[sig-node] System Verification"));
+        assert!(!word.is_match("[sig-node] NotSystem Verification"));
+        assert!(!word.is_match("[sig-node] Systemd"));
+        assert!(Pattern::new(r"\~x \& y\_z").unwrap().literals.is_some());
     }
 
     fn context() -> Arc<Context> {
