@@ -251,7 +251,7 @@ impl Finisher {
         let cleanup = self.ctx.services.shutdown();
         if let Some(why) = interrupted {
             self.console.line(&format!(
-                "\ninterrupted by {why}: unfinished tests are marked failed"
+                "\ninterrupted by {why}: running tests are marked failed, tests not started skipped"
             ));
         }
         for line in &cleanup {
@@ -280,6 +280,7 @@ fn watch_signals(finisher: Arc<Finisher>) -> Option<signal_hook::iterator::Handl
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
             let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+            finisher.state.interrupt();
             let run = finisher.state.snapshot(Some(name));
             let code = match finisher.finish(run, Some(name)) {
                 Ok(_) => 1,

@@ -178,6 +178,9 @@ pub struct RunState {
     started: DateTime<Utc>,
     clock: Instant,
     slots: Mutex<Vec<Slot>>,
+    /// Set by a signal: no test starts after it, and none that ends is printed (its verdict
+    /// in the results is the one the interruption gave it).
+    interrupted: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -207,7 +210,18 @@ impl RunState {
             started: Utc::now(),
             clock: Instant::now(),
             slots: Mutex::new(slots),
+            interrupted: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Marks the run interrupted; call before the [`RunState::snapshot`] that records it.
+    pub fn interrupt(&self) {
+        self.interrupted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn is_interrupted(&self) -> bool {
+        self.interrupted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn update(&self, index: usize, f: impl FnOnce(Slot) -> Slot) {
@@ -328,6 +342,9 @@ pub fn run(
             &mut quick
         };
         trials.push(Trial::ignorable_test(name, move || {
+            if state.is_interrupted() {
+                return Ok(Completion::ignored_with("interrupted"));
+            }
             let begin = Instant::now();
             state.update(index, |slot| {
                 Slot::Running(RunState::record_of(&slot).clone(), begin)
@@ -345,7 +362,9 @@ pub fn run(
                 record = r.clone();
                 Slot::Done(r)
             });
-            console.finished(&record);
+            if !state.is_interrupted() {
+                console.finished(&record);
+            }
             match record.outcome.verdict {
                 Verdict::Passed => Ok(Completion::Completed),
                 Verdict::Skipped => Ok(Completion::ignored_with(
@@ -627,6 +646,33 @@ mod tests {
         );
         let message = run.records[0].outcome.message.as_deref().unwrap_or("");
         assert!(message.contains("timed out after"), "{message}");
+    }
+
+    #[test]
+    fn nothing_starts_after_an_interrupt() {
+        fn must_not_run(_: &Context) -> Outcome {
+            panic!("ran after the interrupt")
+        }
+        let tests = vec![Test::plain("Files", &[], "later", must_not_run)];
+        let state = RunState::new(&tests);
+        state.interrupt();
+        let written = state.snapshot(Some("SIGTERM"));
+        run(
+            &tests,
+            &context(),
+            &Selection::new(None, None).unwrap(),
+            (Some(1), Duration::from_secs(5)),
+            &Arc::new(Console::new()),
+            &state,
+            |_| {},
+        );
+        // Still as the results recorded it: skipped, not a panic's failure.
+        let after = state.snapshot(Some("SIGTERM"));
+        for r in [&written.records[0], &after.records[0]] {
+            assert_eq!(r.outcome.verdict, Verdict::Skipped);
+            let message = r.outcome.message.as_deref().unwrap_or("");
+            assert!(message.contains("interrupted by SIGTERM"), "{message}");
+        }
     }
 
     #[test]

@@ -370,3 +370,27 @@ fn a_dangling_symlink_as_result_dir_is_named_as_such() {
         "which does not exist (a dangling symlink)",
     );
 }
+
+#[test]
+fn malformed_numbers_and_invalid_utf8_are_named_not_panics() {
+    for (args, want) in [
+        (&["workload", "--sleep", "inf"][..], "--sleep: \"inf\""),
+        (&["workload", "--sleep", "NaN"][..], "--sleep: \"NaN\""),
+        (&["workload", "--sleep", "1e300"][..], "--sleep: \"1e300\""),
+        (&["workload", "--exit", "99999999999"][..], "--exit"),
+    ] {
+        assert_usage_error(args, want);
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let out = command()
+        .arg("list")
+        .env("FOCUS", std::ffi::OsStr::from_bytes(b"Sys\xfftem"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("environment variable FOCUS (--focus)"),
+        "{err}"
+    );
+}
