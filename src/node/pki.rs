@@ -148,6 +148,34 @@ pub fn parse_key(bytes: &[u8]) -> Result<PublicKeyId, String> {
         Some(Err(e)) => return Err(format!("not PEM: {e}")),
         None => return Err("no PEM block".into()),
     };
+    parse_key_block(&pem)
+}
+
+/// The client certificate's key and the client key's public half, from PEM texts that may
+/// each hold both (kubeadm's `kubelet-client-current.pem` does): `Err` says why they are not
+/// a pair. A key whose public half cannot be derived is not judged.
+pub fn check_key_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<(), String> {
+    let blocks = |bytes: &[u8]| -> Vec<Pem> { Pem::iter_from_buffer(bytes).flatten().collect() };
+    let cert = blocks(cert_pem)
+        .into_iter()
+        .find(|p| p.label == "CERTIFICATE")
+        .ok_or("no CERTIFICATE block")?;
+    let cert = parse_cert(&cert.contents)?;
+    let key = blocks(key_pem)
+        .into_iter()
+        .find(|p| p.label.ends_with("PRIVATE KEY"))
+        .ok_or("no PRIVATE KEY block")?;
+    match parse_key_block(&key)? {
+        PublicKeyId::Other(_) => Ok(()),
+        public if public == cert.public_key => Ok(()),
+        _ => Err(format!(
+            "the private key does not belong to the certificate ({})",
+            cert.subject
+        )),
+    }
+}
+
+fn parse_key_block(pem: &Pem) -> Result<PublicKeyId, String> {
     match pem.label.as_str() {
         "RSA PRIVATE KEY" => rsa(&pem.contents),
         "EC PRIVATE KEY" => ec(&pem.contents),

@@ -636,8 +636,13 @@ fn kubeconfig_cert(ctx: &Context, path: &Path) -> Result<Option<(Cert, String)>,
         return Ok(None);
     };
     let pem = k.client_cert.clone().ok_or_else(|| {
+        let how = match (&k.unsupported_auth, &k.token) {
+            (Some(how), _) => format!("it authenticates with {how}"),
+            (None, Some(_)) => "it authenticates with a bearer token".to_string(),
+            (None, None) => "it names no credentials".to_string(),
+        };
         format!(
-            "{}: user {:?} has no client certificate (a token or exec plugin?)",
+            "{}: user {:?} has no client certificate: {how}",
             path.display(),
             k.user
         )

@@ -56,6 +56,9 @@ fn node_labels(ctx: &Context) -> Outcome {
         Err(Failure::Unreachable(e)) => {
             return Outcome::skipped(format!("no API server answers ({e})"));
         }
+        Err(Failure::Unsupported(e)) => {
+            return Outcome::skipped(format!("{e} ({})", path.display()));
+        }
         Err(Failure::Refused(e)) => {
             return r.fail_now(format!("the API server did not return Node {name}: {e}"));
         }
