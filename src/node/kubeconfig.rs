@@ -125,9 +125,9 @@ pub fn read(root: &RootFs, path: &Path) -> Result<Option<Kubeconfig>, String> {
             .filter(|f| !f.is_empty())?;
         let f = resolve(path, f);
         Some(
-            root.read(&f, FileKind::Pki)
+            root.read_shared(&f, FileKind::Pki)
                 .map(|bytes| Pem {
-                    bytes,
+                    bytes: bytes.to_vec(),
                     from: f.display().to_string(),
                 })
                 .map_err(|e| at(format!("{file}: {e}"))),

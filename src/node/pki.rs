@@ -250,7 +250,7 @@ pub struct CertFile {
 }
 
 pub fn load_cert(root: &RootFs, path: &Path) -> Option<CertFile> {
-    match root.read(path, FileKind::Pki) {
+    match root.read_shared(path, FileKind::Pki) {
         Ok(bytes) => Some(CertFile {
             path: path.to_path_buf(),
             cert: parse_cert(&bytes),
@@ -284,7 +284,7 @@ pub fn load_key(root: &RootFs, path: &Path) -> Option<KeyFile> {
         }
     };
     let public = root
-        .read(path, FileKind::Pki)
+        .read_shared(path, FileKind::Pki)
         .map_err(|e| e.reason().to_string())
         .and_then(|b| parse_key(&b));
     Some(KeyFile {

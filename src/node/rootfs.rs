@@ -11,6 +11,7 @@
 //! lookups here are expected to fail: a PATH search, the list of kernel config locations. On
 //! older kernels, or where a seccomp profile refuses openat2, pathrs's emulation takes over.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
@@ -18,6 +19,7 @@ use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use pathrs::Root;
 use pathrs::error::ErrorKind;
@@ -129,7 +131,12 @@ pub struct RootFs {
     /// The root is the harness's own `/` (run on the host, not in a container): resolving
     /// inside it is ordinary resolution, and a stat needs one system call instead of three.
     host_root: bool,
+    /// What [`RootFs::read_shared`] read, by path as asked.
+    shared: Mutex<HashMap<PathBuf, SharedRead>>,
 }
+
+/// A file's bytes as [`RootFs::read_shared`] read them, or why it could not.
+pub type SharedRead = Result<Arc<[u8]>, FsError>;
 
 impl RootFs {
     /// Opens the root directory. Fails when it does not exist or is not a directory.
@@ -164,6 +171,7 @@ impl RootFs {
             root,
             kernel_resolves,
             host_root,
+            shared: Mutex::new(HashMap::new()),
         })
     }
 
@@ -210,6 +218,22 @@ impl RootFs {
         let path = path.as_ref();
         let handle = self.open_in_root(path, OFlags::PATH)?;
         read_handle(path, &handle, kind)
+    }
+
+    /// [`RootFs::read`] once per path for the life of this root: files several tests read
+    /// (the cluster CA, a kubeconfig's certificate) are read once per run, and every test
+    /// judges the same bytes. For small files only (certificates, keys, tokens).
+    pub fn read_shared(&self, path: impl AsRef<Path>, kind: FileKind) -> SharedRead {
+        let path = path.as_ref();
+        // Held across the read so two tests asking at once do not both read; reads are bounded.
+        let mut shared = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        shared
+            .entry(path.to_path_buf())
+            .or_insert_with(|| self.read(path, kind).map(Arc::from))
+            .clone()
     }
 
     /// [`RootFs::read`] as UTF-8 text.
@@ -742,6 +766,20 @@ mod tests {
         assert_eq!(
             read_local_string(&t.path().join("ok"), FileKind::Config).unwrap(),
             "a: 1\n"
+        );
+    }
+
+    #[test]
+    fn shared_reads_read_once() {
+        let (t, root) = tree(true);
+        let first = root.read_shared("/etc/hostname", FileKind::Pki).unwrap();
+        std::fs::write(t.path().join("etc/hostname"), "changed\n").unwrap();
+        let again = root.read_shared("/etc/hostname", FileKind::Pki).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(
+            root.read_shared("/nope", FileKind::Pki)
+                .unwrap_err()
+                .is_not_found()
         );
     }
 

@@ -609,7 +609,7 @@ fn service_account(ctx: &Context) -> Outcome {
     let public = ctx
         .node
         .root
-        .read(&pub_path, crate::node::rootfs::FileKind::Pki)
+        .read_shared(&pub_path, crate::node::rootfs::FileKind::Pki)
         .map_err(|e| e.to_string())
         .and_then(|b| pki::parse_public_key(&b));
     match (&key.public, &public) {
