@@ -762,6 +762,12 @@ mod tests {
         assert_eq!(err.kind, FsErrorKind::NotRegular("a FIFO (named pipe)"));
         let err = read_local(Path::new("/dev/null"), FileKind::Config).unwrap_err();
         assert_eq!(err.kind, FsErrorKind::NotRegular("a character device"));
+        // The default workload binary: the magic link leads to the running executable, a
+        // regular file (a debug test binary is over the cap; a release build is not).
+        match read_local(Path::new("/proc/self/exe"), FileKind::WorkloadBinary) {
+            Ok(bytes) => assert!(bytes.starts_with(b"\x7fELF")),
+            Err(e) => assert!(matches!(e.kind, FsErrorKind::TooLarge { .. }), "{e}"),
+        }
         std::fs::write(t.path().join("ok"), "a: 1\n").unwrap();
         assert_eq!(
             read_local_string(&t.path().join("ok"), FileKind::Config).unwrap(),

@@ -75,7 +75,13 @@ impl ResultDir {
                 real.display()
             ));
         }
-        fs::create_dir_all(&real).map_err(|e| fail(&e))?;
+        fs::create_dir_all(&real).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                fail(&format!("{} exists and is not a directory", real.display()))
+            } else {
+                fail(&e)
+            }
+        })?;
         let fd = rustix::fs::open(
             &real,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -222,5 +228,9 @@ mod tests {
         let err = ResultDir::open(&t.path().join("dangling")).unwrap_err();
         assert!(err.contains("which does not exist"), "{err}");
         assert!(!err.contains("File exists"), "{err}");
+        std::fs::write(t.path().join("file"), "").unwrap();
+        std::os::unix::fs::symlink(t.path().join("file"), t.path().join("to-file")).unwrap();
+        let err = ResultDir::open(&t.path().join("to-file")).unwrap_err();
+        assert!(err.contains("exists and is not a directory"), "{err}");
     }
 }
