@@ -217,7 +217,7 @@ impl RootFs {
     pub fn read(&self, path: impl AsRef<Path>, kind: FileKind) -> Result<Vec<u8>, FsError> {
         let path = path.as_ref();
         let handle = self.open_in_root(path, OFlags::PATH)?;
-        read_handle(path, &handle, kind)
+        read_handle(path, &handle, kind, |flags| self.open_in_root(path, flags))
     }
 
     /// [`RootFs::read`] once per path for the life of this root: files several tests read
@@ -417,8 +417,15 @@ fn size_error(kind: FileKind) -> FsErrorKind {
 /// cap of `kind`. Anything else is refused before it is opened for reading, so a FIFO cannot
 /// block the open and a device is never opened at all: the read opens the same inode again
 /// through `/proc/self/fd`, non-blocking, and checks that it still is that regular file.
-/// `shown` names the file in errors.
-fn read_handle(shown: &Path, handle: &OwnedFd, kind: FileKind) -> Result<Vec<u8>, FsError> {
+/// Without a `/proc` to do that through, `by_path` opens the path again (non-blocking, so a
+/// FIFO swapped in meanwhile cannot block it either; the inode check refuses it). `shown`
+/// names the file in errors.
+fn read_handle(
+    shown: &Path,
+    handle: &OwnedFd,
+    kind: FileKind,
+    by_path: impl FnOnce(OFlags) -> Result<OwnedFd, FsError>,
+) -> Result<Vec<u8>, FsError> {
     let fail = |kind: FsErrorKind| FsError {
         path: shown.to_path_buf(),
         kind,
@@ -434,12 +441,16 @@ fn read_handle(shown: &Path, handle: &OwnedFd, kind: FileKind) -> Result<Vec<u8>
         return Err(fail(size_error(kind)));
     }
     use std::os::fd::AsRawFd;
-    let reopened = rustix::fs::open(
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let reopened = match rustix::fs::open(
         format!("/proc/self/fd/{}", handle.as_raw_fd()),
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        flags,
         Mode::empty(),
-    )
-    .map_err(errno)?;
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) if !Path::new("/proc/self/fd").exists() => by_path(flags)?,
+        Err(e) => return Err(errno(e)),
+    };
     let again = rustix::fs::fstat(&reopened).map_err(errno)?;
     if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
         return Err(fail(FsErrorKind::Other(
@@ -477,7 +488,12 @@ pub fn read_local(path: &Path, kind: FileKind) -> Result<Vec<u8>, FsError> {
                 kind: errno_kind(e.raw_os_error()),
             }
         })?;
-    read_handle(path, &handle, kind)
+    read_handle(path, &handle, kind, |flags| {
+        rustix::fs::open(path, flags, Mode::empty()).map_err(|e| FsError {
+            path: path.to_path_buf(),
+            kind: errno_kind(e.raw_os_error()),
+        })
+    })
 }
 
 /// `read_local` as UTF-8 text.
