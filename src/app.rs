@@ -1,7 +1,7 @@
 //! The subcommands, from parsed arguments to an outcome; `main` maps it to an exit code.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::cli::{RunArgs, SelectArgs};
@@ -64,8 +64,6 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
         ),
         None => (SysSpec::builtin(), "built-in".to_string()),
     };
-    report::check_writable(&args.result_dir).map_err(UsageError)?;
-    let stale = report::set_aside_stale(&args.result_dir);
     let parallelism = args.parallelism.map(usize::from);
 
     let run_id = runtime::new_run_id();
@@ -113,40 +111,45 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
     let finisher = Arc::new(Finisher {
         done: Mutex::new(false),
         aside: Mutex::new(None),
+        stale: Mutex::new(Vec::new()),
         state: Arc::clone(&state),
         ctx: Arc::clone(&ctx),
         info,
         dir: args.result_dir.clone(),
+        results: OnceLock::new(),
         console: Arc::clone(&console),
     });
+    // Nothing on disk has changed yet; from here on a signal is answered with results.
     let signals = watch_signals(Arc::clone(&finisher));
+    let results = report::ResultDir::open(&args.result_dir).map_err(UsageError)?;
+    if let Some(note) = &results.note {
+        console.line(note);
+    }
+    let stale = results.set_aside_stale();
+    if let Ok(mut slot) = finisher.stale.lock() {
+        slot.clone_from(&stale);
+    }
+    let _ = finisher.results.set(results);
     let timeout = Duration::from_secs(args.test_timeout);
     // Once the tests are selected, one thread on the side: the facts they read ahead first
     // (a test may be waiting for them), then the JUnit cases of the unselected tests, then
     // the earlier results set aside.
     let selected = |reads: Vec<fn(&suite::Context)>| {
         let (ctx, records) = (Arc::clone(&ctx), state.snapshot(None).records);
-        let remove = |files: &[PathBuf]| {
-            for file in files {
-                let _ = std::fs::remove_file(file);
-            }
-        };
-        let set_aside = stale.clone();
+        let side_finisher = Arc::clone(&finisher);
+        let (tx, rx) = std::sync::mpsc::channel();
         let side = std::thread::Builder::new().spawn(move || {
             for read in reads {
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&ctx)));
             }
             let prepared = report::junit::prepare(&records);
-            remove(&set_aside);
-            prepared
+            side_finisher.remove_stale();
+            let _ = tx.send(prepared);
         });
         match (side, finisher.aside.lock()) {
-            (Ok(side), Ok(mut slot)) => *slot = Some(side),
+            (Ok(_), Ok(mut slot)) => *slot = Some(rx),
             // No thread to spare: the earlier results go now, the rest is done in line.
-            (Err(_), _) => remove(&stale),
-            (Ok(side), Err(_)) => {
-                let _ = side.join();
-            }
+            (Err(_), _) | (Ok(_), Err(_)) => finisher.remove_stale(),
         }
     };
     let run = runner::run(
@@ -164,21 +167,45 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
     finisher.finish(run, None)
 }
 
+/// How long the results wait for the work done on the side; past it they are made without it.
+const ASIDE_WAIT: Duration = Duration::from_millis(300);
+
 /// Writes the reports and removes what the run created, once: at the end of the run, or
 /// when a signal cuts it short.
 struct Finisher {
     done: Mutex<bool>,
-    /// The work done on the side while tests run (it includes deleting the earlier results set
-    /// aside, so it is waited for); it ends with the JUnit cases of the unselected tests.
-    aside: Mutex<Option<std::thread::JoinHandle<report::junit::Prepared>>>,
+    /// The work done on the side while tests run; it ends with the JUnit cases of the
+    /// unselected tests. Waited for [`ASIDE_WAIT`] at most: a read ahead may be stuck on the
+    /// node for good, and the results must not wait on it.
+    aside: Mutex<Option<std::sync::mpsc::Receiver<report::junit::Prepared>>>,
+    /// The earlier results set aside, deleted before the run ends (on the side when the
+    /// side thread gets to it, else here).
+    stale: Mutex<Vec<String>>,
     state: Arc<RunState>,
     ctx: Arc<Context>,
     info: RunInfo,
+    /// The result dir as given, for messages before it is opened.
     dir: PathBuf,
+    /// Set once the result dir is checked and opened.
+    results: OnceLock<report::ResultDir>,
     console: Arc<Console>,
 }
 
 impl Finisher {
+    /// Deletes the earlier results set aside; each is deleted once, whoever gets to it first.
+    fn remove_stale(&self) {
+        let stale = self
+            .stale
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
+        if let Some(results) = self.results.get() {
+            for file in &stale {
+                results.remove(file);
+            }
+        }
+    }
+
     fn finish(&self, run: RunRecord, interrupted: Option<&str>) -> Result<bool, UsageError> {
         let Ok(mut done) = self.done.lock() else {
             return Err(UsageError("the run's state was poisoned".into()));
@@ -193,9 +220,10 @@ impl Finisher {
             .lock()
             .ok()
             .and_then(|mut a| a.take())
-            .and_then(|h| h.join().ok());
+            .and_then(|rx| rx.recv_timeout(ASIDE_WAIT).ok());
+        self.remove_stale();
         let mut written = Vec::new();
-        let mut error = None;
+        let mut errors = Vec::new();
         for (file, rendered) in [
             (
                 report::JUNIT_FILE,
@@ -203,28 +231,37 @@ impl Finisher {
             ),
             (report::JSON_FILE, report::json::render(&run, &self.info)),
         ] {
-            let path = self.dir.join(file);
+            let Some(results) = self.results.get() else {
+                errors.push(format!(
+                    "{file} not written: the run ended before the result dir {} was ready",
+                    self.dir.display()
+                ));
+                continue;
+            };
+            let path = results.path.join(file);
             match rendered.and_then(|text| {
-                report::write_atomically(&path, text.as_bytes())
+                results
+                    .write(file, text.as_bytes())
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))
             }) {
                 Ok(()) => written.push(path.display().to_string()),
-                Err(e) => error = Some(e),
+                Err(e) => errors.push(e),
             }
         }
         let cleanup = self.ctx.services.shutdown();
         if let Some(why) = interrupted {
             self.console.line(&format!(
-                "\ninterrupted by {why}: unfinished tests are marked failed"
+                "\ninterrupted by {why}: running tests are marked failed, tests not started skipped"
             ));
         }
         for line in &cleanup {
             self.console.line(line);
         }
         self.console.summary(&run, &written);
-        match error {
-            Some(e) => Err(UsageError(e)),
-            None => Ok(!run.failed()),
+        if errors.is_empty() {
+            Ok(!run.failed())
+        } else {
+            Err(UsageError(errors.join("; ")))
         }
     }
 }
@@ -232,11 +269,18 @@ impl Finisher {
 /// On SIGINT or SIGTERM: record the run as it stands, clean up, exit 1.
 fn watch_signals(finisher: Arc<Finisher>) -> Option<signal_hook::iterator::Handle> {
     use signal_hook::consts::{SIGINT, SIGTERM};
+    // A file size limit (ulimit -f) must fail a write, as a full disk does, and let the
+    // error be reported, instead of killing the harness with SIGXFSZ.
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).ok()?;
     let handle = signals.handle();
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
             let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+            finisher.state.interrupt();
             let run = finisher.state.snapshot(Some(name));
             let code = match finisher.finish(run, Some(name)) {
                 Ok(_) => 1,
@@ -249,4 +293,62 @@ fn watch_signals(finisher: Arc<Finisher>) -> Option<signal_hook::iterator::Handl
         }
     });
     Some(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn results_do_not_wait_on_a_stuck_read_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let tests = suite::registry();
+        let state = RunState::new(&tests);
+        let console = Arc::new(Console::new());
+        let ctx = Arc::new(Context {
+            node: Node::new(RootFs::open("/").unwrap(), crate::node::Options::default()),
+            spec: SysSpec::builtin(),
+            services: Services::new("t".into(), "/nonexistent".into(), 0, None),
+            console: Arc::clone(&console),
+            waits: suite::functional::Waits::default(),
+        });
+        let stale = dir.path().join(".junit_01.xml.old1");
+        std::fs::write(&stale, "earlier").unwrap();
+        let results = OnceLock::new();
+        let _ = results.set(report::ResultDir::open(dir.path()).unwrap());
+        // The side thread never answers, as when a read ahead hangs on a dead mount.
+        let (_never, rx) = std::sync::mpsc::channel();
+        let finisher = Finisher {
+            done: Mutex::new(false),
+            aside: Mutex::new(Some(rx)),
+            stale: Mutex::new(vec![".junit_01.xml.old1".into()]),
+            state: Arc::clone(&state),
+            ctx,
+            info: RunInfo {
+                version: "test".into(),
+                run_id: "t".into(),
+                hostname: "h".into(),
+                rootfs: "/".into(),
+                focus: String::new(),
+                skip: String::new(),
+                system_spec: "built-in".into(),
+            },
+            dir: dir.path().to_path_buf(),
+            results,
+            console,
+        };
+        let began = Instant::now();
+        let passed = finisher.finish(state.snapshot(Some("SIGTERM")), Some("SIGTERM"));
+        assert!(
+            began.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            began.elapsed()
+        );
+        assert!(passed.is_ok());
+        let junit = std::fs::read_to_string(dir.path().join(report::JUNIT_FILE)).unwrap();
+        assert!(junit.contains("not run: the run was interrupted by SIGTERM"));
+        assert!(dir.path().join(report::JSON_FILE).exists());
+        assert!(!stale.exists());
+    }
 }

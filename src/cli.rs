@@ -163,3 +163,68 @@ pub struct RunArgs {
     )]
     pub workload_binary: PathBuf,
 }
+
+/// The inputs that are not valid UTF-8, named for a message: the environment variables the
+/// command line falls back to (`environment variable FOCUS (--focus)`) and the arguments
+/// (`argument 3`). clap only says that one of them is.
+pub fn invalid_utf8_inputs(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+    env: impl Fn(&std::ffi::OsStr) -> Option<std::ffi::OsString>,
+) -> Vec<String> {
+    use clap::CommandFactory;
+    fn vars(cmd: &clap::Command, out: &mut Vec<(std::ffi::OsString, String)>) {
+        for arg in cmd.get_arguments() {
+            if let Some(name) = arg.get_env()
+                && !out.iter().any(|(n, _)| n == name)
+            {
+                let flag = arg
+                    .get_long()
+                    .map_or_else(|| arg.get_id().to_string(), |l| format!("--{l}"));
+                out.push((name.to_os_string(), flag));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            vars(sub, out);
+        }
+    }
+    let mut found: Vec<String> = args
+        .into_iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, a)| a.to_str().is_none())
+        .map(|(i, a)| format!("argument {i} ({})", a.to_string_lossy()))
+        .collect();
+    let mut known = Vec::new();
+    vars(&Cli::command(), &mut known);
+    for (name, flag) in known {
+        if env(&name).is_some_and(|v| v.to_str().is_none()) {
+            found.push(format!(
+                "environment variable {} ({flag})",
+                name.to_string_lossy()
+            ));
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::{OsStr, OsString};
+    use std::os::unix::ffi::OsStringExt;
+
+    #[test]
+    fn invalid_utf8_inputs_are_named() {
+        let bad = || OsString::from_vec(vec![b'a', 0xff]);
+        let env = |name: &OsStr| (name == "FOCUS").then(bad);
+        let args = [OsString::from("node-conformance"), "list".into(), bad()];
+        assert_eq!(
+            invalid_utf8_inputs(args, env),
+            [
+                "argument 2 (a\u{fffd})",
+                "environment variable FOCUS (--focus)"
+            ]
+        );
+        assert!(invalid_utf8_inputs([OsString::from("x")], |_| None).is_empty());
+    }
+}

@@ -16,6 +16,17 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::from(2);
         }
+        Err(e) if e.kind() == clap::error::ErrorKind::InvalidUtf8 => {
+            let named = node_conformance::cli::invalid_utf8_inputs(std::env::args_os(), |n| {
+                std::env::var_os(n)
+            });
+            if named.is_empty() {
+                eprintln!("node-conformance: invalid UTF-8 in the arguments or environment");
+            } else {
+                eprintln!("node-conformance: not valid UTF-8: {}", named.join(", "));
+            }
+            return ExitCode::from(2);
+        }
         Err(e) => {
             // clap's first line names the bad input; usage hints follow it. Keep the one line.
             let text = e.render().to_string();

@@ -46,7 +46,11 @@ impl Pattern {
 }
 
 /// The text a regex piece matches when it is a literal: no metacharacter but escaped
-/// punctuation (`\[Flaky\]`). `None` for anything else.
+/// punctuation (`\[Flaky\]`). `None` for anything else, which the regex engine answers.
+///
+/// regex-lite reads an escaped ASCII punctuation character as that character, except `\<`
+/// and `\>`, which are word boundaries (start, end) there; Go's regexp, which ginkgo's FOCUS
+/// uses, rejects them.
 fn literal(piece: &str) -> Option<String> {
     const META: &str = r".^$*+?()[]{}|\";
     let mut out = String::with_capacity(piece.len());
@@ -54,7 +58,7 @@ fn literal(piece: &str) -> Option<String> {
     while let Some(c) = chars.next() {
         match c {
             '\\' => match chars.next() {
-                Some(e) if e.is_ascii_punctuation() => out.push(e),
+                Some(e) if e.is_ascii_punctuation() && e != '<' && e != '>' => out.push(e),
                 _ => return None,
             },
             c if META.contains(c) => return None,
@@ -174,6 +178,9 @@ pub struct RunState {
     started: DateTime<Utc>,
     clock: Instant,
     slots: Mutex<Vec<Slot>>,
+    /// Set by a signal: no test starts after it, and none that ends is printed (its verdict
+    /// in the results is the one the interruption gave it).
+    interrupted: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -203,7 +210,18 @@ impl RunState {
             started: Utc::now(),
             clock: Instant::now(),
             slots: Mutex::new(slots),
+            interrupted: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Marks the run interrupted; call before the [`RunState::snapshot`] that records it.
+    pub fn interrupt(&self) {
+        self.interrupted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn is_interrupted(&self) -> bool {
+        self.interrupted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn update(&self, index: usize, f: impl FnOnce(Slot) -> Slot) {
@@ -274,8 +292,10 @@ fn placeholder() -> TestRecord {
 
 /// Runs the selected tests, those that wait on services up to `parallelism` (default: the
 /// CPUs) at a time; unselected ones are recorded as skipped with the reason, and `selected` is
-/// called once they are, before any test runs, with the selected tests' read-ahead functions. A test that runs past `timeout` is failed and
-/// left behind; what it created in the runtimes is removed with the rest of the run's.
+/// called once they are, before any test runs, with the selected tests' read-ahead functions.
+/// Every test has the deadline `timeout`: one that runs past it is failed and left behind on
+/// its thread (a read stuck on a hung mount cannot be cancelled); what it created in the
+/// runtimes is removed with the rest of the run's.
 pub fn run(
     tests: &[Test],
     ctx: &Arc<Context>,
@@ -290,6 +310,7 @@ pub fn run(
     // on services run `parallelism` at a time.
     let (mut quick, mut reading, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
     let mut reads = Vec::new();
+    let worker = Arc::new(Worker::default());
     for (index, test) in tests.iter().enumerate() {
         let name = test.name();
         if let Some(reason) = selection.reason_unselected(&name) {
@@ -302,14 +323,15 @@ pub fn run(
             continue;
         }
         reads.extend(test.read_ahead);
-        let (ctx, state, console, run_fn) = (
+        let (ctx, state, console, worker, run_fn) = (
             Arc::clone(ctx),
             Arc::clone(state),
             Arc::clone(console),
+            Arc::clone(&worker),
             test.run,
         );
-        // Tests that talk to services can hang on them and get a thread they can be abandoned
-        // on; tests that only read the node's files run on the worker itself.
+        // Tests that talk to services can hang on them and get a thread of their own; tests that
+        // only read the node's files share one, replaced when a test is abandoned on it.
         let abandonable = !test.needs.is_empty();
         // A quick test that reads ahead goes after the others, which its reading overlaps.
         let trials = if abandonable {
@@ -320,6 +342,9 @@ pub fn run(
             &mut quick
         };
         trials.push(Trial::ignorable_test(name, move || {
+            if state.is_interrupted() {
+                return Ok(Completion::ignored_with("interrupted"));
+            }
             let begin = Instant::now();
             state.update(index, |slot| {
                 Slot::Running(RunState::record_of(&slot).clone(), begin)
@@ -327,7 +352,7 @@ pub fn run(
             let outcome = if abandonable {
                 run_with_timeout(run_fn, ctx, timeout)
             } else {
-                run_guarded(run_fn, &ctx)
+                worker.run(run_fn, ctx, timeout)
             };
             let mut record = placeholder();
             state.update(index, |slot| {
@@ -337,7 +362,9 @@ pub fn run(
                 record = r.clone();
                 Slot::Done(r)
             });
-            console.finished(&record);
+            if !state.is_interrupted() {
+                console.finished(&record);
+            }
             match record.outcome.verdict {
                 Verdict::Passed => Ok(Completion::Completed),
                 Verdict::Skipped => Ok(Completion::ignored_with(
@@ -377,6 +404,70 @@ fn run_guarded(run_fn: fn(&Context) -> Outcome, ctx: &Context) -> Outcome {
     });
     outcome.waited = crate::suite::take_waited();
     outcome
+}
+
+/// A unit of work for the [`Worker`].
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The thread the quick tests run on, one after another: a thread per test would cost more
+/// than most of them do, and the runner's own thread cannot be abandoned.
+#[derive(Default)]
+struct Worker {
+    jobs: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+}
+
+impl Worker {
+    /// Runs a test on the worker thread, waiting at most `timeout`. A test past its deadline
+    /// keeps the thread; the next test gets a new one.
+    fn run(
+        &self,
+        run_fn: fn(&Context) -> Outcome,
+        ctx: Arc<Context>,
+        timeout: Duration,
+    ) -> Outcome {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(run_guarded(run_fn, &ctx));
+        });
+        let mut slot = self
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sender = match slot.take() {
+            Some(sender) => sender,
+            None => match Self::spawn() {
+                Ok(sender) => sender,
+                Err(e) => {
+                    return Outcome::failed(format!("cannot start a thread for the test: {e}"));
+                }
+            },
+        };
+        if sender.send(job).is_err() {
+            return Outcome::failed("the test thread is gone");
+        }
+        match rx.recv_timeout(timeout) {
+            Ok(outcome) => {
+                *slot = Some(sender);
+                outcome
+            }
+            Err(_) => Outcome::failed(format!(
+                "timed out after {}s (--test-timeout)",
+                timeout.as_secs()
+            )),
+        }
+    }
+
+    fn spawn() -> std::io::Result<std::sync::mpsc::Sender<Job>> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("quick-tests".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })?;
+        Ok(tx)
+    }
 }
 
 /// Runs a test on a thread of its own so a hung one can be abandoned at the deadline.
@@ -450,6 +541,8 @@ mod tests {
             "[sig-node] Kubelet x [Serial]",
             "[sig-node] Pod Lifecycle a.b [Flaky]",
             "[sig-node] MirrorPod when create a mirror pod should x",
+            "[sig-node] NotSystem Verification <System> a-b #1 ~x & y_z",
+            "[sig-node] Systemd Kubelets",
         ];
         for p in [
             "System Verification",
@@ -464,6 +557,16 @@ mod tests {
             "(?i)kubelet",
             r"a\|b",
             r"\d",
+            r"\<System",
+            r"System\>",
+            r"\<Kubelet\>|\[Serial\]",
+            r"<System>",
+            r"\bSystem\b",
+            r"a\-b",
+            r"\#1",
+            r"\~x \& y\_z",
+            r"\ ",
+            "",
         ] {
             let pattern = Pattern::new(p).unwrap();
             for n in names {
@@ -478,6 +581,98 @@ mod tests {
         assert!(Pattern::new("Sys.em").unwrap().literals.is_none());
         assert!(Pattern::new(r"a\|b").unwrap().literals.is_none());
         assert!(Pattern::new(r"\d").unwrap().literals.is_none());
+        // Word boundaries in regex-lite, not the characters `<` and `>`.
+        assert!(Pattern::new(r"\<System").unwrap().literals.is_none());
+        let word = Pattern::new(r"\<System\>").unwrap();
+        assert!(word.is_match("[sig-node] System Verification"));
+        assert!(!word.is_match("[sig-node] NotSystem Verification"));
+        assert!(!word.is_match("[sig-node] Systemd"));
+        assert!(Pattern::new(r"\~x \& y\_z").unwrap().literals.is_some());
+    }
+
+    fn context() -> Arc<Context> {
+        Arc::new(Context {
+            node: crate::node::Node::new(
+                crate::node::rootfs::RootFs::open("/").unwrap(),
+                crate::node::Options::default(),
+            ),
+            spec: crate::spec::SysSpec::builtin(),
+            services: crate::runtime::Services::new("t".into(), "/nonexistent".into(), 0, None),
+            console: Arc::new(Console::new()),
+            waits: crate::suite::functional::Waits::default(),
+        })
+    }
+
+    #[test]
+    fn a_test_that_only_reads_files_has_a_deadline_too() {
+        // As a read stuck on a hung mount would: no deadline, the run never ends.
+        fn stuck(_: &Context) -> Outcome {
+            std::thread::sleep(Duration::from_secs(3600));
+            Outcome::failed("woke up")
+        }
+        fn passes(_: &Context) -> Outcome {
+            let mut o = Outcome::skipped("");
+            o.verdict = Verdict::Passed;
+            o.message = None;
+            o
+        }
+        let tests = vec![
+            Test::plain("Files", &[], "stuck", stuck),
+            Test::plain("Files", &[], "after", passes),
+            Test::plain("Files", &[], "stuck again", stuck),
+            Test::plain("Files", &[], "last", passes),
+        ];
+        let state = RunState::new(&tests);
+        let began = Instant::now();
+        let run = run(
+            &tests,
+            &context(),
+            &Selection::new(None, None).unwrap(),
+            (Some(1), Duration::from_millis(300)),
+            &Arc::new(Console::new()),
+            &state,
+            |_| {},
+        );
+        assert!(began.elapsed() < Duration::from_secs(5));
+        let verdicts: Vec<_> = run.records.iter().map(|r| r.outcome.verdict).collect();
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::Failed,
+                Verdict::Passed,
+                Verdict::Failed,
+                Verdict::Passed
+            ]
+        );
+        let message = run.records[0].outcome.message.as_deref().unwrap_or("");
+        assert!(message.contains("timed out after"), "{message}");
+    }
+
+    #[test]
+    fn nothing_starts_after_an_interrupt() {
+        fn must_not_run(_: &Context) -> Outcome {
+            panic!("ran after the interrupt")
+        }
+        let tests = vec![Test::plain("Files", &[], "later", must_not_run)];
+        let state = RunState::new(&tests);
+        state.interrupt();
+        let written = state.snapshot(Some("SIGTERM"));
+        run(
+            &tests,
+            &context(),
+            &Selection::new(None, None).unwrap(),
+            (Some(1), Duration::from_secs(5)),
+            &Arc::new(Console::new()),
+            &state,
+            |_| {},
+        );
+        // Still as the results recorded it: skipped, not a panic's failure.
+        let after = state.snapshot(Some("SIGTERM"));
+        for r in [&written.records[0], &after.records[0]] {
+            assert_eq!(r.outcome.verdict, Verdict::Skipped);
+            let message = r.outcome.message.as_deref().unwrap_or("");
+            assert!(message.contains("interrupted by SIGTERM"), "{message}");
+        }
     }
 
     #[test]

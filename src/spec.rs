@@ -224,10 +224,12 @@ impl SysSpec {
     /// Reads a YAML (or JSON) spec file that replaces the built-in spec.
     pub fn load(path: &Path) -> Result<Self, SpecError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
-            file: file.clone(),
-            message: format!("cannot read: {e}"),
-        })?;
+        let text =
+            crate::node::rootfs::read_local_string(path, crate::node::rootfs::FileKind::Config)
+                .map_err(|e| SpecError {
+                    file: file.clone(),
+                    message: format!("cannot read: {}", e.reason()),
+                })?;
         Self::parse(&text, &file)
     }
 

@@ -21,7 +21,7 @@ pub enum Action {
         text: String,
     },
     AllocMib(usize),
-    Sleep(f64),
+    Sleep(Duration),
     Serve(u16),
     Exit(i32),
 }
@@ -40,6 +40,7 @@ pub fn parse(args: &[String]) -> Result<Vec<Action>, String> {
             v.parse::<i64>()
                 .map_err(|_| format!("{flag}: {v:?} is not a number"))
         };
+        let out_of_range = |e: std::num::TryFromIntError| format!("{flag}: {e}");
         actions.push(match flag.as_str() {
             "--stdout" => Action::Stdout(value()?),
             "--stderr" => Action::Stderr(value()?),
@@ -54,19 +55,22 @@ pub fn parse(args: &[String]) -> Result<Vec<Action>, String> {
                 }
             }
             "--alloc-mib" => {
-                Action::AllocMib(usize::try_from(number(value()?)?).map_err(|e| e.to_string())?)
+                Action::AllocMib(usize::try_from(number(value()?)?).map_err(out_of_range)?)
             }
             "--sleep" => {
                 let v = value()?;
+                // `inf`, `NaN`, negatives and 1e300 parse as f64 but are no duration.
                 Action::Sleep(
-                    v.parse()
-                        .map_err(|_| format!("--sleep: {v:?} is not a number of seconds"))?,
+                    v.parse::<f64>()
+                        .ok()
+                        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                        .ok_or_else(|| {
+                            format!("--sleep: {v:?} is not a number of seconds (finite, 0 or more)")
+                        })?,
                 )
             }
-            "--serve" => {
-                Action::Serve(u16::try_from(number(value()?)?).map_err(|e| e.to_string())?)
-            }
-            "--exit" => Action::Exit(i32::try_from(number(value()?)?).map_err(|e| e.to_string())?),
+            "--serve" => Action::Serve(u16::try_from(number(value()?)?).map_err(out_of_range)?),
+            "--exit" => Action::Exit(i32::try_from(number(value()?)?).map_err(out_of_range)?),
             other => return Err(format!("unknown workload action {other:?}")),
         });
     }
@@ -84,7 +88,10 @@ pub fn run(actions: &[Action]) -> i32 {
             Action::Stderr(t) => eprintln!("{t}"),
             Action::PrintEnv(name) => match std::env::var(name) {
                 Ok(v) => println!("{name}={v}"),
-                Err(_) => println!("{name} is not set"),
+                Err(std::env::VarError::NotPresent) => println!("{name} is not set"),
+                Err(std::env::VarError::NotUnicode(v)) => {
+                    println!("{name} is not valid UTF-8: {}", v.to_string_lossy());
+                }
             },
             Action::PrintId => {
                 println!(
@@ -118,7 +125,7 @@ pub fn run(actions: &[Action]) -> i32 {
                 }
                 println!("allocated {} MiB", blocks.len());
             }
-            Action::Sleep(secs) => std::thread::sleep(Duration::from_secs_f64(secs.max(0.0))),
+            Action::Sleep(d) => std::thread::sleep(*d),
             Action::Serve(port) => return serve(*port),
             Action::Exit(code) => return *code,
         }
@@ -186,6 +193,16 @@ mod tests {
                 .contains("not a number")
         );
         assert!(parse(&args(&["--bogus"])).unwrap_err().contains("unknown"));
+        for bad in ["inf", "-inf", "NaN", "-1", "1e300", "x"] {
+            let e = parse(&args(&["--sleep", bad])).unwrap_err();
+            assert!(e.starts_with("--sleep: "), "{bad}: {e}");
+        }
+        assert_eq!(
+            parse(&args(&["--sleep", "0.5"])).unwrap(),
+            [Action::Sleep(Duration::from_millis(500))]
+        );
+        let e = parse(&args(&["--serve", "70000"])).unwrap_err();
+        assert!(e.starts_with("--serve: "), "{e}");
     }
 
     #[test]

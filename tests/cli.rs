@@ -148,6 +148,27 @@ fn usage_errors_exit_2_naming_the_bad_input() {
         ],
         "is not writable",
     );
+    // A FIFO as the spec: opening it must not wait for a writer that never comes.
+    let fifo_spec = tmp.path().join("fifo.yaml");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo_spec)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_usage_error(
+        &[
+            "run",
+            "--rootfs",
+            root,
+            "--result-dir",
+            out,
+            "--system-spec",
+            fifo_spec.to_str().unwrap(),
+        ],
+        "fifo.yaml: cannot read: is a FIFO (named pipe), not a regular file",
+    );
     assert_usage_error(&["run", "--parallelism", "0"], "--parallelism");
     assert_usage_error(&["frobnicate"], "frobnicate");
     // Nothing was written by the runs that stopped on bad input.
@@ -251,4 +272,125 @@ fn a_rerun_replaces_earlier_results_and_leaves_nothing_else() {
     assert_eq!(names, ["junit_01.xml", "results.json"]);
     let junit = std::fs::read_to_string(dir.path().join("junit_01.xml")).unwrap();
     assert!(junit.contains("<testsuites"), "{junit}");
+}
+
+#[test]
+fn a_signal_is_answered_within_a_second_while_a_test_is_stuck() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    common::copy_tree(&fixture("healthy-v2"), &root);
+    std::fs::create_dir_all(root.join("var/run")).unwrap();
+    // A Docker socket that accepts and never answers.
+    let listener =
+        std::os::unix::net::UnixListener::bind(root.join("var/run/docker.sock")).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let results = tmp.path().join("results");
+    let child = command()
+        .args([
+            "run",
+            "--focus",
+            "Docker Engine reports",
+            "--test-timeout",
+            "60",
+            "--rootfs",
+        ])
+        .arg(&root)
+        .arg("--result-dir")
+        .arg(&results)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    let sent = std::time::Instant::now();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let junit = std::fs::read_to_string(results.join("junit_01.xml")).unwrap();
+    assert!(junit.contains("interrupted by SIGTERM after"), "{junit}");
+}
+
+#[test]
+fn a_full_disk_reports_every_result_file_and_leaves_no_temporary_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    // A file size limit makes every write past 1 KiB fail, as a full disk does.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -f 1 && exec \"$@\"")
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_node-conformance"))
+        .env_remove("SKIP")
+        .env_remove("FOCUS")
+        .args(["run", "--focus", "System Verification", "--rootfs"])
+        .arg(fixture("healthy-v2"))
+        .arg("--result-dir")
+        .arg(&results)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot write")
+            && err.contains("junit_01.xml")
+            && err.contains("results.json"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_dangling_symlink_as_result_dir_is_named_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let link = tmp.path().join("results");
+    std::os::unix::fs::symlink(tmp.path().join("nowhere"), &link).unwrap();
+    assert_usage_error(
+        &[
+            "run",
+            "--rootfs",
+            fixture("healthy-v2").to_str().unwrap(),
+            "--result-dir",
+            link.to_str().unwrap(),
+        ],
+        "which does not exist (a dangling symlink)",
+    );
+}
+
+#[test]
+fn malformed_numbers_and_invalid_utf8_are_named_not_panics() {
+    for (args, want) in [
+        (&["workload", "--sleep", "inf"][..], "--sleep: \"inf\""),
+        (&["workload", "--sleep", "NaN"][..], "--sleep: \"NaN\""),
+        (&["workload", "--sleep", "1e300"][..], "--sleep: \"1e300\""),
+        (&["workload", "--exit", "99999999999"][..], "--exit"),
+    ] {
+        assert_usage_error(args, want);
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let out = command()
+        .arg("list")
+        .env("FOCUS", std::ffi::OsStr::from_bytes(b"Sys\xfftem"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("environment variable FOCUS (--focus)"),
+        "{err}"
+    );
 }

@@ -198,6 +198,52 @@ fn no_kernel_config_lists_every_place_looked_at() {
     }
 }
 
+/// Makes a FIFO (no writer will ever come) at `path`, replacing what is there.
+fn fifo(path: &std::path::Path) {
+    let _ = std::fs::remove_file(path);
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn fifos_and_oversized_files_fail_their_test_instead_of_hanging_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    common::copy_tree(&fixture("healthy-v2"), &root);
+    fifo(&root.join("proc/config.gz"));
+    fifo(&root.join("proc/sys/net/ipv4/ip_forward"));
+    // A gzip bomb where the next kernel config is looked for: 64 MiB of zeros, 64 KiB packed.
+    let release = std::fs::read_to_string(root.join("proc/sys/kernel/osrelease")).unwrap();
+    std::fs::create_dir_all(root.join("boot")).unwrap();
+    let gz = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("head -c 67108864 /dev/zero | gzip -1")
+        .output()
+        .unwrap();
+    std::fs::write(
+        root.join(format!("boot/config-{}", release.trim())),
+        &gz.stdout,
+    )
+    .unwrap();
+    let run = common::run_on_within(&root, &["--focus", "System Verification"], 60);
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    let msg = assert_failed(&run, CONFIG);
+    assert!(
+        msg.contains("/proc/config.gz (is a FIFO (named pipe), not a regular file; not read)"),
+        "{msg}"
+    );
+    assert!(msg.contains("decompresses to more than 16 MiB"), "{msg}");
+    let msg = assert_failed(&run, FORWARD);
+    assert!(
+        msg.contains("/proc/sys/net/ipv4/ip_forward") && msg.contains("FIFO"),
+        "{msg}"
+    );
+    assert_passed(&run, OS);
+}
+
 #[test]
 fn absolute_and_climbing_symlinks_resolve_inside_the_root() {
     let run = run_system(&fixture("absolute-symlinks"), &[]);

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::rootfs::{FsError, RootFs};
+use super::rootfs::{FileKind, FsError, RootFs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CgroupVersion {
@@ -41,7 +41,7 @@ const UNIFIED: &str = "/sys/fs/cgroup";
 /// runs its containers on v1.
 pub fn read(root: &RootFs, kernel_release: Option<&str>) -> Result<Cgroups, FsError> {
     let controllers_file = format!("{UNIFIED}/cgroup.controllers");
-    match root.read_to_string(&controllers_file) {
+    match root.read_to_string(&controllers_file, FileKind::Kernel) {
         Ok(text) => Ok(read_v2(root, &controllers_file, &text, kernel_release)),
         Err(e) if e.is_not_found() => read_v1(root),
         Err(e) => Err(e),
@@ -90,7 +90,7 @@ fn read_v2(root: &RootFs, file: &str, text: &str, kernel_release: Option<&str>) 
 }
 
 fn read_v1(root: &RootFs) -> Result<Cgroups, FsError> {
-    let text = root.read_to_string("/proc/cgroups")?;
+    let text = root.read_to_string("/proc/cgroups", FileKind::Kernel)?;
     let controllers = parse_proc_cgroups(&text);
     let mut notes = vec![format!(
         "cgroup v1: enabled controllers in /proc/cgroups: {}",

@@ -4,7 +4,7 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::rootfs::{FileInfo, FsError, RootFs};
+use super::rootfs::{FileInfo, FileKind, FsError, RootFs};
 
 /// The PATH a root login shell has on the common distributions; the host's own environment is
 /// not visible from the harness's container.
@@ -12,7 +12,10 @@ pub const HOST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 
 /// A sysctl by its dotted name (`net.ipv4.ip_forward`), read from /proc/sys.
 pub fn sysctl(root: &RootFs, name: &str) -> Result<String, FsError> {
-    Ok(root.read_to_string(sysctl_path(name))?.trim().to_string())
+    Ok(root
+        .read_to_string(sysctl_path(name), FileKind::Kernel)?
+        .trim()
+        .to_string())
 }
 
 pub fn sysctl_path(name: &str) -> PathBuf {
@@ -28,7 +31,9 @@ pub struct SwapDevice {
 
 /// The active swap devices, from /proc/swaps.
 pub fn swaps(root: &RootFs) -> Result<Vec<SwapDevice>, FsError> {
-    Ok(parse_swaps(&root.read_to_string("/proc/swaps")?))
+    Ok(parse_swaps(
+        &root.read_to_string("/proc/swaps", FileKind::Kernel)?,
+    ))
 }
 
 pub fn parse_swaps(text: &str) -> Vec<SwapDevice> {
@@ -48,8 +53,8 @@ pub fn parse_swaps(text: &str) -> Vec<SwapDevice> {
 /// The distribution's name (`PRETTY_NAME` of os-release), when the node has one.
 pub fn distribution(root: &RootFs) -> Option<String> {
     let text = root
-        .read_to_string("/etc/os-release")
-        .or_else(|_| root.read_to_string("/usr/lib/os-release"))
+        .read_to_string("/etc/os-release", FileKind::Config)
+        .or_else(|_| root.read_to_string("/usr/lib/os-release", FileKind::Config))
         .ok()?;
     text.lines().find_map(|l| {
         let v = l.strip_prefix("PRETTY_NAME=")?;

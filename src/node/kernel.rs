@@ -4,12 +4,12 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
 
-use super::rootfs::{FsError, RootFs};
+use super::rootfs::{FileKind, FsError, RootFs};
 
 /// The kernel's name (`Linux`), as `uname -s` reports it.
 pub fn os_type(root: &RootFs) -> Result<String, FsError> {
     Ok(root
-        .read_to_string("/proc/sys/kernel/ostype")?
+        .read_to_string("/proc/sys/kernel/ostype", FileKind::Kernel)?
         .trim()
         .to_string())
 }
@@ -17,7 +17,7 @@ pub fn os_type(root: &RootFs) -> Result<String, FsError> {
 /// The kernel release (`6.1.0-18-amd64`), as `uname -r` reports it.
 pub fn release(root: &RootFs) -> Result<String, FsError> {
     Ok(root
-        .read_to_string("/proc/sys/kernel/osrelease")?
+        .read_to_string("/proc/sys/kernel/osrelease", FileKind::Kernel)?
         .trim()
         .to_string())
 }
@@ -83,7 +83,7 @@ pub struct ConfigNotFound {
 pub fn find_config(root: &RootFs, release: &str) -> Result<(PathBuf, Vec<u8>), ConfigNotFound> {
     let mut attempts = Vec::new();
     for path in config_locations(release) {
-        let problem = match root.read(&path) {
+        let problem = match root.read(&path, FileKind::KernelConfig) {
             Ok(bytes) => match decode(bytes) {
                 Ok(text) => return Ok((path, text)),
                 Err(e) => e,
@@ -98,6 +98,11 @@ pub fn find_config(root: &RootFs, release: &str) -> Result<(PathBuf, Vec<u8>), C
 
 /// Plain text, or gzip when the bytes say so (whatever the file is called).
 fn decode(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    decode_capped(bytes, FileKind::KernelConfig.cap())
+}
+
+/// [`decode`] with the decompressed size capped at `cap` bytes.
+fn decode_capped(bytes: Vec<u8>, cap: u64) -> Result<Vec<u8>, String> {
     if !bytes.starts_with(&[0x1f, 0x8b]) {
         return Ok(bytes);
     }
@@ -109,10 +114,18 @@ fn decode(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
         .and_then(|at| bytes.get(at..))
         .and_then(|t| t.try_into().ok())
         .map_or(0, |t: [u8; 4]| u32::from_le_bytes(t) as usize);
-    let mut out = Vec::with_capacity(size.clamp(bytes.len(), 64 << 20) + 1);
+    // The cap holds for the decompressed text too: a small gzip bomb must not cost gigabytes.
+    let mut out = Vec::with_capacity(size.clamp(bytes.len(), cap as usize) + 1);
     flate2::read::GzDecoder::new(bytes.as_slice())
+        .take(cap + 1)
         .read_to_end(&mut out)
         .map_err(|e| format!("not a readable gzip file: {e}"))?;
+    if out.len() as u64 > cap {
+        return Err(format!(
+            "decompresses to more than {} MiB, the most the harness reads of a kernel config; not read",
+            cap >> 20
+        ));
+    }
     Ok(out)
 }
 
@@ -198,6 +211,25 @@ mod tests {
                 .unwrap_err()
                 .contains("gzip")
         );
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_at_the_cap() {
+        // 4 MiB of zeros is a few KiB of gzip; the trailer's size is also a lie here. The
+        // cap is lowered to 1 MiB so the test stays fast; `decode` uses the kind's 16 MiB.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&vec![0u8; 4 << 20]).unwrap();
+        let honest = gz.finish().unwrap();
+        assert!(honest.len() < 64 << 10);
+        assert_eq!(
+            decode_capped(honest.clone(), 4 << 20).unwrap().len(),
+            4 << 20
+        );
+        let mut lying = honest;
+        let n = lying.len();
+        lying[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        let err = decode_capped(lying, 1 << 20).unwrap_err();
+        assert!(err.contains("decompresses to more than 1 MiB"), "{err}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::duration::{self, GoDuration};
-use super::rootfs::RootFs;
+use super::rootfs::{FileKind, RootFs};
 
 /// kubeadm's paths, used when no kubelet process names others.
 pub const KUBEADM_CONFIG: &str = "/var/lib/kubelet/config.yaml";
@@ -61,7 +61,9 @@ pub fn discover(root: &RootFs, hints: &Hints) -> Result<Kubelet, String> {
     let (source, flags) = match find_process(root) {
         Some((pid, args)) => (Source::Process(pid), parse_flags(&args)),
         None => {
-            let env = root.read_to_string(KUBEADM_FLAGS_ENV).ok();
+            let env = root
+                .read_to_string(KUBEADM_FLAGS_ENV, FileKind::Config)
+                .ok();
             (
                 Source::Files,
                 env.map(|e| parse_flags_env(&e)).unwrap_or_default(),
@@ -161,7 +163,9 @@ fn find_process(root: &RootFs) -> Option<(u32, Vec<String>)> {
         .collect();
     pids.sort_unstable();
     pids.into_iter().find_map(|pid| {
-        let raw = root.read(format!("/proc/{pid}/cmdline")).ok()?;
+        let raw = root
+            .read(format!("/proc/{pid}/cmdline"), FileKind::Kernel)
+            .ok()?;
         let args: Vec<String> = raw
             .split(|b| *b == 0)
             .filter(|a| !a.is_empty())
@@ -230,7 +234,9 @@ const PATH_FIELDS: &[&str] = &[
 
 /// A config file or drop-in, its relative paths resolved against its directory.
 fn read_config(root: &RootFs, path: &Path) -> Result<Value, String> {
-    let text = root.read_to_string(path).map_err(|e| e.to_string())?;
+    let text = root
+        .read_to_string(path, FileKind::Config)
+        .map_err(|e| e.to_string())?;
     let mut v = parse_config(&text, path)?;
     let dir = path.parent().unwrap_or(Path::new("/"));
     for field in PATH_FIELDS {

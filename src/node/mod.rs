@@ -13,13 +13,17 @@ pub mod rootfs;
 pub mod runtime;
 pub mod staticpods;
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rootfs::{FsError, RootFs};
 
 /// A kernel config's location and text, or every place looked at.
 pub type KernelConfigText = Result<(PathBuf, Vec<u8>), kernel::ConfigNotFound>;
+
+/// A kubeconfig as [`kubeconfig::read`] returns it, shared by the tests that use it.
+pub type KubeconfigRead = Arc<Result<Option<kubeconfig::Kubeconfig>, String>>;
 
 /// kubeadm's static pod directory, where no other is given.
 pub const DEFAULT_POD_MANIFEST_DIR: &str = "/etc/kubernetes/manifests";
@@ -43,6 +47,7 @@ pub struct Node {
     kubelet: OnceLock<Result<kubelet::Kubelet, String>>,
     name: OnceLock<String>,
     static_pods: OnceLock<(PathBuf, Result<Vec<staticpods::Manifest>, FsError>)>,
+    kubeconfigs: Mutex<HashMap<PathBuf, KubeconfigRead>>,
 }
 
 impl Node {
@@ -55,6 +60,7 @@ impl Node {
             kubelet: OnceLock::new(),
             name: OnceLock::new(),
             static_pods: OnceLock::new(),
+            kubeconfigs: Mutex::new(HashMap::new()),
         }
     }
 
@@ -95,7 +101,7 @@ impl Node {
                 return h.to_lowercase();
             }
             self.root
-                .read_to_string("/etc/hostname")
+                .read_to_string("/etc/hostname", rootfs::FileKind::Config)
                 .map(|h| h.trim().to_string())
                 .ok()
                 .filter(|h| !h.is_empty())
@@ -131,6 +137,20 @@ impl Node {
             .unwrap_or_else(|| PathBuf::from(pki::DEFAULT_PKI_DIR))
     }
 
+    /// The kubeconfig at `path` (and the files it names), read once per run however many
+    /// tests ask: the answer `kubeconfig::read` gave the first time.
+    pub fn kubeconfig(&self, path: &Path) -> KubeconfigRead {
+        // Held across the read so two tests asking at once do not both read; reads are bounded.
+        let mut cache = self
+            .kubeconfigs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache
+            .entry(path.to_path_buf())
+            .or_insert_with(|| Arc::new(kubeconfig::read(&self.root, path)))
+            .clone()
+    }
+
     /// The static pod manifests and the directory they came from, read once.
     pub fn static_pods(&self) -> (&std::path::Path, Result<&[staticpods::Manifest], &FsError>) {
         let (dir, manifests) = self.static_pods.get_or_init(|| {
@@ -139,5 +159,33 @@ impl Node {
             (dir, read)
         });
         (dir, manifests.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kubeconfig_is_read_once_per_run() {
+        let t = tempfile::tempdir().unwrap();
+        let conf = "clusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:6443'}\n\
+                    contexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n";
+        std::fs::write(t.path().join("k.conf"), conf).unwrap();
+        let node = Node::new(RootFs::open(t.path()).unwrap(), Options::default());
+        let first = node.kubeconfig(Path::new("/k.conf"));
+        // Gone from the node: a second read would say so; the run keeps what it read.
+        std::fs::remove_file(t.path().join("k.conf")).unwrap();
+        let second = node.kubeconfig(Path::new("/k.conf"));
+        assert!(Arc::ptr_eq(&first, &second));
+        let server = second
+            .as_ref()
+            .as_ref()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .server
+            .clone();
+        assert_eq!(server, "https://127.0.0.1:6443");
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use pkcs8::der::Decode;
 use x509_parser::prelude::*;
 
-use super::rootfs::RootFs;
+use super::rootfs::{FileKind, RootFs};
 
 /// kubeadm's certificate directory.
 pub const DEFAULT_PKI_DIR: &str = "/etc/kubernetes/pki";
@@ -213,6 +213,34 @@ pub fn parse_key(bytes: &[u8]) -> Result<PublicKeyId, String> {
         Some(Err(e)) => return Err(format!("not PEM: {e}")),
         None => return Err("no PEM block".into()),
     };
+    parse_key_block(&pem)
+}
+
+/// The client certificate's key and the client key's public half, from PEM texts that may
+/// each hold both (kubeadm's `kubelet-client-current.pem` does): `Err` says why they are not
+/// a pair. A key whose public half cannot be derived is not judged.
+pub fn check_key_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<(), String> {
+    let blocks = |bytes: &[u8]| -> Vec<Pem> { Pem::iter_from_buffer(bytes).flatten().collect() };
+    let cert = blocks(cert_pem)
+        .into_iter()
+        .find(|p| p.label == "CERTIFICATE")
+        .ok_or("no CERTIFICATE block")?;
+    let cert = parse_cert(&cert.contents)?;
+    let key = blocks(key_pem)
+        .into_iter()
+        .find(|p| p.label.ends_with("PRIVATE KEY"))
+        .ok_or("no PRIVATE KEY block")?;
+    match parse_key_block(&key)? {
+        PublicKeyId::Other(_) => Ok(()),
+        public if public == cert.public_key => Ok(()),
+        _ => Err(format!(
+            "the private key does not belong to the certificate ({})",
+            cert.subject
+        )),
+    }
+}
+
+fn parse_key_block(pem: &Pem) -> Result<PublicKeyId, String> {
     match pem.label.as_str() {
         "RSA PRIVATE KEY" => rsa(&pem.contents),
         "EC PRIVATE KEY" => ec(&pem.contents),
@@ -287,7 +315,7 @@ pub struct CertFile {
 }
 
 pub fn load_cert(root: &RootFs, path: &Path) -> Option<CertFile> {
-    match root.read(path) {
+    match root.read_shared(path, FileKind::Pki) {
         Ok(bytes) => Some(CertFile {
             path: path.to_path_buf(),
             cert: parse_cert(&bytes),
@@ -321,7 +349,7 @@ pub fn load_key(root: &RootFs, path: &Path) -> Option<KeyFile> {
         }
     };
     let public = root
-        .read(path)
+        .read_shared(path, FileKind::Pki)
         .map_err(|e| e.reason().to_string())
         .and_then(|b| parse_key(&b));
     Some(KeyFile {

@@ -11,6 +11,7 @@
 //! lookups here are expected to fail: a PATH search, the list of kernel config locations. On
 //! older kernels, or where a seccomp profile refuses openat2, pathrs's emulation takes over.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
@@ -18,6 +19,7 @@ use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use pathrs::Root;
 use pathrs::error::ErrorKind;
@@ -33,6 +35,13 @@ pub enum FsErrorKind {
     SymlinkLoop,
     NotADirectory,
     PermissionDenied,
+    /// Something other than a regular file where one was expected: its type.
+    NotRegular(&'static str),
+    /// Larger than the cap for its kind of file.
+    TooLarge {
+        what: &'static str,
+        cap: u64,
+    },
     Other(String),
 }
 
@@ -51,13 +60,18 @@ impl FsError {
 
 impl FsError {
     /// What went wrong, without the path.
-    pub fn reason(&self) -> &str {
+    pub fn reason(&self) -> String {
         match &self.kind {
-            FsErrorKind::NotFound => "no such file or directory",
-            FsErrorKind::SymlinkLoop => "too many levels of symbolic links (a symlink loop)",
-            FsErrorKind::NotADirectory => "a path component is not a directory",
-            FsErrorKind::PermissionDenied => "permission denied",
-            FsErrorKind::Other(msg) => msg,
+            FsErrorKind::NotFound => "no such file or directory".into(),
+            FsErrorKind::SymlinkLoop => "too many levels of symbolic links (a symlink loop)".into(),
+            FsErrorKind::NotADirectory => "a path component is not a directory".into(),
+            FsErrorKind::PermissionDenied => "permission denied".into(),
+            FsErrorKind::NotRegular(t) => format!("is {t}, not a regular file; not read"),
+            FsErrorKind::TooLarge { what, cap } => format!(
+                "larger than {} MiB, the most the harness reads of {what}; not read",
+                cap >> 20
+            ),
+            FsErrorKind::Other(msg) => msg.clone(),
         }
     }
 }
@@ -117,7 +131,12 @@ pub struct RootFs {
     /// The root is the harness's own `/` (run on the host, not in a container): resolving
     /// inside it is ordinary resolution, and a stat needs one system call instead of three.
     host_root: bool,
+    /// What [`RootFs::read_shared`] read, by path as asked.
+    shared: Mutex<HashMap<PathBuf, SharedRead>>,
 }
+
+/// A file's bytes as [`RootFs::read_shared`] read them, or why it could not.
+pub type SharedRead = Result<Arc<[u8]>, FsError>;
 
 impl RootFs {
     /// Opens the root directory. Fails when it does not exist or is not a directory.
@@ -152,6 +171,7 @@ impl RootFs {
             root,
             kernel_resolves,
             host_root,
+            shared: Mutex::new(HashMap::new()),
         })
     }
 
@@ -191,28 +211,39 @@ impl RootFs {
         }
     }
 
-    /// Opens a host path for reading, following symlinks inside the root.
-    pub fn open_file(&self, path: impl AsRef<Path>) -> Result<File, FsError> {
-        self.open_in_root(path.as_ref(), OFlags::RDONLY)
-            .map(File::from)
+    /// Reads a host path, following symlinks inside the root: a regular file of at most
+    /// `kind`'s cap. FIFOs, sockets and devices are refused without being opened for reading
+    /// ([`FsErrorKind::NotRegular`]); a larger file is [`FsErrorKind::TooLarge`].
+    pub fn read(&self, path: impl AsRef<Path>, kind: FileKind) -> Result<Vec<u8>, FsError> {
+        let path = path.as_ref();
+        let handle = self.open_in_root(path, OFlags::PATH)?;
+        read_handle(path, &handle, kind, |flags| self.open_in_root(path, flags))
     }
 
-    pub fn read(&self, path: impl AsRef<Path>) -> Result<Vec<u8>, FsError> {
+    /// [`RootFs::read`] once per path for the life of this root: files several tests read
+    /// (the cluster CA, a kubeconfig's certificate) are read once per run, and every test
+    /// judges the same bytes. For small files only (certificates, keys, tokens).
+    pub fn read_shared(&self, path: impl AsRef<Path>, kind: FileKind) -> SharedRead {
         let path = path.as_ref();
-        let mut buf = Vec::new();
-        self.open_file(path)?
-            .read_to_end(&mut buf)
-            .map_err(|e| io_error(path, &e))?;
-        Ok(buf)
+        // Held across the read so two tests asking at once do not both read; reads are bounded.
+        let mut shared = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        shared
+            .entry(path.to_path_buf())
+            .or_insert_with(|| self.read(path, kind).map(Arc::from))
+            .clone()
     }
 
-    pub fn read_to_string(&self, path: impl AsRef<Path>) -> Result<String, FsError> {
+    /// [`RootFs::read`] as UTF-8 text.
+    pub fn read_to_string(
+        &self,
+        path: impl AsRef<Path>,
+        kind: FileKind,
+    ) -> Result<String, FsError> {
         let path = path.as_ref();
-        let bytes = self.read(path)?;
-        String::from_utf8(bytes).map_err(|_| FsError {
-            path: path.to_path_buf(),
-            kind: FsErrorKind::Other("not valid UTF-8 text".into()),
-        })
+        utf8(path, self.read(path, kind)?)
     }
 
     /// `stat` of a host path, following symlinks inside the root.
@@ -342,6 +373,163 @@ impl SocketHandle {
     }
 }
 
+/// What a file is, for the size it may have. Every read of a node file or a user file names
+/// one; the caps are far above any real file of the kind (see the README), so reaching one
+/// means the node is broken or hostile, and the read fails instead of exhausting memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A kernel interface file under /proc or /sys: a sysctl, /proc/swaps, a process's
+    /// cmdline. They report size 0, so only the cap bounds the read.
+    Kernel,
+    /// A configuration file: kubelet config, kubeconfig, static pod manifest, os-release,
+    /// a system spec.
+    Config,
+    /// A kernel build configuration, as stored and (for gzip) once decompressed.
+    KernelConfig,
+    /// A certificate, key or public key.
+    Pki,
+    /// The static harness binary the test image is made from.
+    WorkloadBinary,
+}
+
+impl FileKind {
+    /// The largest file of this kind the harness reads, in bytes.
+    pub const fn cap(self) -> u64 {
+        match self {
+            FileKind::Kernel => 4 << 20,
+            FileKind::Config | FileKind::KernelConfig => 16 << 20,
+            FileKind::Pki => 1 << 20,
+            FileKind::WorkloadBinary => 64 << 20,
+        }
+    }
+
+    pub const fn describe(self) -> &'static str {
+        match self {
+            FileKind::Kernel => "a kernel interface file",
+            FileKind::Config => "a configuration file",
+            FileKind::KernelConfig => "a kernel config",
+            FileKind::Pki => "a certificate or key",
+            FileKind::WorkloadBinary => "the workload binary",
+        }
+    }
+}
+
+/// The name of a file type that is not a regular file, for messages.
+fn type_name(t: rustix::fs::FileType) -> &'static str {
+    use rustix::fs::FileType;
+    match t {
+        FileType::Fifo => "a FIFO (named pipe)",
+        FileType::Socket => "a socket",
+        FileType::CharacterDevice => "a character device",
+        FileType::BlockDevice => "a block device",
+        FileType::Directory => "a directory",
+        FileType::Symlink => "a symbolic link",
+        _ => "not a regular file",
+    }
+}
+
+fn size_error(kind: FileKind) -> FsErrorKind {
+    FsErrorKind::TooLarge {
+        what: kind.describe(),
+        cap: kind.cap(),
+    }
+}
+
+/// Reads the regular file behind `handle` (an `O_PATH` descriptor or an open one) with the
+/// cap of `kind`. Anything else is refused before it is opened for reading, so a FIFO cannot
+/// block the open and a device is never opened at all: the read opens the same inode again
+/// through `/proc/self/fd`, non-blocking, and checks that it still is that regular file.
+/// Without a `/proc` to do that through, `by_path` opens the path again (non-blocking, so a
+/// FIFO swapped in meanwhile cannot block it either; the inode check refuses it). `shown`
+/// names the file in errors.
+fn read_handle(
+    shown: &Path,
+    handle: &OwnedFd,
+    kind: FileKind,
+    by_path: impl FnOnce(OFlags) -> Result<OwnedFd, FsError>,
+) -> Result<Vec<u8>, FsError> {
+    let fail = |kind: FsErrorKind| FsError {
+        path: shown.to_path_buf(),
+        kind,
+    };
+    let errno = |e: Errno| fail(errno_kind(e.raw_os_error()));
+    let st = rustix::fs::fstat(handle).map_err(errno)?;
+    let file_type = rustix::fs::FileType::from_raw_mode(st.st_mode);
+    if file_type != rustix::fs::FileType::RegularFile {
+        return Err(fail(FsErrorKind::NotRegular(type_name(file_type))));
+    }
+    let cap = kind.cap();
+    if u64::try_from(st.st_size).unwrap_or(0) > cap {
+        return Err(fail(size_error(kind)));
+    }
+    use std::os::fd::AsRawFd;
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let reopened = match rustix::fs::open(
+        format!("/proc/self/fd/{}", handle.as_raw_fd()),
+        flags,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) if !Path::new("/proc/self/fd").exists() => by_path(flags)?,
+        Err(e) => return Err(errno(e)),
+    };
+    let again = rustix::fs::fstat(&reopened).map_err(errno)?;
+    if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
+        return Err(fail(FsErrorKind::Other(
+            "changed while it was being opened".into(),
+        )));
+    }
+    read_capped(File::from(reopened), kind).map_err(|e| FsError {
+        path: shown.to_path_buf(),
+        kind: e,
+    })
+}
+
+/// At most the cap of `kind` bytes from `r`; more is an error, not a truncation.
+pub fn read_capped(r: impl Read, kind: FileKind) -> Result<Vec<u8>, FsErrorKind> {
+    let cap = kind.cap();
+    let mut buf = Vec::new();
+    r.take(cap + 1).read_to_end(&mut buf).map_err(|e| {
+        e.raw_os_error()
+            .map_or_else(|| FsErrorKind::Other(e.to_string()), errno_kind)
+    })?;
+    if buf.len() as u64 > cap {
+        return Err(size_error(kind));
+    }
+    Ok(buf)
+}
+
+/// Reads a file of the harness's own file system (a `--system-spec`, the
+/// `--workload-binary`), with the same checks as a node file: a regular file, at most the
+/// cap of `kind`. Symlinks are followed, as a path given on the command line would be.
+pub fn read_local(path: &Path, kind: FileKind) -> Result<Vec<u8>, FsError> {
+    let handle =
+        rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(|e| {
+            FsError {
+                path: path.to_path_buf(),
+                kind: errno_kind(e.raw_os_error()),
+            }
+        })?;
+    read_handle(path, &handle, kind, |flags| {
+        rustix::fs::open(path, flags, Mode::empty()).map_err(|e| FsError {
+            path: path.to_path_buf(),
+            kind: errno_kind(e.raw_os_error()),
+        })
+    })
+}
+
+/// `read_local` as UTF-8 text.
+pub fn read_local_string(path: &Path, kind: FileKind) -> Result<String, FsError> {
+    utf8(path, read_local(path, kind)?)
+}
+
+fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String, FsError> {
+    String::from_utf8(bytes).map_err(|_| FsError {
+        path: path.to_path_buf(),
+        kind: FsErrorKind::Other("not valid UTF-8 text".into()),
+    })
+}
+
 /// One openat2 call resolving `path` as if `root` were `/`. A rename elsewhere on the file
 /// system can make the kernel answer EAGAIN; it is safe to ask again.
 fn openat2_in_root(root: &Root, path: &Path, flags: OFlags) -> Result<OwnedFd, Errno> {
@@ -387,8 +575,16 @@ mod tests {
     fn reads_a_plain_file() {
         for kernel in [true, false] {
             let (_t, root) = tree(kernel);
-            assert_eq!(root.read_to_string("/etc/hostname").unwrap(), "node1\n");
-            assert_eq!(root.read_to_string("etc/hostname").unwrap(), "node1\n");
+            assert_eq!(
+                root.read_to_string("/etc/hostname", FileKind::Config)
+                    .unwrap(),
+                "node1\n"
+            );
+            assert_eq!(
+                root.read_to_string("etc/hostname", FileKind::Config)
+                    .unwrap(),
+                "node1\n"
+            );
         }
     }
 
@@ -409,13 +605,18 @@ mod tests {
             )
             .unwrap();
             assert_eq!(
-                root.read_to_string("/usr/sbin/iptables").unwrap(),
+                root.read_to_string("/usr/sbin/iptables", FileKind::Config)
+                    .unwrap(),
                 "#!/bin/sh\n"
             );
             // A link to a path that exists only outside the root must not be found.
             let outside = tempfile::NamedTempFile::new().unwrap();
             symlink(outside.path(), t.path().join("etc/escape")).unwrap();
-            assert!(root.read("/etc/escape").unwrap_err().is_not_found());
+            assert!(
+                root.read("/etc/escape", FileKind::Config)
+                    .unwrap_err()
+                    .is_not_found()
+            );
         }
     }
 
@@ -424,7 +625,8 @@ mod tests {
         for kernel in [true, false] {
             let (t, root) = tree(kernel);
             assert_eq!(
-                root.read_to_string("/../../../etc/hostname").unwrap(),
+                root.read_to_string("/../../../etc/hostname", FileKind::Config)
+                    .unwrap(),
                 "node1\n"
             );
             symlink(
@@ -432,11 +634,19 @@ mod tests {
                 t.path().join("usr/sbin/up"),
             )
             .unwrap();
-            assert_eq!(root.read_to_string("/usr/sbin/up").unwrap(), "node1\n");
+            assert_eq!(
+                root.read_to_string("/usr/sbin/up", FileKind::Config)
+                    .unwrap(),
+                "node1\n"
+            );
             // The file outside, next to the root directory, is out of reach.
             let parent_name = t.path().file_name().unwrap().to_string_lossy().to_string();
             let climbed = format!("/../{parent_name}/etc/hostname");
-            assert!(root.read(&climbed).unwrap_err().is_not_found());
+            assert!(
+                root.read(&climbed, FileKind::Config)
+                    .unwrap_err()
+                    .is_not_found()
+            );
         }
     }
 
@@ -448,7 +658,7 @@ mod tests {
             symlink("/etc/a", t.path().join("etc/b")).unwrap();
             symlink("self", t.path().join("etc/self")).unwrap();
             for p in ["/etc/a", "/etc/self"] {
-                let err = root.read(p).unwrap_err();
+                let err = root.read(p, FileKind::Config).unwrap_err();
                 assert_eq!(err.kind, FsErrorKind::SymlinkLoop, "{p}");
                 assert!(err.to_string().contains("symlink loop"), "{err}");
             }
@@ -499,6 +709,122 @@ mod tests {
             );
             assert!(root.read_dir("/nope").unwrap_err().is_not_found());
         }
+    }
+
+    #[test]
+    fn only_regular_files_are_read_and_opening_never_blocks() {
+        for kernel in [true, false] {
+            let (t, root) = tree(kernel);
+            // A FIFO with no writer: a blocking open would wait for one forever.
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                t.path().join("etc/fifo"),
+                rustix::fs::FileType::Fifo,
+                Mode::from_raw_mode(0o644),
+                0,
+            )
+            .unwrap();
+            let _listener =
+                std::os::unix::net::UnixListener::bind(t.path().join("etc/sock")).unwrap();
+            // A device reached through an absolute symlink: /dev/zero would never end.
+            std::fs::create_dir_all(t.path().join("dev")).unwrap();
+            symlink("/dev/zero", t.path().join("etc/zero")).unwrap();
+            let dev_in_root = t.path().join("dev/zero");
+            let devnode = rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &dev_in_root,
+                rustix::fs::FileType::CharacterDevice,
+                Mode::from_raw_mode(0o666),
+                rustix::fs::makedev(1, 5),
+            );
+            for (p, what) in [
+                ("/etc/fifo", "a FIFO (named pipe)"),
+                ("/etc/sock", "a socket"),
+                ("/etc", "a directory"),
+            ] {
+                let err = root.read(p, FileKind::Config).unwrap_err();
+                assert_eq!(err.kind, FsErrorKind::NotRegular(what), "{p}");
+                let shown = err.to_string();
+                assert!(shown.contains(p) && shown.contains(what), "{shown}");
+            }
+            // Creating a device node needs CAP_MKNOD; where the tests run without it, the
+            // FIFO and the socket above cover the refusal.
+            if devnode.is_ok() {
+                let err = root.read("/etc/zero", FileKind::Config).unwrap_err();
+                assert_eq!(err.kind, FsErrorKind::NotRegular("a character device"));
+            }
+        }
+    }
+
+    #[test]
+    fn reads_stop_at_the_cap_of_their_kind() {
+        for kernel in [true, false] {
+            let (t, root) = tree(kernel);
+            let big = vec![b'x'; (FileKind::Pki.cap() + 1) as usize];
+            std::fs::write(t.path().join("etc/big"), &big).unwrap();
+            let err = root.read("/etc/big", FileKind::Pki).unwrap_err();
+            assert!(matches!(err.kind, FsErrorKind::TooLarge { .. }), "{err}");
+            assert!(
+                err.to_string().starts_with("/etc/big: larger than 1 MiB"),
+                "{err}"
+            );
+            assert_eq!(
+                root.read("/etc/big", FileKind::Config).unwrap().len(),
+                big.len()
+            );
+        }
+        // /proc reports size 0 for what it holds: the cap bounds the read, not the size.
+        let host = RootFs::open("/").unwrap();
+        assert!(host.metadata("/proc/self/status").unwrap().size == 0);
+        let status = host
+            .read_to_string("/proc/self/status", FileKind::Kernel)
+            .unwrap();
+        assert!(status.contains("VmRSS"), "{status}");
+        let err = read_capped(std::io::repeat(0), FileKind::Kernel).unwrap_err();
+        assert!(matches!(err, FsErrorKind::TooLarge { cap, .. } if cap == 4 << 20));
+    }
+
+    #[test]
+    fn local_files_are_checked_as_node_files_are() {
+        let t = tempfile::tempdir().unwrap();
+        let fifo = t.path().join("spec.yaml");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let err = read_local(&fifo, FileKind::Config).unwrap_err();
+        assert_eq!(err.kind, FsErrorKind::NotRegular("a FIFO (named pipe)"));
+        let err = read_local(Path::new("/dev/null"), FileKind::Config).unwrap_err();
+        assert_eq!(err.kind, FsErrorKind::NotRegular("a character device"));
+        // The default workload binary: the magic link leads to the running executable, a
+        // regular file (a debug test binary is over the cap; a release build is not).
+        match read_local(Path::new("/proc/self/exe"), FileKind::WorkloadBinary) {
+            Ok(bytes) => assert!(bytes.starts_with(b"\x7fELF")),
+            Err(e) => assert!(matches!(e.kind, FsErrorKind::TooLarge { .. }), "{e}"),
+        }
+        std::fs::write(t.path().join("ok"), "a: 1\n").unwrap();
+        assert_eq!(
+            read_local_string(&t.path().join("ok"), FileKind::Config).unwrap(),
+            "a: 1\n"
+        );
+    }
+
+    #[test]
+    fn shared_reads_read_once() {
+        let (t, root) = tree(true);
+        let first = root.read_shared("/etc/hostname", FileKind::Pki).unwrap();
+        std::fs::write(t.path().join("etc/hostname"), "changed\n").unwrap();
+        let again = root.read_shared("/etc/hostname", FileKind::Pki).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(
+            root.read_shared("/nope", FileKind::Pki)
+                .unwrap_err()
+                .is_not_found()
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::rootfs::{FsError, RootFs};
+use super::rootfs::{FileKind, FsError, RootFs};
 
 /// One manifest file: its pods, or why it could not be read.
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ pub fn read(root: &RootFs, dir: &Path) -> Result<Vec<Manifest>, FsError> {
             continue;
         }
         let pods = root
-            .read_to_string(&file)
+            .read_to_string(&file, FileKind::Config)
             .map_err(|e| e.reason().to_string())
             .and_then(|text| parse(&text));
         out.push(Manifest { file, pods });

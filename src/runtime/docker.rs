@@ -295,9 +295,15 @@ impl Docker {
         let mut stream = self
             .client
             .download_from_container(id, Some(DownloadFromContainerOptions { path: path.into() }));
+        // The file is a termination message the workload wrote (a few bytes); an engine that
+        // streams without end must not fill the harness's memory.
+        const CAP: usize = 1 << 20;
         let mut bytes = Vec::new();
         while let Some(chunk) = stream.next().await {
             bytes.extend_from_slice(&chunk.map_err(|e| format!("{path}: {e}"))?);
+            if bytes.len() > CAP {
+                return Err(format!("{path}: the archive is larger than 1 MiB"));
+            }
         }
         let mut archive = tar::Archive::new(bytes.as_slice());
         let mut entries = archive.entries().map_err(text)?;

@@ -128,7 +128,7 @@ fn kubelet_points_here(ctx: &Context, port: u16) -> Result<PathBuf, String> {
     let mut wrong = Vec::new();
     match &k.kubeconfig_path {
         None => wrong.push("the kubelet has no kubeconfig (--kubeconfig)".to_string()),
-        Some(path) => match crate::node::kubeconfig::read(&ctx.node.root, path) {
+        Some(path) => match ctx.node.kubeconfig(path).as_ref() {
             Ok(Some(kc)) => {
                 let server = kc.server.trim_end_matches('/');
                 let here = [

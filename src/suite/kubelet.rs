@@ -538,7 +538,7 @@ fn runtime_cgroup_driver(ctx: &Context) -> Result<(String, String), String> {
     let text = ctx
         .node
         .root
-        .read_to_string(CONTAINERD)
+        .read_to_string(CONTAINERD, crate::node::rootfs::FileKind::Config)
         .map_err(|e| format!("no Docker Engine, and {e}"))?;
     let systemd = text.lines().any(|l| {
         let l: String = l.chars().filter(|c| !c.is_whitespace()).collect();

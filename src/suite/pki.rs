@@ -636,7 +636,7 @@ fn service_account(ctx: &Context) -> Outcome {
     let public = ctx
         .node
         .root
-        .read(&pub_path)
+        .read_shared(&pub_path, crate::node::rootfs::FileKind::Pki)
         .map_err(|e| e.to_string())
         .and_then(|b| pki::parse_public_key(&b));
     match (&key.public, &public) {
@@ -658,12 +658,18 @@ fn service_account(ctx: &Context) -> Outcome {
 
 /// A kubeconfig's client certificate: the current context's user, embedded or by file.
 fn kubeconfig_cert(ctx: &Context, path: &Path) -> Result<Option<(Cert, String)>, String> {
-    let Some(k) = crate::node::kubeconfig::read(&ctx.node.root, path)? else {
+    let read = ctx.node.kubeconfig(path);
+    let Some(k) = read.as_ref().as_ref().map_err(Clone::clone)? else {
         return Ok(None);
     };
-    let pem = k.client_cert.ok_or_else(|| {
+    let pem = k.client_cert.clone().ok_or_else(|| {
+        let how = match (&k.unsupported_auth, &k.token) {
+            (Some(how), _) => format!("it authenticates with {how}"),
+            (None, Some(_)) => "it authenticates with a bearer token".to_string(),
+            (None, None) => "it names no credentials".to_string(),
+        };
         format!(
-            "{}: user {:?} has no client certificate (a token or exec plugin?)",
+            "{}: user {:?} has no client certificate: {how}",
             path.display(),
             k.user
         )

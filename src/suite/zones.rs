@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use super::{Context, Outcome, Recorder, Test};
 use crate::node::apiserver::{self, Failure};
-use crate::node::kubeconfig;
 
 pub fn tests() -> Vec<Test> {
     vec![Test {
@@ -45,16 +44,20 @@ fn node_labels(ctx: &Context) -> Outcome {
         );
     };
     let mut r = Recorder::new();
-    let k = match kubeconfig::read(&ctx.node.root, &path) {
+    let read = ctx.node.kubeconfig(&path);
+    let k = match read.as_ref() {
         Ok(Some(k)) => k,
         Ok(None) => return Outcome::skipped(format!("no kubeconfig at {}", path.display())),
-        Err(e) => return r.fail_now(e),
+        Err(e) => return r.fail_now(e.clone()),
     };
     let name = ctx.node.name().to_string();
-    let node = match apiserver::get_node(&k, &name) {
+    let node = match apiserver::get_node(k, &name) {
         Ok(n) => n,
         Err(Failure::Unreachable(e)) => {
             return Outcome::skipped(format!("no API server answers ({e})"));
+        }
+        Err(Failure::Unsupported(e)) => {
+            return Outcome::skipped(format!("{e} ({})", path.display()));
         }
         Err(Failure::Refused(e)) => {
             return r.fail_now(format!("the API server did not return Node {name}: {e}"));

@@ -136,6 +136,38 @@ pub fn run_on(root: &Path, extra: &[&str]) -> Run {
     Run { output, dir }
 }
 
+/// [`run_on`], killing the harness if it has not finished within `secs`: a hang fails the
+/// test instead of stalling the suite.
+pub fn run_on_within(root: &Path, extra: &[&str], secs: u64) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let child = command()
+        .arg("run")
+        .arg("--rootfs")
+        .arg(root)
+        .arg("--result-dir")
+        .arg(dir.path())
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(output) => Run {
+            output: output.expect("wait"),
+            dir,
+        },
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("the harness did not finish within {secs}s");
+        }
+    }
+}
+
 pub enum Status {
     Passed,
     Failed,
