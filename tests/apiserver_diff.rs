@@ -43,6 +43,8 @@ struct Step {
     body: Option<Value>,
     /// A body sent byte for byte, valid or not.
     raw: Option<String>,
+    /// A binary body (a Kubernetes protobuf one), base64.
+    raw_base64: Option<String>,
     /// Content-Type; JSON by default, the strategic merge patch type for PATCH.
     #[serde(rename = "type")]
     content_type: Option<String>,
@@ -462,6 +464,14 @@ struct Outcome {
 }
 
 fn body_bytes(step: &Step, vars: &BTreeMap<String, String>) -> Option<Vec<u8>> {
+    if let Some(b64) = &step.raw_base64 {
+        use base64::Engine as _;
+        return Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .expect("raw_base64 is base64"),
+        );
+    }
     if let Some(raw) = &step.raw {
         return Some(substitute(raw, vars).into_bytes());
     }
@@ -508,6 +518,7 @@ fn run_sequence(
                     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "$ns"}}),
                 ),
                 raw: None,
+                raw_base64: None,
                 content_type: None,
                 accept: None,
                 save: None,
@@ -536,7 +547,7 @@ fn run_sequence(
                 "PATCH" => "application/strategic-merge-patch+json",
                 _ => "application/json",
             };
-            let has_body = step.body.is_some() || step.raw.is_some();
+            let has_body = step.body.is_some() || step.raw.is_some() || step.raw_base64.is_some();
             let ctype = step
                 .content_type
                 .as_deref()

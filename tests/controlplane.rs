@@ -99,7 +99,13 @@ fn discovery_version_and_default_namespaces() {
     );
     let (_, leases) = s.get("/apis/coordination.k8s.io/v1");
     assert_eq!(leases["resources"][0]["kind"], "Lease");
-    assert_eq!(s.get("/version").1["major"], "1");
+    let version = s.get("/version").1;
+    assert_eq!(version["major"], "1");
+    // The release /version names is the one Pod Security's `latest` evaluates as.
+    assert_eq!(
+        version["minor"],
+        node_conformance::podsecurity::NEWEST.to_string()
+    );
     assert_eq!(s.get("/healthz"), (200, Value::String("ok".into())));
     let (_, ns) = s.get("/api/v1/namespaces");
     let ns: Vec<&str> = ns["items"]

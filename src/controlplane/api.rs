@@ -43,6 +43,16 @@ pub fn router(store: Arc<Store>) -> Router {
         .with_state(store)
 }
 
+/// `/version`: the Kubernetes release whose newest behaviour the control plane follows where
+/// releases differ, the same one Pod Security's `latest` evaluates as, so a client never reads
+/// one release from `/version` and another from admission.
+fn version_info() -> Value {
+    let minor = podsecurity::NEWEST;
+    json!({"major": "1", "minor": minor.to_string(),
+        "gitVersion": format!("v1.{minor}.0-node-conformance.{}", env!("CARGO_PKG_VERSION")),
+        "platform": format!("linux/{}", crate::runtime::image::oci_arch())})
+}
+
 /// A stored object with the apiVersion and kind a single-object answer carries.
 fn with_type(res: &Resource, mut obj: Value) -> Value {
     if let Some(o) = obj.as_object_mut() {
@@ -315,10 +325,7 @@ async fn handle(
     match path {
         "/healthz" | "/livez" | "/readyz" => return (StatusCode::OK, "ok").into_response(),
         "/version" => {
-            return json_response(
-                StatusCode::OK,
-                &json!({"major": "1", "minor": "31", "gitVersion": format!("v1.31.0-node-conformance.{}", env!("CARGO_PKG_VERSION")), "platform": format!("linux/{}", crate::runtime::image::oci_arch())}),
-            );
+            return json_response(StatusCode::OK, &version_info());
         }
         _ => {}
     }
@@ -523,6 +530,12 @@ fn create(store: &Store, t: &Target, obj: Value, dry: bool) -> Response {
     };
     if let Err(r) = check_identity(t, &obj) {
         return r;
+    }
+    // The request's namespace is the object's (EnsureObjectNamespaceMatchesRequestNamespace).
+    if t.res.namespaced
+        && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        m.insert("namespace".into(), json!(t.namespace));
     }
     // NamespaceLifecycle admission: no content in a namespace that is missing or ending.
     if let Err(st) = namespaces::admit_create(store, t.res, &t.namespace, &obj) {

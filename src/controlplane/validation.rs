@@ -724,10 +724,18 @@ fn service(obj: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
+/// legacyValidateEvent, for events without an eventTime (what kubelets write): the involved
+/// object's namespace must be the event's, and one without a namespace is allowed only in
+/// `default` (for old clients).
 fn event(obj: &Value, causes: &mut Vec<Cause>) {
     let ns = str_at(obj, "/metadata/namespace");
     let involved = str_at(obj, "/involvedObject/namespace");
-    if !involved.is_empty() && involved != ns {
+    let mismatch = if involved.is_empty() {
+        !ns.is_empty() && ns != "default"
+    } else {
+        involved != ns
+    };
+    if mismatch {
         causes.push(invalid(
             "involvedObject.namespace",
             &Value::from(involved),
