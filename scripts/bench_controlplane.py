@@ -76,9 +76,14 @@ def watch_and_create(port, count):
     ready = threading.Event()
     done = threading.Event()
 
+    # As an informer does: list, then watch from the list's version (versions start at the
+    # clock, so a made-up small one is too old and answered 410 Expired).
+    status, body = get(port, "/api/v1/namespaces/default/pods")
+    rv = json.loads(body)["metadata"]["resourceVersion"]
+
     def watcher():
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        c.request("GET", "/api/v1/namespaces/default/pods?watch=true&resourceVersion=1")
+        c.request("GET", f"/api/v1/namespaces/default/pods?watch=true&resourceVersion={rv}")
         r = c.getresponse()
         ready.set()
         while len(seen) < count:

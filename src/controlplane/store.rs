@@ -50,8 +50,34 @@ pub struct Event {
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub json: Arc<str>,
-    labels: Arc<[(String, String)]>,
-    fields: Arc<[(&'static str, String)]>,
+    /// The labels, `key\0value\0` after one another: one allocation per object (label keys
+    /// and values are validated and hold no NUL).
+    labels: Arc<str>,
+    /// The kind's selectable fields with a value, `path\0value\0` likewise.
+    fields: Arc<str>,
+}
+
+/// `key\0value\0...` of pairs, for [`Stored`]'s compact lists.
+fn packed<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Arc<str> {
+    let mut out = String::new();
+    for (k, v) in pairs {
+        out.push_str(k);
+        out.push('\0');
+        out.push_str(v);
+        out.push('\0');
+    }
+    out.into()
+}
+
+/// The value of `key` in a packed list.
+fn unpacked<'a>(list: &'a str, key: &str) -> Option<&'a str> {
+    let mut parts = list.split('\0');
+    while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
+        if k == key {
+            return Some(v);
+        }
+    }
+    None
 }
 
 impl Stored {
@@ -61,16 +87,20 @@ impl Stored {
             .pointer("/metadata/labels")
             .and_then(Value::as_object)
             .map(|l| {
-                l.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                    .collect()
+                packed(
+                    l.iter()
+                        .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?))),
+                )
             })
-            .unwrap_or_default();
+            .unwrap_or_else(|| Arc::from(""));
         // An empty value is kept as absent: a selector reads both as "".
-        let fields = fields_of(resource, obj)
-            .into_iter()
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
+        let fields = fields_of(resource, obj);
+        let fields = packed(
+            fields
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (*k, v.as_str())),
+        );
         Self {
             json: obj.to_string().into(),
             labels,
@@ -85,19 +115,13 @@ impl Stored {
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        unpacked(&self.labels, key)
     }
 
     /// A field selectors may name for the object's kind (`spec.nodeName` of a pod), with the
     /// value upstream's field set gives it; `None` when it is empty or not in the kind's set.
     pub fn field(&self, path: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(f, _)| *f == path)
-            .map(|(_, v)| v.as_str())
+        unpacked(&self.fields, path)
     }
 }
 

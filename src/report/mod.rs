@@ -129,7 +129,7 @@ impl ResultDir {
     }
 }
 
-/// Writes a file through a temporary name (`<stem>.tmp<PID>`) and a rename, so a reader never
+/// Writes a file through a temporary name (`.<stem>.tmp<PID>`) and a rename, so a reader never
 /// sees half of it. The temporary file is created exclusively, never through a symlink (one
 /// planted at that name is removed, not followed), and removed again if writing or renaming
 /// fails (a full disk).
@@ -154,9 +154,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 fn write_in(dir: &OwnedFd, name: &str, bytes: &[u8]) -> io::Result<()> {
+    // A dotfile: a kubelet watching the directory (static pod manifests are written this way)
+    // skips hidden files, so it never sees the file before its rename.
     let tmp = match name.rsplit_once('.') {
-        Some((stem, _)) => format!("{stem}.tmp{}", std::process::id()),
-        None => format!("{name}.tmp{}", std::process::id()),
+        Some((stem, _)) => format!(".{stem}.tmp{}", std::process::id()),
+        None => format!(".{name}.tmp{}", std::process::id()),
     };
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let mode = Mode::from_raw_mode(0o644);
@@ -193,7 +195,7 @@ mod tests {
         let dir = ResultDir::open(t.path()).unwrap();
         let victim = t.path().join("victim");
         std::fs::write(&victim, "keep").unwrap();
-        let tmp = format!("junit_01.tmp{}", std::process::id());
+        let tmp = format!(".junit_01.tmp{}", std::process::id());
         std::os::unix::fs::symlink(&victim, t.path().join(&tmp)).unwrap();
         dir.write(JUNIT_FILE, b"<testsuites/>").unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
