@@ -14,33 +14,11 @@ use super::resources::Resource;
 /// type, with its defaults applied, and encoded again. A value of the wrong type is an error
 /// naming the field, as Go's `json: cannot unmarshal ...` does.
 pub fn decode(res: &Resource, obj: Value) -> Result<Value, String> {
-    use k8s_openapi::api::{coordination, core, node, storage};
-    // The newest typed model: which fields newer than the Go table a client may send.
-    fn through<T: serde::de::DeserializeOwned + serde::Serialize>(obj: &Value) -> Option<Value> {
-        let typed: T = serde_json::from_value(obj.clone()).ok()?;
-        serde_json::to_value(typed).ok()
-    }
-    let known = match (res.group, res.kind) {
-        ("", "Namespace") => through::<core::v1::Namespace>(&obj),
-        ("", "Node") => through::<core::v1::Node>(&obj),
-        ("", "Pod") => through::<core::v1::Pod>(&obj),
-        ("", "Event") => through::<core::v1::Event>(&obj),
-        ("", "ConfigMap") => through::<core::v1::ConfigMap>(&obj),
-        ("", "Secret") => through::<core::v1::Secret>(&obj),
-        ("", "Service") => through::<core::v1::Service>(&obj),
-        ("", "Endpoints") => through::<core::v1::Endpoints>(&obj),
-        ("", "ServiceAccount") => through::<core::v1::ServiceAccount>(&obj),
-        ("coordination.k8s.io", "Lease") => through::<coordination::v1::Lease>(&obj),
-        ("storage.k8s.io", "CSINode") => through::<storage::v1::CSINode>(&obj),
-        ("storage.k8s.io", "CSIDriver") => through::<storage::v1::CSIDriver>(&obj),
-        ("node.k8s.io", "RuntimeClass") => through::<node::v1::RuntimeClass>(&obj),
-        _ => None,
-    };
     let ty = super::gotypes::root_type(res.group, res.kind);
-    let mut out = super::gotypes::round_trip(&ty, &obj, known.as_ref())?;
+    let mut out = super::gotypes::round_trip(&ty, &obj)?;
     apply(res, &mut out);
     // What the defaults added is encoded as Go writes it too.
-    let mut out = super::gotypes::round_trip(&ty, &out, Some(&out))?;
+    let mut out = super::gotypes::round_trip(&ty, &out)?;
     // Stored without apiVersion and kind, as list items are written; single answers and watch
     // events add them back.
     if let Some(o) = out.as_object_mut() {

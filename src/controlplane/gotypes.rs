@@ -7,8 +7,9 @@
 //!
 //! The field table (`gotypes.json`) is generated from the Go API types by
 //! `scripts/gotypes.py`, for the kinds the control plane serves; it names the Kubernetes
-//! release it was read from. Fields newer than that release are kept when the kind's
-//! k8s-openapi type knows them (clients up to the newest release send them).
+//! release it was read from (the reference kube-apiserver's). Fields newer than that release
+//! are kept, as they came, where the newest Go types have them (the protobuf schema, generated
+//! from a later k8s.io/api): clients up to that release send them.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -40,15 +41,15 @@ pub fn root_type(group: &str, kind: &str) -> String {
     format!("{pkg}.{kind}")
 }
 
-/// Decodes `input` as Go type `ty` and encodes it again. `known` is the same object after a
-/// round trip through the newest typed model (k8s-openapi): fields the Go table does not know
-/// are kept where it kept them. The error reads as Go's: `cannot unmarshal string into Go
+/// Decodes `input` as Go type `ty` and encodes it again; fields the table does not know are
+/// kept where the newest Go types have them (see [`super::protobuf::has_field`]). The error
+/// reads as Go's: `cannot unmarshal string into Go
 /// struct field PodSpec.spec.containers of type []v1.Container`.
-pub fn round_trip(ty: &str, input: &Value, known: Option<&Value>) -> Result<Value, String> {
+pub fn round_trip(ty: &str, input: &Value) -> Result<Value, String> {
     if !TABLE.types.contains_key(ty) {
         return Ok(input.clone());
     }
-    convert(ty, input, known, &Context::root(ty))
+    convert(ty, input, &Context::root(ty))
 }
 
 struct Context {
@@ -122,11 +123,11 @@ fn go_name(ty: &str) -> String {
     }
 }
 
-fn convert(ty: &str, v: &Value, known: Option<&Value>, at: &Context) -> Result<Value, String> {
+fn convert(ty: &str, v: &Value, at: &Context) -> Result<Value, String> {
     if let Some(inner) = ty.strip_prefix('*') {
         return match v {
             Value::Null => Ok(Value::Null),
-            _ => convert(inner, v, known, at),
+            _ => convert(inner, v, at),
         };
     }
     if let Some(item) = ty.strip_prefix("[]") {
@@ -134,11 +135,7 @@ fn convert(ty: &str, v: &Value, known: Option<&Value>, at: &Context) -> Result<V
             Value::Null => Ok(Value::Null),
             Value::Array(items) => items
                 .iter()
-                .enumerate()
-                .map(|(i, x)| {
-                    let k = known.and_then(|k| k.get(i));
-                    convert(item, x, k, at)
-                })
+                .map(|x| convert(item, x, at))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
             _ => Err(at.error(v, ty)),
@@ -149,10 +146,7 @@ fn convert(ty: &str, v: &Value, known: Option<&Value>, at: &Context) -> Result<V
             Value::Null => Ok(Value::Null),
             Value::Object(m) => m
                 .iter()
-                .map(|(k, x)| {
-                    let kn = known.and_then(|kv| kv.get(k));
-                    Ok((k.clone(), convert(item, x, kn, at)?))
-                })
+                .map(|(k, x)| Ok((k.clone(), convert(item, x, at)?)))
                 .collect::<Result<Map<_, _>, String>>()
                 .map(Value::Object),
             _ => Err(at.error(v, ty)),
@@ -219,11 +213,19 @@ fn convert(ty: &str, v: &Value, known: Option<&Value>, at: &Context) -> Result<V
         name => match TABLE.types.get(name) {
             Some(_) => match v {
                 Value::Null => Ok(zero_struct(name)),
-                Value::Object(m) => encode_struct(name, m, known, at),
+                Value::Object(m) => encode_struct(name, m, at),
                 _ => Err(at.error(v, ty)),
             },
             None => Ok(v.clone()),
         },
+    }
+}
+
+/// The newest Go types' name of a table type: `core.PodSpec` is `core.v1.PodSpec`.
+fn newer_name(name: &str) -> String {
+    match name.split_once('.') {
+        Some((pkg, ty)) => format!("{pkg}.v1.{ty}"),
+        None => name.to_string(),
     }
 }
 
@@ -240,22 +242,12 @@ fn fields(name: &str) -> Vec<(String, String, bool)> {
     out
 }
 
-fn encode_struct(
-    name: &str,
-    m: &Map<String, Value>,
-    known: Option<&Value>,
-    at: &Context,
-) -> Result<Value, String> {
+fn encode_struct(name: &str, m: &Map<String, Value>, at: &Context) -> Result<Value, String> {
     let fields = fields(name);
     let mut out = Map::new();
     for (field, ty, omit) in &fields {
         let value = match m.get(field) {
-            Some(v) => convert(
-                ty,
-                v,
-                known.and_then(|k| k.get(field)),
-                &at.field(name, field),
-            )?,
+            Some(v) => convert(ty, v, &at.field(name, field))?,
             None => zero(ty),
         };
         if *omit && empty(ty, &value) {
@@ -263,15 +255,16 @@ fn encode_struct(
         }
         out.insert(field.clone(), value);
     }
-    // Fields newer than the table: kept as the typed model keeps them.
-    if let Some(Value::Object(k)) = known {
-        for (key, value) in m {
-            if !fields.iter().any(|(f, _, _)| f == key)
-                && let Some(kept) = k.get(key)
-                && !value.is_null()
-            {
-                out.insert(key.clone(), kept.clone());
-            }
+    // Fields newer than the table: kept as they came where the newest Go types have them
+    // (the protobuf schema's, generated from a later k8s.io/api), so what clients up to that
+    // release send survives; anything else is dropped as unknown.
+    let newer = newer_name(name);
+    for (key, value) in m {
+        if !value.is_null()
+            && !fields.iter().any(|(f, _, _)| f == key)
+            && super::protobuf::has_field(&newer, key)
+        {
+            out.insert(key.clone(), value.clone());
         }
     }
     Ok(Value::Object(out))
@@ -334,11 +327,11 @@ mod tests {
     fn fields_without_omitempty_are_written_and_structs_never_dropped() {
         let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]},
             "status": {"conditions": [{"type": "Ready", "status": "True", "lastProbeTime": null}]}});
-        let out = round_trip("core.Pod", &pod, None).unwrap();
+        let out = round_trip("core.Pod", &pod).unwrap();
         assert_eq!(out["spec"]["containers"][0]["resources"], json!({}));
         assert_eq!(out["status"]["conditions"][0]["lastProbeTime"], Value::Null);
         assert_eq!(out["metadata"]["creationTimestamp"], Value::Null);
-        let node = round_trip("core.Node", &json!({"metadata": {"name": "n"}}), None).unwrap();
+        let node = round_trip("core.Node", &json!({"metadata": {"name": "n"}})).unwrap();
         assert_eq!(
             node["status"]["daemonEndpoints"],
             json!({"kubeletEndpoint": {"Port": 0}})
@@ -349,17 +342,21 @@ mod tests {
     #[test]
     fn unknown_fields_dropped_unless_the_newer_model_knows_them() {
         let cm = json!({"metadata": {"name": "x"}, "bogus": 1, "data": {"a": "b"}});
-        let out = round_trip("core.ConfigMap", &cm, None).unwrap();
+        let out = round_trip("core.ConfigMap", &cm).unwrap();
         assert!(out.get("bogus").is_none());
-        let known = json!({"metadata": {"name": "x"}, "bogus": 1});
-        let out = round_trip("core.ConfigMap", &cm, Some(&known)).unwrap();
-        assert_eq!(out["bogus"], 1);
+        // hostUsers (1.25) and a container's restartPolicy (1.28) are newer than the table.
+        let pod = json!({"spec": {"hostUsers": false, "bogus": 1,
+            "initContainers": [{"name": "s", "image": "i", "restartPolicy": "Always", "nope": 2}]}});
+        let out = round_trip("core.Pod", &pod).unwrap();
+        assert_eq!(out["spec"]["hostUsers"], false);
+        assert!(out["spec"].get("bogus").is_none());
+        assert_eq!(out["spec"]["initContainers"][0]["restartPolicy"], "Always");
+        assert!(out["spec"]["initContainers"][0].get("nope").is_none());
     }
 
     #[test]
     fn wrong_types_are_errors_naming_the_field_and_times_are_normalized() {
-        let err =
-            round_trip("core.Pod", &json!({"spec": {"containers": "none"}}), None).unwrap_err();
+        let err = round_trip("core.Pod", &json!({"spec": {"containers": "none"}})).unwrap_err();
         assert_eq!(
             err,
             "cannot unmarshal string into Go struct field PodSpec.spec.containers of type []v1.Container"
@@ -367,7 +364,6 @@ mod tests {
         let out = round_trip(
             "core.Event",
             &json!({"firstTimestamp": "2026-01-02T03:04:05.678+01:00", "eventTime": "2026-01-02T03:04:05.5Z"}),
-            None,
         )
         .unwrap();
         assert_eq!(out["firstTimestamp"], "2026-01-02T02:04:05Z");

@@ -36,6 +36,26 @@ const MAX_DEPTH: usize = 64;
 static SCHEMA: LazyLock<Result<Schema, String>> =
     LazyLock::new(|| Schema::parse(include_str!("protobuf_schema.txt")));
 
+/// Whether the Go type `message` (`core.v1.PodSpec`) of the newest API types this schema was
+/// generated from has a field written as `json`, its inlined members' included: which fields of
+/// a JSON body a newer kube-apiserver keeps.
+pub fn has_field(message: &str, json: &str) -> bool {
+    fn find(schema: &Schema, message: &str, json: &str, depth: usize) -> bool {
+        let Some(fields) = schema.messages.get(message) else {
+            return false;
+        };
+        fields.iter().any(|f| match (&f.json, &f.ty) {
+            (Some(name), _) => name == json,
+            (None, Ty::Message(inner)) if depth < 8 => find(schema, inner, json, depth + 1),
+            _ => false,
+        })
+    }
+    match &*SCHEMA {
+        Ok(schema) => find(schema, message, json, 0),
+        Err(_) => false,
+    }
+}
+
 /// Decodes a protobuf request body meant for an endpoint of `api_version`/`kind` (an
 /// envelope without them takes these, as upstream's decoder defaults them) into the JSON
 /// object kube-apiserver would store, with `apiVersion` and `kind` set.
