@@ -251,6 +251,15 @@ fn wait_for<T>(
     }
 }
 
+/// The state of a Node that is not there, with why that usually is: a kubelet registers its
+/// Node once, when it starts, so one that was already running when this run's control plane
+/// started never registers with it.
+fn not_registered() -> String {
+    "not registered (a kubelet registers its Node only when it starts: restart it while the \
+     harness waits, for example `systemctl restart kubelet`)"
+        .to_string()
+}
+
 fn str_at<'v>(v: &'v Value, pointer: &str) -> Option<&'v str> {
     v.pointer(pointer).and_then(Value::as_str)
 }
@@ -286,7 +295,7 @@ fn node_ready(ctx: &Context) -> Outcome {
             .api
             .get(&path)
             .map_err(|e| e.to_string())?
-            .ok_or("not registered")?;
+            .ok_or_else(not_registered)?;
         match condition(&node, "Ready") {
             Some(c) if str_at(c, "/status") == Some("True") => Ok(node),
             Some(c) => Err(format!(
@@ -591,7 +600,7 @@ fn node_uid(s: &Session<'_>) -> Result<String, String> {
             s.api
                 .get(&format!("/api/v1/nodes/{}", s.node))
                 .map_err(|e| e.to_string())?
-                .ok_or_else(|| "not registered".to_string())
+                .ok_or_else(not_registered)
         },
     )?;
     str_at(&node, "/metadata/uid")
