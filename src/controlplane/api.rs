@@ -896,14 +896,8 @@ fn write(
         Ok(o) => o,
         Err(r) => return r,
     };
-    let old = match &current {
-        Some(c) => Some(match decode(t.res, c.clone()) {
-            Ok(o) => o,
-            Err(r) => return r,
-        }),
-        None => None,
-    };
-    let causes = validation::validate(t.res, &obj, old.as_ref(), t.subresource.is_some());
+    // The stored object was decoded and defaulted when it was written.
+    let causes = validation::validate(t.res, &obj, current.as_ref(), t.subresource.is_some());
     if !causes.is_empty() {
         return invalid(t.res.kind, &name, &causes);
     }

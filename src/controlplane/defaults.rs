@@ -76,21 +76,8 @@ pub fn prepare_for_create(res: &Resource, obj: &mut Value) {
                 );
             }
         }
-        ("", "Namespace") => {
-            if let Some(o) = obj.as_object_mut() {
-                o.insert("status".into(), json!({"phase": "Active"}));
-            }
-            let spec = object_at(obj, "spec");
-            let finalizers = spec.entry("finalizers").or_insert_with(|| json!([]));
-            if !finalizers.is_array() {
-                *finalizers = json!([]);
-            }
-            if let Some(list) = finalizers.as_array_mut()
-                && !list.iter().any(|f| f == "kubernetes")
-            {
-                list.push(json!("kubernetes"));
-            }
-        }
+        // Active, with the `kubernetes` finalizer: the namespace lifecycle's own rule.
+        ("", "Namespace") => super::namespaces::prepare_create(obj),
         _ => {}
     }
 }

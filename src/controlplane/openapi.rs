@@ -233,7 +233,7 @@ pub fn v3_document(v2: &Value, prefix: &str) -> Value {
         }
     }
     let mut todo = Vec::new();
-    refs(&Value::Object(paths.clone()), &mut todo);
+    super::schema::collect_refs(&Value::Object(paths.clone()), &mut todo);
     let mut schemas = Map::new();
     while let Some(name) = todo.pop() {
         if schemas.contains_key(&name) {
@@ -243,7 +243,7 @@ pub fn v3_document(v2: &Value, prefix: &str) -> Value {
             continue;
         };
         let converted = v3_schema(def, true);
-        refs(&converted, &mut todo);
+        super::schema::collect_refs(&converted, &mut todo);
         schemas.insert(name, converted);
     }
     let mut components = Map::new();
@@ -276,23 +276,6 @@ pub fn v3_document(v2: &Value, prefix: &str) -> Value {
         doc["security"] = s.clone();
     }
     doc
-}
-
-fn refs(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            for (k, v) in m {
-                match (k.as_str(), v) {
-                    ("$ref", Value::String(r)) => {
-                        out.push(r.rsplit('/').next().unwrap_or(r).to_string());
-                    }
-                    _ => refs(v, out),
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
-        _ => {}
-    }
 }
 
 fn v3_ref(r: &str) -> String {

@@ -313,7 +313,8 @@ pub fn trim(full: &Value) -> Value {
     Value::Object(out)
 }
 
-fn collect_refs(v: &Value, out: &mut Vec<String>) {
+/// The definition names every `$ref` below `v` points at, in the order met.
+pub(super) fn collect_refs(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
             for (k, v) in m {

@@ -563,6 +563,20 @@ mod tests {
         );
     }
 
+    /// A kubelet read from `/c.yaml` holding `config`, started with `flags`.
+    fn from_files(config: Value, flags: BTreeMap<String, String>) -> Kubelet {
+        Kubelet {
+            source: Source::Files,
+            flags,
+            config_path: Some("/c.yaml".into()),
+            drop_ins: Vec::new(),
+            drop_in_fields: BTreeMap::new(),
+            config,
+            config_error: None,
+            kubeconfig_path: None,
+        }
+    }
+
     #[test]
     fn flags_win_over_the_config_file() {
         let mut c = parse_config(
@@ -574,16 +588,7 @@ mod tests {
             "--anonymous-auth=true --feature-gates=RotateKubeletServerCertificate=false,Foo=true --tls-cipher-suites=A,B",
         ));
         apply_flags(&mut c, &flags);
-        let k = Kubelet {
-            source: Source::Files,
-            flags,
-            config_path: Some("/c.yaml".into()),
-            drop_ins: Vec::new(),
-            drop_in_fields: BTreeMap::new(),
-            config: c,
-            config_error: None,
-            kubeconfig_path: None,
-        };
+        let k = from_files(c, flags);
         assert_eq!(k.bool("authentication.anonymous.enabled"), Some(true));
         assert_eq!(
             k.origin("authentication.anonymous.enabled"),
@@ -612,16 +617,7 @@ mod tests {
             "--anonymous-auth=0 --make-iptables-util-chains=F --read-only-port=0x0 --max-pods=1_10 --streaming-connection-idle-timeout=0 --seccomp-default=yes",
         ));
         apply_flags(&mut c, &flags);
-        let k = Kubelet {
-            source: Source::Files,
-            flags,
-            config_path: Some("/c.yaml".into()),
-            drop_ins: Vec::new(),
-            drop_in_fields: BTreeMap::new(),
-            config: c,
-            config_error: None,
-            kubeconfig_path: None,
-        };
+        let k = from_files(c, flags);
         assert_eq!(k.bool("authentication.anonymous.enabled"), Some(false));
         assert_eq!(k.bool("makeIPTablesUtilChains"), Some(false));
         assert_eq!(k.int("readOnlyPort"), Some(0));
