@@ -124,7 +124,7 @@ python3 "$here/scripts/bench_controlplane.py" "$ours" "$(command -v etcd)" 10
 # The kubelet group against the kubelet double, one test at a time: the run's wall time less
 # the time its tests spent waiting on the (double) kubelet is the harness's own overhead.
 (cd "$here" && cargo build --quiet --locked --example kubelet-double)
-double="$here/target/debug/examples/kubelet-double"
+double="$here/target/$target/debug/examples/kubelet-double"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 node_root="$work/double-root"; manifests="$work/manifests"
 mkdir -p "$node_root/etc/kubernetes" "$node_root/var/lib/kubelet" "$manifests"
