@@ -80,12 +80,6 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
         system_spec: spec_name,
     };
     let tests = suite::registry();
-    let services = Services::new(
-        run_id,
-        args.workload_binary.clone(),
-        args.api_server_port,
-        args.pod_image.clone(),
-    );
     let options = crate::node::Options {
         pod_manifest_path: args.pod_manifest_path.clone(),
         pki_dir: args.pki_dir.clone(),
@@ -94,9 +88,37 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
             kubeconfig: args.kubeconfig.clone(),
         },
     };
+    let node = Node::new(root, options);
+    // Checked before anything runs: a kubelet that cannot be started is a usage error, and
+    // the node's own kubelet is read now, before this run's kubelet is there to be found.
+    let needs_kubelet = tests.iter().any(|t| {
+        t.needs.contains(&suite::Service::ControlPlane)
+            && sel.reason_unselected(&t.name()).is_none()
+    });
+    let managed = match &args.kubelet_binary {
+        Some(binary) if needs_kubelet => Some(
+            runtime::kubelet::preflight(
+                &node.root,
+                &rootfs,
+                binary,
+                args.container_runtime_endpoint.as_deref(),
+                node.kubelet().ok(),
+                args.result_dir.join("kubelet.log"),
+            )
+            .map_err(UsageError)?,
+        ),
+        _ => None,
+    };
+    let services = Services::new(
+        run_id,
+        args.workload_binary.clone(),
+        args.api_server_port,
+        args.pod_image.clone(),
+        managed,
+    );
     let console = Arc::new(Console::new());
     let ctx = Arc::new(Context {
-        node: Node::new(root, options),
+        node,
         spec,
         services,
         console: Arc::clone(&console),
@@ -309,7 +331,7 @@ mod tests {
         let ctx = Arc::new(Context {
             node: Node::new(RootFs::open("/").unwrap(), crate::node::Options::default()),
             spec: SysSpec::builtin(),
-            services: Services::new("t".into(), "/nonexistent".into(), 0, None),
+            services: Services::new("t".into(), "/nonexistent".into(), 0, None, None),
             console: Arc::clone(&console),
             waits: suite::functional::Waits::default(),
         });

@@ -130,6 +130,16 @@ pub struct RunArgs {
     /// [default: the test image loaded into Docker, else node-conformance-workload:VERSION]
     #[arg(long, env = "POD_IMAGE", value_name = "IMAGE")]
     pub pod_image: Option<String>,
+    /// The kubelet binary on the node (a path in the root fs). The harness starts it for the
+    /// kubelet tests, pointed at the local control plane with a root dir, static pod dir and
+    /// configuration of its own, and stops it and removes what it made at the end. The node's
+    /// own kubelet must be stopped [default: test the node's running kubelet]
+    #[arg(long, env = "KUBELET_BINARY", value_name = "PATH")]
+    pub kubelet_binary: Option<PathBuf>,
+    /// The CRI endpoint of the kubelet --kubelet-binary starts (unix:///path) [default: the
+    /// node's kubelet configuration's, else the first well-known socket present]
+    #[arg(long, env = "CONTAINER_RUNTIME_ENDPOINT", value_name = "ENDPOINT")]
+    pub container_runtime_endpoint: Option<String>,
     /// Seconds the kubelet gets to register its Node and make it Ready
     #[arg(
         long,

@@ -597,7 +597,13 @@ mod tests {
                 crate::node::Options::default(),
             ),
             spec: crate::spec::SysSpec::builtin(),
-            services: crate::runtime::Services::new("t".into(), "/nonexistent".into(), 0, None),
+            services: crate::runtime::Services::new(
+                "t".into(),
+                "/nonexistent".into(),
+                0,
+                None,
+                None,
+            ),
             console: Arc::new(Console::new()),
             waits: crate::suite::functional::Waits::default(),
         })

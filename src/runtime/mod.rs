@@ -4,6 +4,7 @@
 pub mod cri;
 pub mod docker;
 pub mod image;
+pub mod kubelet;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -31,6 +32,62 @@ pub struct Services {
     api_port: u16,
     pod_image: Option<String>,
     control_plane: OnceLock<Result<ControlPlane, Unavailable>>,
+    /// `--kubelet-binary`, checked before the run.
+    managed_plan: Option<kubelet::Plan>,
+    managed: OnceLock<Result<kubelet::Managed, Unavailable>>,
+    pod_workload: OnceLock<Result<PodWorkload, Unavailable>>,
+    /// Directories this run made on the node for the pods' workload binary.
+    workload_dirs: std::sync::Mutex<Vec<PathBuf>>,
+}
+
+/// Where the kubelet tests' pods find the workload.
+#[derive(Debug, Clone)]
+pub enum PodWorkload {
+    /// An image holding it as its entrypoint: `--pod-image`, or the test image loaded into
+    /// Docker.
+    Image(String),
+    /// The node's pause image, which every node that runs pods holds, with the harness's
+    /// static binary from a directory on the node (a hostPath volume): nothing is imported
+    /// into the runtime and no registry is involved.
+    Pause { image: String, dir: PathBuf },
+}
+
+/// Where the workload binary's directory is mounted in a pause-image container.
+const WORKLOAD_MOUNT: &str = "/node-conformance-workload";
+
+impl PodWorkload {
+    /// A container named `workload` that runs `node-conformance workload ARGS...`.
+    pub fn container(&self, args: &[&str]) -> serde_json::Value {
+        match self {
+            Self::Image(image) => serde_json::json!({"name": "workload", "image": image,
+                "imagePullPolicy": "Never", "args": args}),
+            Self::Pause { image, .. } => serde_json::json!({"name": "workload", "image": image,
+                "imagePullPolicy": "Never",
+                "command": [format!("{WORKLOAD_MOUNT}/node-conformance"), "workload"],
+                "args": args,
+                "volumeMounts": [{"name": "node-conformance", "mountPath": WORKLOAD_MOUNT,
+                    "readOnly": true}]}),
+        }
+    }
+
+    /// The pod's volumes for [`PodWorkload::container`].
+    pub fn volumes(&self) -> serde_json::Value {
+        match self {
+            Self::Image(_) => serde_json::json!([]),
+            Self::Pause { dir, .. } => serde_json::json!([{"name": "node-conformance",
+                "hostPath": {"path": dir, "type": "Directory"}}]),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Image(image) => format!("image {image}"),
+            Self::Pause { image, dir } => format!(
+                "the node's pause image {image} running {}/node-conformance (hostPath)",
+                dir.display()
+            ),
+        }
+    }
 }
 
 /// The local control plane as the tests see it, once started.
@@ -149,11 +206,16 @@ impl Services {
         workload_binary: PathBuf,
         api_port: u16,
         pod_image: Option<String>,
+        managed_plan: Option<kubelet::Plan>,
     ) -> Self {
         Self {
             run_id,
             workload_binary,
             pod_image,
+            managed_plan,
+            managed: OnceLock::new(),
+            pod_workload: OnceLock::new(),
+            workload_dirs: std::sync::Mutex::new(Vec::new()),
             rt: OnceLock::new(),
             docker: OnceLock::new(),
             workload: OnceLock::new(),
@@ -166,17 +228,159 @@ impl Services {
         self.api_port
     }
 
-    /// The image the kubelet tests' pods run: the one named with --pod-image; else the test
-    /// image this run loads into Docker, when an Engine answers; else the published workload
-    /// image, which a node whose kubelet uses containerd imports beforehand.
-    pub fn pod_image(&self, root: &RootFs) -> String {
-        if let Some(image) = &self.pod_image {
-            return image.clone();
-        }
-        match self.workload(root) {
-            Ok(docker) => docker.image_tag(),
-            Err(_) => format!("node-conformance-workload:{}", env!("CARGO_PKG_VERSION")),
-        }
+    /// Whether the harness starts the kubelet itself (`--kubelet-binary`).
+    pub fn manages_kubelet(&self) -> bool {
+        self.managed_plan.is_some()
+    }
+
+    /// The kubelet this run started, started on first use (after the control plane, and after
+    /// the node's own kubelet configuration was read, so the tests of that never see this
+    /// one). `None` without `--kubelet-binary`.
+    pub fn managed_kubelet(
+        &self,
+        node: &crate::node::Node,
+        namespace: &str,
+    ) -> Option<Result<&kubelet::Managed, Unavailable>> {
+        let plan = self.managed_plan.as_ref()?;
+        let started = self.managed.get_or_init(|| {
+            let cp = self.control_plane()?;
+            let _ = node.kubelet();
+            let socket = node
+                .root
+                .socket(&plan.endpoint)
+                .map_err(|e| Unavailable::Broken(format!("the CRI endpoint: {e}")))?;
+            let driver = self
+                .block_on(Duration::from_secs(30), async {
+                    let cri = cri::Cri::connect(&socket.connect_path()).await?;
+                    cri.cgroup_driver().await
+                })
+                .and_then(|r| r)
+                .map_err(|e| {
+                    Unavailable::Broken(format!(
+                        "the CRI runtime at {} does not answer: {e}",
+                        plan.endpoint.display()
+                    ))
+                })?;
+            let cgroup_driver = match driver {
+                Some((d, source)) => (d.to_string(), source.to_string()),
+                None => match node.kubelet().ok().and_then(|k| k.str("cgroupDriver")) {
+                    Some(d) => (d.to_string(), "the node's kubelet configuration".into()),
+                    None => ("cgroupfs".into(), "the kubelet's default".into()),
+                },
+            };
+            let settings = kubelet::Settings {
+                run_id: self.run_id.clone(),
+                node_name: node.name().to_string(),
+                api_url: cp.url.clone(),
+                cgroup_driver,
+            };
+            kubelet::Managed::start(plan, &settings, namespace).map_err(Unavailable::Broken)
+        });
+        Some(started.as_ref().map_err(Clone::clone))
+    }
+
+    /// How the kubelet tests' pods run the workload: `--pod-image` when given; else the pause
+    /// image of the CRI runtime the kubelet uses, with this run's binary placed in a hidden
+    /// directory of the static pod directory (`manifests`: where the harness writes it, and
+    /// the same directory as a node path), which the kubelet does not read; else the test
+    /// image loaded into Docker; else the published workload image.
+    pub fn pod_workload(
+        &self,
+        node: &crate::node::Node,
+        manifests: (&std::path::Path, &std::path::Path),
+    ) -> Result<&PodWorkload, Unavailable> {
+        self.pod_workload
+            .get_or_init(|| {
+                if let Some(image) = &self.pod_image {
+                    return Ok(PodWorkload::Image(image.clone()));
+                }
+                let found = match &self.managed_plan {
+                    Some(plan) => vec![(plan.endpoint.clone(), node.root.socket(&plan.endpoint))],
+                    None => endpoints::discover_with(
+                        &node.root,
+                        Kind::Cri,
+                        node.kubelet()
+                            .ok()
+                            .and_then(|k| k.str("containerRuntimeEndpoint")),
+                    )
+                    .into_iter()
+                    .map(|f| (f.path(), f.socket))
+                    .collect(),
+                };
+                let mut why = Vec::new();
+                for (path, socket) in found {
+                    let Ok(socket) = socket else { continue };
+                    let pause = self
+                        .block_on(Duration::from_secs(30), async {
+                            let cri = cri::Cri::connect(&socket.connect_path()).await?;
+                            let configured = cri.config().await.ok().flatten();
+                            let images = cri.images().await?;
+                            cri::pause_image(
+                                &images,
+                                configured.as_ref().and_then(cri::configured_sandbox_image),
+                            )
+                        })
+                        .and_then(|r| r);
+                    match pause {
+                        Ok(image) => {
+                            let dir = self.place_workload(manifests)?;
+                            return Ok(PodWorkload::Pause { image, dir });
+                        }
+                        Err(e) => why.push(format!("{}: {e}", path.display())),
+                    }
+                }
+                if self.managed_plan.is_some() {
+                    return Err(Unavailable::Broken(format!(
+                        "no pause image to run the pods in: {}",
+                        why.join("; ")
+                    )));
+                }
+                Ok(match self.workload(&node.root) {
+                    Ok(docker) => PodWorkload::Image(docker.image_tag()),
+                    Err(_) => PodWorkload::Image(format!(
+                        "node-conformance-workload:{}",
+                        env!("CARGO_PKG_VERSION")
+                    )),
+                })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Copies the static workload binary to `.node-conformance-<run id>/node-conformance` in
+    /// the static pod directory; returns the directory as a node path.
+    fn place_workload(
+        &self,
+        (local, node_path): (&std::path::Path, &std::path::Path),
+    ) -> Result<PathBuf, Unavailable> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        // create_new: never through a file or symlink planted at the name.
+        let binary =
+            image::read_static_binary(&self.workload_binary).map_err(Unavailable::Absent)?;
+        let name = format!(".node-conformance-{}", self.run_id);
+        let dir = local.join(&name);
+        let fail = |e: std::io::Error| {
+            Unavailable::Broken(format!(
+                "cannot place the workload binary in {}: {e}",
+                dir.display()
+            ))
+        };
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&dir)
+            .map_err(fail)?;
+        self.workload_dirs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(dir.clone());
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(dir.join("node-conformance"))
+            .map_err(fail)?;
+        std::io::Write::write_all(&mut file, &binary).map_err(fail)?;
+        Ok(node_path.join(name))
     }
 
     /// The local control plane on 127.0.0.1, started on first use. A taken port fails the
@@ -265,12 +469,59 @@ impl Services {
             .map(|()| docker)
     }
 
+    /// Stops and removes the pod sandboxes (and so their containers) of the managed kubelet's
+    /// pods, which a stopped kubelet leaves in the runtime.
+    fn remove_sandboxes(&self, managed: &kubelet::Managed) -> Vec<String> {
+        let socket = managed
+            .plan
+            .host
+            .local(&managed.plan.endpoint)
+            .display()
+            .to_string();
+        let labels = kubelet::namespace_labels(&managed.namespace);
+        let removed = self.block_on(Duration::from_secs(60), async {
+            let cri = cri::Cri::connect(&socket).await?;
+            let mut lines = Vec::new();
+            for sandbox in cri.sandboxes(labels).await? {
+                let name = sandbox.metadata.map_or(String::new(), |m| m.name);
+                lines.push(match cri.remove_sandbox(&sandbox.id).await {
+                    Ok(()) => format!("removed pod sandbox {name} ({})", &sandbox.id),
+                    Err(e) => format!("could not remove pod sandbox {name}: {e}"),
+                });
+            }
+            Ok::<_, String>(lines)
+        });
+        match removed {
+            Ok(Ok(lines)) => lines,
+            Ok(Err(e)) | Err(e) => vec![format!("could not remove this run's pod sandboxes: {e}")],
+        }
+    }
+
     /// Removes everything this run created in the runtimes. Returns one line per thing
     /// removed or left behind.
     pub fn shutdown(&self) -> Vec<String> {
         let mut lines = Vec::new();
         if let Some(Ok(cp)) = self.control_plane.get() {
             lines.extend(cp.remove_leftovers());
+        }
+        if let Some(Ok(managed)) = self.managed.get() {
+            lines.push(managed.stop());
+            lines.extend(self.remove_sandboxes(managed));
+            lines.extend(managed.clean());
+        }
+        for dir in std::mem::take(
+            &mut *self
+                .workload_dirs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        ) {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => lines.push(format!("removed {}", dir.display())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => lines.push(format!("could not remove {}: {e}", dir.display())),
+            }
+        }
+        if let Some(Ok(cp)) = self.control_plane.get() {
             let running = cp
                 .running
                 .lock()

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use super::{Context, Outcome, Recorder, Service, Test, describe};
 use crate::controlplane::client::Client;
-use crate::runtime::{ControlPlane, Unavailable};
+use crate::runtime::kubelet::Managed;
+use crate::runtime::{ControlPlane, PodWorkload, Unavailable};
 
 const TAGS: &[&str] = &["NodeConformance"];
 const NEEDS: &[Service] = &[Service::ControlPlane];
@@ -178,27 +179,57 @@ struct Session<'a> {
     api: Client,
     node: String,
     namespace: String,
+    /// The static pod directory, where the harness writes it.
     manifest_dir: PathBuf,
-    image: String,
+    workload: PodWorkload,
+    /// The kubelet the harness started, when it did.
+    managed: Option<&'a Managed>,
     waits: Waits,
 }
 
-fn session(ctx: &Context) -> Result<Session<'_>, Outcome> {
-    let manifest_dir =
-        kubelet_points_here(ctx, ctx.services.api_port()).map_err(Outcome::skipped)?;
-    let cp = ctx.services.control_plane().map_err(|e| match e {
+fn unavailable(e: Unavailable) -> Outcome {
+    match e {
         Unavailable::Absent(m) => Outcome::skipped(m),
         Unavailable::Broken(m) => Outcome::failed(m),
-    })?;
-    let image = ctx.services.pod_image(&ctx.node.root);
+    }
+}
+
+fn session(ctx: &Context) -> Result<Session<'_>, Outcome> {
+    let namespace = format!("node-conformance-{}", ctx.services.run_id);
+    let (managed, manifest_dir, node_manifest_dir) =
+        match ctx.services.managed_kubelet(&ctx.node, &namespace) {
+            Some(Ok(m)) => {
+                if let Some(why) = m.exited() {
+                    return Err(Outcome::failed(why));
+                }
+                (
+                    Some(m),
+                    m.plan.host.local(&m.manifests),
+                    m.manifests.clone(),
+                )
+            }
+            Some(Err(e)) => return Err(unavailable(e)),
+            None => {
+                let dir =
+                    kubelet_points_here(ctx, ctx.services.api_port()).map_err(Outcome::skipped)?;
+                (None, dir.clone(), dir)
+            }
+        };
+    let cp = ctx.services.control_plane().map_err(unavailable)?;
+    let workload = ctx
+        .services
+        .pod_workload(&ctx.node, (&manifest_dir, &node_manifest_dir))
+        .map_err(unavailable)?
+        .clone();
     let s = Session {
         ctx,
         cp,
         api: Client::new(&cp.url),
         node: ctx.node.name().to_string(),
-        namespace: format!("node-conformance-{}", ctx.services.run_id),
+        namespace,
         manifest_dir,
-        image,
+        workload,
+        managed,
         waits: ctx.waits,
     };
     let ns = json!({"apiVersion": "v1", "kind": "Namespace",
@@ -209,6 +240,17 @@ fn session(ctx: &Context) -> Result<Session<'_>, Outcome> {
         Err(e) => return Err(Outcome::failed(e.to_string())),
     }
     Ok(s)
+}
+
+impl Session<'_> {
+    /// What the pods run and, for a kubelet the harness started, which kubelet: for the
+    /// report of every test.
+    fn describe_setup(&self, r: &mut Recorder) {
+        if let Some(m) = self.managed {
+            r.info("kubelet", m.description.clone());
+        }
+        r.info("workload", self.workload.describe());
+    }
 }
 
 /// Polls `probe` until it gives a value or the time is up; says what it waits for on the
@@ -232,6 +274,10 @@ fn wait_for<T>(
             Err(state) => state,
         };
         let waited = begin.elapsed();
+        if let Some(why) = s.managed.and_then(Managed::exited) {
+            super::add_waited(waited);
+            return Err(format!("{what}: {why}"));
+        }
         if waited >= limit {
             super::add_waited(waited);
             return Err(format!(
@@ -311,6 +357,7 @@ fn node_ready(ctx: &Context) -> Outcome {
         Err(e) => return Outcome::failed(e),
     };
     let mut r = Recorder::new();
+    s.describe_setup(&mut r);
     r.ok("Ready", "True");
     let arch = go_arch(&rustix::system::uname().machine().to_string_lossy()).to_string();
     for (label, want) in [
@@ -457,7 +504,8 @@ impl<'a> StaticPod<'a> {
             "metadata": {"name": self.name, "namespace": self.s.namespace,
                 "labels": {RUN_LABEL: self.s.ctx.services.run_id}},
             "spec": {"restartPolicy": "Always", "terminationGracePeriodSeconds": 2,
-                "containers": [container(&self.s.image, args)]}})
+                "containers": [self.s.workload.container(args)],
+                "volumes": self.s.workload.volumes()}})
     }
 
     fn write(&self, args: &[&str]) -> Result<(), String> {
@@ -485,10 +533,6 @@ impl Drop for StaticPod<'_> {
             },
         );
     }
-}
-
-fn container(image: &str, args: &[&str]) -> Value {
-    json!({"name": "workload", "image": image, "imagePullPolicy": "Never", "args": args})
 }
 
 fn pod_path(s: &Session<'_>, name: &str) -> String {
@@ -758,7 +802,8 @@ impl<'a> ApiPod<'a> {
         let pod = json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": {RUN_LABEL: s.ctx.services.run_id}},
             "spec": {"nodeName": s.node, "restartPolicy": restart,
-                "terminationGracePeriodSeconds": 2, "containers": [container]}});
+                "terminationGracePeriodSeconds": 2, "containers": [container],
+                "volumes": s.workload.volumes()}});
         let path = format!("/api/v1/namespaces/{}/pods", s.namespace);
         s.cp.track_object(&pod_path(s, &name));
         s.api.create(&path, &pod).map_err(|e| e.to_string())?;
@@ -849,7 +894,7 @@ fn restart_policy(
     let mut r = Recorder::new();
     let mut pods = Vec::new();
     for code in [0, 1] {
-        let c = container(&s.image, &["--exit", &code.to_string()]);
+        let c = s.workload.container(&["--exit", &code.to_string()]);
         match ApiPod::create(
             &s,
             &format!("exit-{code}-{}", policy.to_lowercase()),
@@ -947,7 +992,7 @@ const CUSTOM_TERMINATION_PATH: &str = "/dev/termination-custom-log";
 
 fn termination_message_file(ctx: &Context) -> Outcome {
     let source = format!("from {CUSTOM_TERMINATION_PATH}");
-    termination_message(ctx, "termination-file", &source, |image| {
+    termination_message(ctx, "termination-file", &source, |workload| {
         let args = [
             "--termination-message",
             CUSTOM_TERMINATION_PATH,
@@ -955,7 +1000,7 @@ fn termination_message_file(ctx: &Context) -> Outcome {
             "--exit",
             "0",
         ];
-        let mut c = container(image, &args);
+        let mut c = workload.container(&args);
         c["terminationMessagePath"] = json!(CUSTOM_TERMINATION_PATH);
         c
     })
@@ -966,8 +1011,8 @@ fn termination_message_logs(ctx: &Context) -> Outcome {
         ctx,
         "termination-logs",
         "from the logs after exit 1",
-        |image| {
-            let mut c = container(image, &["--stdout", "DONE", "--exit", "1"]);
+        |workload| {
+            let mut c = workload.container(&["--stdout", "DONE", "--exit", "1"]);
             c["terminationMessagePolicy"] = json!("FallbackToLogsOnError");
             c
         },
@@ -979,14 +1024,14 @@ fn termination_message(
     ctx: &Context,
     prefix: &str,
     source: &str,
-    make: fn(&str) -> Value,
+    make: fn(&PodWorkload) -> Value,
 ) -> Outcome {
     let s = match session(ctx) {
         Ok(s) => s,
         Err(o) => return o,
     };
     let mut r = Recorder::new();
-    match run_to_end(&s, prefix, make(&s.image)) {
+    match run_to_end(&s, prefix, make(&s.workload)) {
         Ok((_, t)) => match str_at(&t, "/message").map(str::trim) {
             Some("DONE") => r.ok("message", format!("DONE, {source}")),
             other => r.fail("message", format!("is {other:?}, want \"DONE\" {source}")),
@@ -1019,7 +1064,7 @@ fn env_and_downward_api(ctx: &Context) -> Outcome {
     // The logs become the termination message on a failing exit: the process itself reports
     // what it was given.
     args.extend(["--exit", "1"]);
-    let mut c = container(&s.image, &args);
+    let mut c = s.workload.container(&args);
     c["terminationMessagePolicy"] = json!("FallbackToLogsOnError");
     c["env"] = Value::Array(
         vars.iter()
@@ -1064,7 +1109,7 @@ fn graceful_delete(ctx: &Context) -> Outcome {
         Err(o) => return o,
     };
     let mut r = Recorder::new();
-    let pod = match ApiPod::create(&s, "graceful", "Always", container(&s.image, SLEEP)) {
+    let pod = match ApiPod::create(&s, "graceful", "Always", s.workload.container(SLEEP)) {
         Ok(p) => p,
         Err(e) => return r.fail_now(e),
     };

@@ -38,6 +38,13 @@ pub fn command() -> Command {
         "NODE_READY_TIMEOUT",
         "MIRROR_POD_TIMEOUT",
         "POD_START_TIMEOUT",
+        "KUBELET_BINARY",
+        "CONTAINER_RUNTIME_ENDPOINT",
+        "TEST_TIMEOUT",
+        "WORKLOAD_BINARY",
+        "KUBELET_CONFIG",
+        "KUBECONFIG_PATH",
+        "PKI_DIR",
     ] {
         c.env_remove(var);
     }
@@ -218,21 +225,17 @@ pub fn docker_available() -> bool {
     ok
 }
 
-/// The static harness binary the test image is made from: NODE_CONFORMANCE_STATIC_BIN, or
-/// what scripts/build-images.sh left in target/.
+/// The static harness binary the test image is made from: NODE_CONFORMANCE_STATIC_BIN, else
+/// the binary under test (every Linux glibc build is static, see .cargo/config.toml).
 pub fn static_binary() -> Option<PathBuf> {
     let path = std::env::var_os("NODE_CONFORMANCE_STATIC_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("target/x86_64-unknown-linux-gnu/release/node-conformance")
-        });
+        .map_or_else(|| PathBuf::from(BIN), PathBuf::from);
     if path.exists() {
         return Some(path);
     }
     assert!(
         std::env::var("NODE_CONFORMANCE_REQUIRE_DOCKER").as_deref() != Ok("1"),
-        "Docker tests need the static binary at {} (scripts/build-images.sh amd64 builds it)",
+        "Docker tests need the static binary at {}",
         path.display()
     );
     eprintln!("skipped: no static binary at {}", path.display());

@@ -1,0 +1,226 @@
+//! The kubelet tests against a real kubelet: 1.20.2 built from Debian's source package
+//! (../shared/peers/kubernetes/build.sh) on a containerd of its own with a CNI bridge and a
+//! pause image (node-env.sh), started and stopped by the harness itself (`--kubelet-binary`).
+//! All 13 must pass, and nothing may be left: no static pod file, no pod sandbox or container
+//! in the containerd, no kubelet process, no work dir, no pod logs.
+//!
+//! Needs root, the peers and Debian's archive (for containerd); skipped otherwise, unless
+//! NODE_CONFORMANCE_REQUIRE_KUBELET=1 (CI), which makes their absence a failure.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const GROUP: &str = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle) ";
+
+fn peers() -> Option<PathBuf> {
+    let dir = std::env::var_os("NODE_CONFORMANCE_KUBELET_PEERS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/kubernetes"),
+        PathBuf::from,
+    );
+    let root = rustix::process::geteuid().is_root();
+    let usable = root && dir.join("build.sh").exists() && dir.join("node-env.sh").exists();
+    if !usable {
+        assert!(
+            std::env::var("NODE_CONFORMANCE_REQUIRE_KUBELET").as_deref() != Ok("1"),
+            "a real kubelet is required (NODE_CONFORMANCE_REQUIRE_KUBELET=1) but {} is not \
+             usable here (root: {root})",
+            dir.display()
+        );
+        eprintln!("skipped: no real kubelet environment ({})", dir.display());
+        return None;
+    }
+    Some(dir)
+}
+
+/// The last line a script printed, or a panic with all it said.
+fn script(path: &Path, args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg(path)
+        .args(args)
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed: {}\n{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// node-env.sh's containerd, stopped and removed when dropped.
+struct NodeEnv {
+    script: PathBuf,
+    dir: tempfile::TempDir,
+    endpoint: String,
+}
+
+impl NodeEnv {
+    fn start(peers: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("env dir");
+        let script_path = peers.join("node-env.sh");
+        let endpoint = script(&script_path, &["start", &dir.path().display().to_string()]);
+        assert!(
+            endpoint.starts_with("unix://"),
+            "node-env.sh printed {endpoint:?}"
+        );
+        NodeEnv {
+            script: script_path,
+            dir,
+            endpoint,
+        }
+    }
+
+    fn ctr(&self, args: &[&str]) -> String {
+        let sock = self.dir.path().join("containerd.sock");
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(&sock)
+            .args(["-n", "k8s.io"])
+            .args(args)
+            .output()
+            .expect("ctr runs");
+        assert!(
+            out.status.success(),
+            "ctr {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for NodeEnv {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(&self.script)
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter(|p| p.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle))
+        .collect()
+}
+
+#[test]
+fn the_kubelet_group_passes_against_a_real_kubelet_and_leaves_nothing() {
+    let Some(peers) = peers() else { return };
+    let bin_dir = PathBuf::from(script(&peers.join("build.sh"), &[]));
+    let kubelet = bin_dir.join("kubelet");
+    let env = NodeEnv::start(&peers);
+    let results = tempfile::tempdir().expect("result dir");
+    let port = common::free_port();
+    let out = common::command()
+        .args([
+            "run",
+            "--rootfs",
+            "/",
+            "--focus",
+            GROUP,
+            "--parallelism",
+            "13",
+        ])
+        .arg("--result-dir")
+        .arg(results.path())
+        .arg("--kubelet-binary")
+        .arg(&kubelet)
+        .args(["--container-runtime-endpoint", &env.endpoint])
+        .args(["--api-server-port", &port.to_string()])
+        .output()
+        .expect("the harness runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(results.path().join("results.json")).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("no results.json ({e}):\n{stdout}\n{stderr}"));
+    let log = std::fs::read_to_string(results.path().join("kubelet.log")).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    let tests = json["tests"].as_array().expect("tests");
+    let selected: Vec<&serde_json::Value> =
+        tests.iter().filter(|t| t["verdict"] != "skipped").collect();
+    let failed: Vec<String> = selected
+        .iter()
+        .filter(|t| t["verdict"] != "passed")
+        .map(|t| format!("{}: {}", t["name"], t["message"]))
+        .collect();
+    assert!(
+        failed.is_empty() && selected.len() == 13,
+        "{} selected, failed:\n{}\n\nstdout:\n{stdout}\nstderr:\n{stderr}\nkubelet log (end, newest first):\n{}",
+        selected.len(),
+        failed.join("\n"),
+        tail.join("\n")
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let node = tests
+        .iter()
+        .find(|t| {
+            t["name"]
+                .as_str()
+                .is_some_and(|n| n.contains("registers and turns Ready"))
+        })
+        .expect("the Node test");
+    let checks = node["checks"].to_string();
+    assert!(
+        checks.contains("v1.20.2"),
+        "kubelet version not reported: {checks}"
+    );
+
+    // Nothing left.
+    let run_id = json["run_id"].as_str().expect("run id").to_string();
+    assert!(!stdout.contains("could not"), "{stdout}");
+    let work = format!("/var/tmp/node-conformance-{run_id}");
+    assert!(!Path::new(&work).exists(), "{work} is left");
+    assert!(
+        processes_with(&work).is_empty(),
+        "processes left: {:?}",
+        processes_with(&work)
+    );
+    assert_eq!(
+        env.ctr(&["containers", "ls", "-q"]),
+        "",
+        "containers left in the containerd"
+    );
+    assert_eq!(
+        env.ctr(&["tasks", "ls", "-q"]),
+        "",
+        "tasks left in the containerd"
+    );
+    let namespace = format!("node-conformance-{run_id}");
+    for dir in ["/var/log/pods", "/var/log/containers"] {
+        let left: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.contains(&namespace))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{dir}: {left:?}");
+    }
+    // What the pods ran: the harness's binary in the node's pause image, nothing imported.
+    let images = env.ctr(&["images", "ls", "-q"]);
+    assert!(
+        images
+            .lines()
+            .all(|i| i.contains("pause") || i.starts_with("sha256:")),
+        "images in the containerd: {images}"
+    );
+}
