@@ -102,7 +102,8 @@ pub struct RunArgs {
     /// A YAML system spec that replaces the built-in one (`node-conformance spec` prints it)
     #[arg(long, env = "SYSTEM_SPEC_FILE", value_name = "FILE")]
     pub system_spec: Option<PathBuf>,
-    /// How many tests run at once [default: the number of CPUs]
+    /// How many tests that wait on a service (Docker, the kubelet) run at once [default: the
+    /// number of CPUs, at least 16]
     #[arg(long, env = "PARALLELISM", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: Option<u16>,
     /// The kubelet's static pod directory on the node [default: /etc/kubernetes/manifests]

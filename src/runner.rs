@@ -382,11 +382,19 @@ pub fn run(
         let _ = libtest_mimic::run(&trial_arguments(1), quick);
     }
     if !waiting.is_empty() {
-        let parallelism = parallelism
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        let parallelism = parallelism.unwrap_or_else(default_parallelism);
         let _ = libtest_mimic::run(&trial_arguments(parallelism), waiting);
     }
     state.snapshot(None)
+}
+
+/// How many tests that wait on services run at once unless told: the CPUs, and at least 16,
+/// since such a test spends its time waiting on a container or the kubelet, not computing
+/// (the 13 kubelet tests then run side by side, as the kubelet allows).
+pub fn default_parallelism() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .max(16)
 }
 
 /// Runs a test, turning a panic into a failure that says so.

@@ -23,6 +23,9 @@ struct Results<'a> {
     duration: f64,
     /// The harness's own peak resident set size so far, for sizing the container it runs in.
     peak_rss_kib: Option<u64>,
+    /// The harness's own CPU time so far, user and system, all its threads (seconds; a kubelet
+    /// or container it started is not counted): its overhead beside the run's duration.
+    cpu_seconds: f64,
     counts: Counts,
     tests: &'a [TestRecord],
 }
@@ -41,6 +44,10 @@ pub fn render(run: &RunRecord, info: &RunInfo) -> Result<String, String> {
         started: run.started.to_rfc3339(),
         duration: run.duration.as_secs_f64(),
         peak_rss_kib: peak_rss_kib(),
+        cpu_seconds: {
+            let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+            t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+        },
         counts: Counts {
             tests: run.records.len(),
             passed: run.count(Verdict::Passed),
