@@ -41,76 +41,125 @@ impl Default for Waits {
     }
 }
 
+/// What the kubelet gets to remove a pod deleted at the end of a test.
+fn removal(w: &Waits) -> Duration {
+    Duration::from_secs(60).min(w.pod_start)
+}
+
+/// The lease duration a kubelet sets unless configured otherwise, in seconds.
+const DEFAULT_LEASE_SECONDS: u64 = 40;
+
+/// How long a renewal of a lease of `duration` seconds is waited for: the kubelet renews
+/// every quarter of it, so one full duration and a margin is plenty.
+fn lease_renewal(duration: u64) -> Duration {
+    Duration::from_secs(duration.max(10) + 10)
+}
+
+/// The grace period of the graceful delete test, in seconds.
+const GRACE_SECONDS: u64 = 5;
+/// What the kubelet gets beyond the grace period to stop the container and remove the pod.
+const AFTER_GRACE: Duration = Duration::from_secs(30);
+/// Upstream's: a recreated mirror pod must stay Running this long.
+const STAY_RUNNING: Duration = Duration::from_secs(30);
+
+/// Every MirrorPod test: the Node, the first mirror pod, the change, and the teardown's wait
+/// for the mirror pod to go.
+fn mirror_budget(w: &Waits) -> Duration {
+    w.node_ready + 3 * w.mirror_pod
+}
+
 pub fn tests() -> Vec<Test> {
-    let t = |area, behaviour, run| Test {
+    let t = |area, behaviour, run, budget| Test {
         area,
         behaviour,
         tags: TAGS,
         needs: NEEDS,
         run,
         read_ahead: None,
+        budget: Some(budget),
     };
     vec![
         t(
             "Node",
             "registers and turns Ready with its hostname, os and arch labels",
             node_ready,
+            |w| w.node_ready,
         ),
-        t("Node", "Lease in kube-node-lease is renewed", node_lease),
+        t(
+            "Node",
+            "Lease in kube-node-lease is renewed",
+            node_lease,
+            |w| w.node_ready + lease_renewal(DEFAULT_LEASE_SECONDS),
+        ),
         t(
             "MirrorPod",
             "when create a mirror pod should be updated when static pod updated",
             mirror_updated,
+            mirror_budget,
         ),
         t(
             "MirrorPod",
             "when create a mirror pod should be recreated when mirror pod gracefully deleted",
             mirror_graceful_delete,
+            mirror_budget,
         ),
         t(
             "MirrorPod",
             "when create a mirror pod should be recreated when mirror pod forcibly deleted",
             mirror_forced_delete,
+            mirror_budget,
         ),
         t(
             "MirrorPod",
             "when create a mirror pod should successfully recreate when file is removed and recreated",
             mirror_file_recreated,
+            |w| mirror_budget(w) + STAY_RUNNING,
         ),
         t(
             "Pod Lifecycle",
             "restartPolicy Always restarts a container that exits 0 or 1 and the pod stays Running",
             restart_always,
+            // Two pods, waited for one after the other, each removed at the end.
+            |w| 2 * (w.pod_start + removal(w)),
         ),
         t(
             "Pod Lifecycle",
             "restartPolicy OnFailure: exit 0 makes the pod Succeeded, exit 1 restarts the container",
             restart_on_failure,
+            // Two pods, waited for one after the other, each removed at the end.
+            |w| 2 * (w.pod_start + removal(w)),
         ),
         t(
             "Pod Lifecycle",
             "restartPolicy Never: exit 0 makes the pod Succeeded, exit 1 Failed, no restarts",
             restart_never,
+            // Two pods, waited for one after the other, each removed at the end.
+            |w| 2 * (w.pod_start + removal(w)),
         ),
         t(
             "Pod Lifecycle",
             "termination message is read from the terminationMessagePath file",
             termination_message_file,
+            |w| w.pod_start + removal(w),
         ),
         t(
             "Pod Lifecycle",
             "termination message falls back to the logs on error (FallbackToLogsOnError)",
             termination_message_logs,
+            |w| w.pod_start + removal(w),
         ),
         t(
             "Pod Lifecycle",
             "environment variables and the downward API reach the container",
             env_and_downward_api,
+            |w| w.pod_start + removal(w),
         ),
         t(
             "Pod Lifecycle",
             "a pod deleted gracefully is marked, stopped and removed",
             graceful_delete,
+            // The pod is removed again at the end only when the test's own removal failed.
+            |w| w.pod_start + Duration::from_secs(GRACE_SECONDS) + AFTER_GRACE + removal(w),
         ),
     ]
 }
