@@ -120,7 +120,9 @@ pub struct RunArgs {
     /// /etc/kubernetes/kubelet.conf]
     #[arg(long, env = "KUBECONFIG_PATH", value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// Seconds a test may run before it is failed and its containers removed
+    /// Seconds a test may run before it is failed and its containers removed; a kubelet test
+    /// gets at least the sum of its waits (--node-ready-timeout, --mirror-pod-timeout,
+    /// --pod-start-timeout, ...) plus 30 s, so its own waits report first, with what they saw
     #[arg(long, env = "TEST_TIMEOUT", value_name = "SECONDS", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub test_timeout: u64,

@@ -4,6 +4,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -12,7 +13,7 @@ use regex_lite::Regex;
 use serde::Serialize;
 
 use crate::report::console::Console;
-use crate::suite::{Context, Outcome, Test, Verdict};
+use crate::suite::{Context, Outcome, Test, Verdict, Waiting};
 
 pub const DEFAULT_SKIP: &str = r"\[Flaky\]|\[Serial\]|\[Disruptive\]";
 
@@ -290,12 +291,48 @@ fn placeholder() -> TestRecord {
     }
 }
 
+/// What a test gets beyond the sum of its waits, for its requests and its own work.
+pub const BEYOND_WAITS: Duration = Duration::from_secs(30);
+
+/// The deadline of `test`: `timeout` (--test-timeout), raised for a test that waits on the
+/// node to the sum of its waits plus [`BEYOND_WAITS`], so a wait that runs out fails the test
+/// with what it saw rather than the deadline cutting it off first.
+pub fn deadline(
+    test: &Test,
+    waits: &crate::suite::functional::Waits,
+    timeout: Duration,
+) -> Duration {
+    test.budget
+        .map_or(timeout, |budget| timeout.max(budget(waits) + BEYOND_WAITS))
+}
+
+/// The failure of a test cut off at `deadline`, with what it was waiting for then, if anything.
+fn timed_out(deadline: Duration, timeout: Duration, waiting: Option<Waiting>) -> Outcome {
+    let mut message = if deadline == timeout {
+        format!("timed out after {}s (--test-timeout)", deadline.as_secs())
+    } else {
+        format!(
+            "timed out after {}s (--test-timeout {}s, raised to the test's waits plus {}s)",
+            deadline.as_secs(),
+            timeout.as_secs(),
+            BEYOND_WAITS.as_secs()
+        )
+    };
+    if let Some(w) = waiting {
+        message.push_str(&format!(
+            " while waiting for {}; last seen: {}",
+            w.what, w.state
+        ));
+    }
+    Outcome::failed(message)
+}
+
 /// Runs the selected tests, those that wait on services up to `parallelism` (default: the
 /// CPUs) at a time; unselected ones are recorded as skipped with the reason, and `selected` is
 /// called once they are, before any test runs, with the selected tests' read-ahead functions.
-/// Every test has the deadline `timeout`: one that runs past it is failed and left behind on
-/// its thread (a read stuck on a hung mount cannot be cancelled); what it created in the
-/// runtimes is removed with the rest of the run's.
+/// Every test has the deadline `timeout`, or its [`deadline`] when that is later: one that
+/// runs past it is failed and left behind on its thread (a read stuck on a hung mount cannot
+/// be cancelled); what it created in the runtimes is removed with the rest of the run's.
 pub fn run(
     tests: &[Test],
     ctx: &Arc<Context>,
@@ -323,6 +360,7 @@ pub fn run(
             continue;
         }
         reads.extend(test.read_ahead);
+        let limit = deadline(test, &ctx.waits, timeout);
         let (ctx, state, console, worker, run_fn) = (
             Arc::clone(ctx),
             Arc::clone(state),
@@ -350,9 +388,9 @@ pub fn run(
                 Slot::Running(RunState::record_of(&slot).clone(), begin)
             });
             let outcome = if abandonable {
-                run_with_timeout(run_fn, ctx, timeout)
+                run_with_timeout(run_fn, ctx, (limit, timeout))
             } else {
-                worker.run(run_fn, ctx, timeout)
+                worker.run(run_fn, ctx, (limit, timeout))
             };
             let mut record = placeholder();
             state.update(index, |slot| {
@@ -411,6 +449,8 @@ fn run_guarded(run_fn: fn(&Context) -> Outcome, ctx: &Context) -> Outcome {
         ))
     });
     outcome.waited = crate::suite::take_waited();
+    // The thread may run another test: nothing of this one's waits may be quoted for it.
+    crate::suite::done_waiting();
     outcome
 }
 
@@ -421,17 +461,19 @@ type Job = Box<dyn FnOnce() + Send>;
 /// than most of them do, and the runner's own thread cannot be abandoned.
 #[derive(Default)]
 struct Worker {
-    jobs: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+    /// The thread's queue, and its id for what a test cut off on it was waiting for.
+    jobs: Mutex<Option<(std::sync::mpsc::Sender<Job>, ThreadId)>>,
 }
 
 impl Worker {
-    /// Runs a test on the worker thread, waiting at most `timeout`. A test past its deadline
-    /// keeps the thread; the next test gets a new one.
+    /// Runs a test on the worker thread, waiting at most `deadline`; `timeout` is
+    /// --test-timeout, for the message. A test past its deadline keeps the thread; the next
+    /// test gets a new one.
     fn run(
         &self,
         run_fn: fn(&Context) -> Outcome,
         ctx: Arc<Context>,
-        timeout: Duration,
+        (deadline, timeout): (Duration, Duration),
     ) -> Outcome {
         let (tx, rx) = std::sync::mpsc::channel();
         let job: Job = Box::new(move || {
@@ -441,10 +483,10 @@ impl Worker {
             .jobs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let sender = match slot.take() {
-            Some(sender) => sender,
+        let (sender, thread) = match slot.take() {
+            Some(worker) => worker,
             None => match Self::spawn() {
-                Ok(sender) => sender,
+                Ok(worker) => worker,
                 Err(e) => {
                     return Outcome::failed(format!("cannot start a thread for the test: {e}"));
                 }
@@ -453,50 +495,45 @@ impl Worker {
         if sender.send(job).is_err() {
             return Outcome::failed("the test thread is gone");
         }
-        match rx.recv_timeout(timeout) {
+        match rx.recv_timeout(deadline) {
             Ok(outcome) => {
-                *slot = Some(sender);
+                *slot = Some((sender, thread));
                 outcome
             }
-            Err(_) => Outcome::failed(format!(
-                "timed out after {}s (--test-timeout)",
-                timeout.as_secs()
-            )),
+            Err(_) => timed_out(deadline, timeout, crate::suite::take_waiting(thread)),
         }
     }
 
-    fn spawn() -> std::io::Result<std::sync::mpsc::Sender<Job>> {
+    fn spawn() -> std::io::Result<(std::sync::mpsc::Sender<Job>, ThreadId)> {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("quick-tests".into())
             .spawn(move || {
                 for job in rx {
                     job();
                 }
             })?;
-        Ok(tx)
+        Ok((tx, handle.thread().id()))
     }
 }
 
-/// Runs a test on a thread of its own so a hung one can be abandoned at the deadline.
+/// Runs a test on a thread of its own so a hung one can be abandoned at `deadline`;
+/// `timeout` is --test-timeout, for the message.
 fn run_with_timeout(
     run_fn: fn(&Context) -> Outcome,
     ctx: Arc<Context>,
-    timeout: Duration,
+    (deadline, timeout): (Duration, Duration),
 ) -> Outcome {
     let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new().spawn(move || {
         let _ = tx.send(run_guarded(run_fn, &ctx));
     });
-    if let Err(e) = spawned {
-        return Outcome::failed(format!("cannot start a thread for the test: {e}"));
-    }
-    rx.recv_timeout(timeout).unwrap_or_else(|_| {
-        Outcome::failed(format!(
-            "timed out after {}s (--test-timeout)",
-            timeout.as_secs()
-        ))
-    })
+    let thread = match spawned {
+        Ok(handle) => handle.thread().id(),
+        Err(e) => return Outcome::failed(format!("cannot start a thread for the test: {e}")),
+    };
+    rx.recv_timeout(deadline)
+        .unwrap_or_else(|_| timed_out(deadline, timeout, crate::suite::take_waiting(thread)))
 }
 
 /// libtest-mimic schedules the trials; the console reporter prints them (libtest's own lines
@@ -660,6 +697,106 @@ mod tests {
         );
         let message = run.records[0].outcome.message.as_deref().unwrap_or("");
         assert!(message.contains("timed out after"), "{message}");
+    }
+
+    #[test]
+    fn a_test_cut_off_says_what_it_was_waiting_for() {
+        fn waits_past_the_deadline(_: &Context) -> Outcome {
+            crate::suite::note_waiting("pod x to be Running", "phase Pending; no events");
+            std::thread::sleep(Duration::from_secs(5));
+            Outcome::failed("woke up")
+        }
+        fn cut_off_after_its_wait(_: &Context) -> Outcome {
+            crate::suite::note_waiting("pod y to be Running", "phase Pending");
+            crate::suite::done_waiting();
+            std::thread::sleep(Duration::from_secs(5));
+            Outcome::failed("woke up")
+        }
+        let on_own_thread = |behaviour, run| Test {
+            needs: &[crate::suite::Service::ControlPlane],
+            ..Test::plain("Kubelet", &[], behaviour, run)
+        };
+        let tests = vec![
+            on_own_thread("waits", waits_past_the_deadline),
+            on_own_thread("waited", cut_off_after_its_wait),
+            Test::plain("Files", &[], "waits on the worker", waits_past_the_deadline),
+        ];
+        let state = RunState::new(&tests);
+        let run = run(
+            &tests,
+            &context(),
+            &Selection::new(None, None).unwrap(),
+            (Some(2), Duration::from_millis(300)),
+            &Arc::new(Console::new()),
+            &state,
+            |_| {},
+        );
+        let messages: Vec<_> = run
+            .records
+            .iter()
+            .map(|r| r.outcome.message.clone().unwrap_or_default())
+            .collect();
+        let waiting = "timed out after 0s (--test-timeout) while waiting for pod x to be \
+                       Running; last seen: phase Pending; no events";
+        assert_eq!(messages[0], waiting);
+        assert_eq!(messages[1], "timed out after 0s (--test-timeout)");
+        assert_eq!(messages[2], waiting);
+    }
+
+    #[test]
+    fn a_kubelet_test_outlasts_its_own_waits() {
+        use crate::suite::functional::Waits;
+        let timeout = Duration::from_secs(300);
+        let waits = Waits::default();
+        let tests = crate::suite::functional::tests();
+        for t in &tests {
+            let Some(budget) = t.budget else {
+                panic!("{} has no budget", t.name());
+            };
+            let waited = budget(&waits);
+            // Each waits on the node at least once, for its Node or its pod.
+            assert!(waited >= waits.node_ready, "{}", t.name());
+            assert!(
+                deadline(t, &waits, timeout) >= waited + BEYOND_WAITS,
+                "{}",
+                t.name()
+            );
+        }
+        let budget = |behaviour: &str| {
+            let t = tests
+                .iter()
+                .find(|t| t.behaviour.contains(behaviour))
+                .unwrap();
+            deadline(t, &waits, timeout).as_secs()
+        };
+        // Two pods of 300 s each, each removed in up to 60 s.
+        assert_eq!(budget("restartPolicy Always"), 750);
+        // The pod, its graceful removal (5 s and 30 s), its teardown.
+        assert_eq!(budget("deleted gracefully"), 425);
+        // The Node, the mirror pod, its change, its removal, and 30 s Running.
+        assert_eq!(
+            budget("file is removed and recreated"),
+            120 + 3 * 120 + 30 + 30
+        );
+        assert_eq!(budget("registers and turns Ready"), 300);
+        // Short waits leave --test-timeout as it is; a test that waits on nothing keeps it.
+        let short = Waits {
+            node_ready: Duration::from_secs(5),
+            mirror_pod: Duration::from_secs(5),
+            pod_start: Duration::from_secs(5),
+            poll: Duration::from_secs(1),
+        };
+        for t in &tests {
+            assert_eq!(deadline(t, &short, timeout), timeout, "{}", t.name());
+        }
+        let plain = Test::plain("Files", &[], "x", |_| Outcome::failed(""));
+        assert_eq!(deadline(&plain, &waits, timeout), timeout);
+        assert_eq!(
+            timed_out(Duration::from_secs(750), timeout, None)
+                .message
+                .unwrap_or_default(),
+            "timed out after 750s (--test-timeout 300s, raised to the test's waits plus 30s)"
+        );
     }
 
     #[test]

@@ -278,6 +278,13 @@ fn a_node_never_ready_fails_the_ready_test_only() {
 fn a_mirror_pod_not_recreated_fails_the_deletion_tests_only() {
     let run = against_broken_double("mirror-recreate");
     assert_failed_exactly(&run, &MIRROR[1..3]);
+    // The wait's failure tells the pod's last state and its events (the double writes none).
+    let text = run.junit_text();
+    assert!(
+        text.contains("to be Running: not within 5s; last seen: "),
+        "{text}"
+    );
+    assert!(text.contains("; no events"), "{text}");
 }
 
 #[test]

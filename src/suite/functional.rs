@@ -42,76 +42,125 @@ impl Default for Waits {
     }
 }
 
+/// What the kubelet gets to remove a pod deleted at the end of a test.
+fn removal(w: &Waits) -> Duration {
+    Duration::from_secs(60).min(w.pod_start)
+}
+
+/// The lease duration a kubelet sets unless configured otherwise, in seconds.
+const DEFAULT_LEASE_SECONDS: u64 = 40;
+
+/// How long a renewal of a lease of `duration` seconds is waited for: the kubelet renews
+/// every quarter of it, so one full duration and a margin is plenty.
+fn lease_renewal(duration: u64) -> Duration {
+    Duration::from_secs(duration.max(10) + 10)
+}
+
+/// The grace period of the graceful delete test, in seconds.
+const GRACE_SECONDS: u64 = 5;
+/// What the kubelet gets beyond the grace period to stop the container and remove the pod.
+const AFTER_GRACE: Duration = Duration::from_secs(30);
+/// Upstream's: a recreated mirror pod must stay Running this long.
+const STAY_RUNNING: Duration = Duration::from_secs(30);
+
+/// Every MirrorPod test: the Node, the first mirror pod, the change, and the teardown's wait
+/// for the mirror pod to go.
+fn mirror_budget(w: &Waits) -> Duration {
+    w.node_ready + 3 * w.mirror_pod
+}
+
 pub fn tests() -> Vec<Test> {
-    let t = |area, behaviour, run| Test {
+    let t = |area, behaviour, run, budget| Test {
         area,
         behaviour,
         tags: TAGS,
         needs: NEEDS,
         run,
         read_ahead: None,
+        budget: Some(budget),
     };
     vec![
         t(
             "Node",
             "registers and turns Ready with its hostname, os and arch labels",
             node_ready,
+            |w| w.node_ready,
         ),
-        t("Node", "Lease in kube-node-lease is renewed", node_lease),
+        t(
+            "Node",
+            "Lease in kube-node-lease is renewed",
+            node_lease,
+            |w| w.node_ready + lease_renewal(DEFAULT_LEASE_SECONDS),
+        ),
         t(
             "MirrorPod",
             "when create a mirror pod should be updated when static pod updated",
             mirror_updated,
+            mirror_budget,
         ),
         t(
             "MirrorPod",
             "when create a mirror pod should be recreated when mirror pod gracefully deleted",
             mirror_graceful_delete,
+            mirror_budget,
         ),
         t(
             "MirrorPod",
             "when create a mirror pod should be recreated when mirror pod forcibly deleted",
             mirror_forced_delete,
+            mirror_budget,
         ),
         t(
             "MirrorPod",
             "when create a mirror pod should successfully recreate when file is removed and recreated",
             mirror_file_recreated,
+            |w| mirror_budget(w) + STAY_RUNNING,
         ),
         t(
             "Pod Lifecycle",
             "restartPolicy Always restarts a container that exits 0 or 1 and the pod stays Running",
             restart_always,
+            // Two pods, waited for one after the other, each removed at the end.
+            |w| 2 * (w.pod_start + removal(w)),
         ),
         t(
             "Pod Lifecycle",
             "restartPolicy OnFailure: exit 0 makes the pod Succeeded, exit 1 restarts the container",
             restart_on_failure,
+            // Two pods, waited for one after the other, each removed at the end.
+            |w| 2 * (w.pod_start + removal(w)),
         ),
         t(
             "Pod Lifecycle",
             "restartPolicy Never: exit 0 makes the pod Succeeded, exit 1 Failed, no restarts",
             restart_never,
+            // Two pods, waited for one after the other, each removed at the end.
+            |w| 2 * (w.pod_start + removal(w)),
         ),
         t(
             "Pod Lifecycle",
             "termination message is read from the terminationMessagePath file",
             termination_message_file,
+            |w| w.pod_start + removal(w),
         ),
         t(
             "Pod Lifecycle",
             "termination message falls back to the logs on error (FallbackToLogsOnError)",
             termination_message_logs,
+            |w| w.pod_start + removal(w),
         ),
         t(
             "Pod Lifecycle",
             "environment variables and the downward API reach the container",
             env_and_downward_api,
+            |w| w.pod_start + removal(w),
         ),
         t(
             "Pod Lifecycle",
             "a pod deleted gracefully is marked, stopped and removed",
             graceful_delete,
+            // The pod is removed again at the end only when the test's own removal failed.
+            |w| w.pod_start + Duration::from_secs(GRACE_SECONDS) + AFTER_GRACE + removal(w),
         ),
     ]
 }
@@ -259,10 +308,38 @@ fn wait_for<T>(
     s: &Session<'_>,
     what: &str,
     limit: Duration,
+    probe: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
+    wait_described(s, what, limit, probe, || None)
+}
+
+/// Clears the thread's record of its wait however the wait ends, a panic included.
+struct DoneWaiting;
+
+impl Drop for DoneWaiting {
+    fn drop(&mut self) {
+        super::done_waiting();
+    }
+}
+
+/// As [`wait_for`], with `more` appended to the state whenever the wait reports it (on the
+/// console, or in its failure): what costs too much to look up at every poll, such as a
+/// pod's events.
+fn wait_described<T>(
+    s: &Session<'_>,
+    what: &str,
+    limit: Duration,
     mut probe: impl FnMut() -> Result<T, String>,
+    more: impl Fn() -> Option<String>,
 ) -> Result<T, String> {
     let begin = Instant::now();
     let mut next_report = Duration::from_secs(5);
+    let _done = DoneWaiting;
+    let mut noted = None;
+    let described = |state: &str| match more() {
+        Some(more) => format!("{state}; {more}"),
+        None => state.to_string(),
+    };
     loop {
         // Noted before the probe, so a change made while it runs wakes the wait below.
         let rv = s.cp.store.resource_version();
@@ -273,6 +350,12 @@ fn wait_for<T>(
             }
             Err(state) => state,
         };
+        // For the runner, should the test run past its deadline. Only a change is noted, so
+        // what a report added stays until the state moves on.
+        if noted.as_ref() != Some(&state) {
+            super::note_waiting(what, &state);
+            noted = Some(state.clone());
+        }
         let waited = begin.elapsed();
         if let Some(why) = s.managed.and_then(Managed::exited) {
             super::add_waited(waited);
@@ -281,11 +364,14 @@ fn wait_for<T>(
         if waited >= limit {
             super::add_waited(waited);
             return Err(format!(
-                "{what}: not within {}s; last seen: {state}",
-                limit.as_secs()
+                "{what}: not within {}s; last seen: {}",
+                limit.as_secs(),
+                described(&state)
             ));
         }
         if waited >= next_report {
+            let state = described(&state);
+            super::note_waiting(what, &state);
             s.ctx.console.line(&format!(
                 "  waiting for {what}: {state}, {}s",
                 waited.as_secs()
@@ -522,15 +608,16 @@ impl Drop for StaticPod<'_> {
         let _ = self.remove();
         // Upstream's teardown: the mirror pod goes once the file is gone.
         let path = pod_path(self.s, &self.mirror_name());
-        let _ = wait_for(
+        let _ = wait_described(
             self.s,
             &format!("mirror pod {} to be deleted", self.mirror_name()),
             self.s.waits.mirror_pod,
             || match self.s.api.get(&path) {
                 Ok(None) => Ok(()),
-                Ok(Some(_)) => Err("still there".into()),
+                Ok(Some(p)) => Err(format!("still there: {}", summary(&p))),
                 Err(e) => Err(e.to_string()),
             },
+            || Some(pod_events(self.s, &self.mirror_name())),
         );
     }
 }
@@ -602,7 +689,7 @@ fn wait_mirror_running(
 ) -> Result<Value, String> {
     let name = sp.mirror_name();
     let path = pod_path(s, &name);
-    wait_for(
+    wait_described(
         s,
         &format!("mirror pod {name} to be Running"),
         s.waits.mirror_pod,
@@ -614,13 +701,11 @@ fn wait_mirror_running(
                 .ok_or("not created")?;
             let uid = str_at(&pod, "/metadata/uid").unwrap_or("");
             if not_uid == Some(uid) {
-                return Err(format!("still the old one ({uid}), {}", pod_phase(&pod)));
+                return Err(format!("still the old one ({uid}): {}", summary(&pod)));
             }
-            if pod.pointer("/metadata/deletionTimestamp").is_some() {
-                return Err("being deleted".into());
-            }
-            if pod_phase(&pod) != "Running" {
-                return Err(pod_phase(&pod).to_string());
+            if pod.pointer("/metadata/deletionTimestamp").is_some() || pod_phase(&pod) != "Running"
+            {
+                return Err(summary(&pod));
             }
             let invalid = mirror_problems(&pod, &s.node, node_uid);
             if !invalid.is_empty() {
@@ -632,6 +717,8 @@ fn wait_mirror_running(
             extra(&pod)?;
             Ok(pod)
         },
+        // A kubelet records a static pod's events under its mirror pod's name, created or not.
+        || Some(pod_events(s, &name)),
     )
 }
 
@@ -755,22 +842,36 @@ fn mirror_file_recreated(ctx: &Context) -> Outcome {
         // Upstream: and it stays Running for 30 seconds.
         let path = pod_path(s, &sp.mirror_name());
         let watched = Instant::now();
-        let until = watched + Duration::from_secs(30);
+        let until = watched + STAY_RUNNING;
         let mut next_report = Instant::now() + Duration::from_secs(10);
+        let what = format!("mirror pod {} to stay Running", sp.mirror_name());
+        let _done = DoneWaiting;
         while Instant::now() < until {
             let pod = s.api.get(&path).map_err(|e| e.to_string())?;
-            let phase = pod.as_ref().map_or("deleted", pod_phase);
-            if phase != "Running" {
-                return Err(format!(
-                    "mirror pod {} left Running: {phase}",
-                    sp.mirror_name()
-                ));
+            match &pod {
+                Some(p) if pod_phase(p) == "Running" => {}
+                Some(p) => {
+                    return Err(format!(
+                        "mirror pod {} left Running: {}; {}",
+                        sp.mirror_name(),
+                        summary(p),
+                        pod_events(s, &sp.mirror_name())
+                    ));
+                }
+                None => {
+                    return Err(format!(
+                        "mirror pod {} left Running: deleted",
+                        sp.mirror_name()
+                    ));
+                }
             }
+            super::note_waiting(&what, "Running");
             if Instant::now() >= next_report {
                 s.ctx.console.line(&format!(
-                    "  watching mirror pod {} stay Running: Running, {}s of 30s",
+                    "  watching mirror pod {} stay Running: Running, {}s of {}s",
                     sp.mirror_name(),
-                    30 - until.saturating_duration_since(Instant::now()).as_secs()
+                    (STAY_RUNNING - until.saturating_duration_since(Instant::now())).as_secs(),
+                    STAY_RUNNING.as_secs()
                 ));
                 next_report += Duration::from_secs(10);
             }
@@ -814,12 +915,14 @@ impl<'a> ApiPod<'a> {
         pod_path(self.s, &self.name)
     }
 
+    /// Waits until `check` passes on the pod; its error is the pod's state as the check
+    /// sees it, to which the pod's latest events are added when the wait reports.
     fn wait(
         &self,
         what: &str,
         check: impl Fn(&Value) -> Result<(), String>,
     ) -> Result<Value, String> {
-        wait_for(
+        wait_described(
             self.s,
             &format!("pod {} {what}", self.name),
             self.s.waits.pod_start,
@@ -832,6 +935,7 @@ impl<'a> ApiPod<'a> {
                     .ok_or("deleted")?;
                 check(&pod).map(|()| pod)
             },
+            || Some(pod_events(self.s, &self.name)),
         )
     }
 }
@@ -849,15 +953,16 @@ impl Drop for ApiPod<'_> {
         {
             return;
         }
-        let gone = wait_for(
+        let gone = wait_described(
             self.s,
             &format!("pod {} to be removed", self.name),
-            Duration::from_secs(60).min(self.s.waits.pod_start),
+            removal(&self.s.waits),
             || match self.s.api.get(&path) {
                 Ok(None) => Ok(()),
-                Ok(Some(_)) => Err("still there".into()),
+                Ok(Some(p)) => Err(format!("still there: {}", summary(&p))),
                 Err(e) => Err(e.to_string()),
             },
+            || Some(pod_events(self.s, &self.name)),
         );
         if gone.is_ok()
             || self
@@ -919,15 +1024,196 @@ fn restart_policy(
     r.finish(|f| format!("restartPolicy {policy}: {}", describe(f)))
 }
 
+/// A pod's state as `kubectl describe` tells it, on one line: the phase with the pod's reason
+/// and message, then each container's state, restart count and last termination:
+/// `phase Pending; container workload: waiting (CreateContainerConfigError: ...), restartCount 0`.
 fn summary(pod: &Value) -> String {
-    format!(
-        "phase {}, restartCount {}, state {}",
-        pod_phase(pod),
-        restart_count(pod),
-        container_status(pod)
-            .and_then(|c| c.get("state"))
-            .map_or("none".into(), Value::to_string)
-    )
+    let mut out = format!("phase {}", pod_phase(pod));
+    let why = [
+        str_at(pod, "/status/reason").map(str::to_string),
+        str_at(pod, "/status/message").map(one_line),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|p| !p.is_empty())
+    .collect::<Vec<_>>()
+    .join(": ");
+    if !why.is_empty() {
+        out.push_str(&format!(" ({why})"));
+    }
+    if let Some(t) = str_at(pod, "/metadata/deletionTimestamp") {
+        out.push_str(&format!(", being deleted (deletionTimestamp {t})"));
+    }
+    let mut described = 0;
+    for (kind, specs, statuses) in [
+        (
+            "init container",
+            "/spec/initContainers",
+            "/status/initContainerStatuses",
+        ),
+        ("container", "/spec/containers", "/status/containerStatuses"),
+    ] {
+        let statuses = pod
+            .pointer(statuses)
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        // The spec names every container, those without a status yet too; a pod read back
+        // without its spec still has its statuses.
+        let mut names: Vec<&str> = pod
+            .pointer(specs)
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter_map(|c| str_at(c, "/name"))
+            .collect();
+        for c in statuses {
+            if let Some(n) = str_at(c, "/name")
+                && !names.contains(&n)
+            {
+                names.push(n);
+            }
+        }
+        for name in names {
+            let status = statuses.iter().find(|c| str_at(c, "/name") == Some(name));
+            out.push_str(&format!("; {kind} {name}: "));
+            out.push_str(&status.map_or("no status yet".into(), container_summary));
+            described += 1;
+        }
+    }
+    if described == 0 {
+        out.push_str("; no container status yet");
+    }
+    out
+}
+
+/// One container's status: `running since T, restartCount 1, last terminated (Error, exit
+/// code 1)`.
+fn container_summary(c: &Value) -> String {
+    let mut out = c.get("state").map_or("no state".into(), container_state);
+    let restarts = c.get("restartCount").and_then(Value::as_u64).unwrap_or(0);
+    out.push_str(&format!(", restartCount {restarts}"));
+    if let Some(last) = c.get("lastState").filter(|l| l.get("terminated").is_some()) {
+        out.push_str(&format!(", last {}", container_state(last)));
+    }
+    out
+}
+
+/// A ContainerState: `waiting (Reason: message)`, `running since T`, `terminated (Reason,
+/// exit code N: message)`.
+fn container_state(state: &Value) -> String {
+    let because = |reason: Option<&str>, message: Option<&str>| {
+        let message = message.map(one_line).filter(|m| !m.is_empty());
+        match (reason.filter(|r| !r.is_empty()), message) {
+            (Some(r), Some(m)) => format!(" ({r}: {m})"),
+            (Some(r), None) => format!(" ({r})"),
+            (None, Some(m)) => format!(" ({m})"),
+            (None, None) => String::new(),
+        }
+    };
+    if let Some(w) = state.get("waiting") {
+        format!(
+            "waiting{}",
+            because(str_at(w, "/reason"), str_at(w, "/message"))
+        )
+    } else if let Some(r) = state.get("running") {
+        match str_at(r, "/startedAt") {
+            Some(t) => format!("running since {t}"),
+            None => "running".into(),
+        }
+    } else if let Some(t) = state.get("terminated") {
+        let mut what: Vec<String> = str_at(t, "/reason")
+            .filter(|r| !r.is_empty())
+            .map(str::to_string)
+            .into_iter()
+            .collect();
+        match exit_code(t) {
+            Some(code) => what.push(format!("exit code {code}")),
+            None => what.push("no exit code".into()),
+        }
+        if let Some(signal) = t.get("signal").and_then(Value::as_i64).filter(|s| *s != 0) {
+            what.push(format!("signal {signal}"));
+        }
+        let mut what = what.join(", ");
+        if let Some(m) = str_at(t, "/message")
+            .map(one_line)
+            .filter(|m| !m.is_empty())
+        {
+            what.push_str(&format!(": {m}"));
+        }
+        format!("terminated ({what})")
+    } else {
+        "no state".into()
+    }
+}
+
+/// The most characters of a message quoted in a state: a termination message can be a whole
+/// log.
+const MESSAGE_CHARS: usize = 200;
+
+/// A message on one line and cut to [`MESSAGE_CHARS`], for a state that is one line.
+fn one_line(message: &str) -> String {
+    let joined = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    match joined.char_indices().nth(MESSAGE_CHARS) {
+        Some((at, _)) => format!("{}…", &joined[..at]),
+        None => joined,
+    }
+}
+
+/// How many of a pod's events a state quotes.
+const EVENTS: usize = 3;
+
+/// The latest [`EVENTS`] of `events` (Event objects, in any order), newest last:
+/// `events, newest last: Pulled: Container image ... | Failed (x3): Error: ...`, or `no events`.
+fn recent_events(events: &[Value]) -> String {
+    // Timestamps are RFC 3339 in UTC; without the zone letter, whole seconds sort before
+    // fractions of the same second as they should.
+    let when = |e: &Value| {
+        [
+            "/lastTimestamp",
+            "/eventTime",
+            "/firstTimestamp",
+            "/metadata/creationTimestamp",
+        ]
+        .iter()
+        .find_map(|p| str_at(e, p))
+        .unwrap_or("")
+        .trim_end_matches('Z')
+        .to_string()
+    };
+    let mut events: Vec<&Value> = events.iter().collect();
+    events.sort_by_cached_key(|e| when(e));
+    let latest = &events[events.len().saturating_sub(EVENTS)..];
+    if latest.is_empty() {
+        return "no events".into();
+    }
+    let lines: Vec<String> = latest
+        .iter()
+        .map(|e| {
+            let reason = str_at(e, "/reason").unwrap_or("(no reason)");
+            let count = e
+                .get("count")
+                .and_then(Value::as_u64)
+                .or_else(|| e.pointer("/series/count").and_then(Value::as_u64))
+                .filter(|c| *c > 1)
+                .map_or(String::new(), |c| format!(" (x{c})"));
+            let message = str_at(e, "/message").map(one_line).unwrap_or_default();
+            format!("{reason}{count}: {message}")
+        })
+        .collect();
+    format!("events, newest last: {}", lines.join(" | "))
+}
+
+/// The latest events about the pod `name` in the test namespace, as [`recent_events`] tells
+/// them; read only when a wait reports, as listing them at every poll would cost too much.
+fn pod_events(s: &Session<'_>, name: &str) -> String {
+    let path = format!(
+        "/api/v1/namespaces/{}/events?fieldSelector=involvedObject.name%3D{name}",
+        s.namespace
+    );
+    match s.api.list(&path) {
+        Ok(events) => recent_events(&events),
+        Err(e) => format!("events not read: {e}"),
+    }
 }
 
 fn restarted_running(pod: &Value, code: i64) -> Result<String, String> {
@@ -1119,7 +1405,7 @@ fn graceful_delete(ctx: &Context) -> Outcome {
     }) {
         return r.fail_now(e);
     }
-    let grace = 5;
+    let grace = GRACE_SECONDS;
     if let Err(e) = s
         .api
         .delete(&pod.path(), &json!({"gracePeriodSeconds": grace}))
@@ -1138,9 +1424,8 @@ fn graceful_delete(ctx: &Context) -> Outcome {
         Err(e) => return r.fail_now(e.to_string()),
     }
     let began = Instant::now();
-    // The kubelet gets the grace period and a little more to stop the container and remove it.
-    let limit = Duration::from_secs(grace + 30);
-    let gone = wait_for(
+    let limit = Duration::from_secs(grace) + AFTER_GRACE;
+    let gone = wait_described(
         &s,
         &format!("pod {} to be removed", pod.name),
         limit,
@@ -1149,6 +1434,7 @@ fn graceful_delete(ctx: &Context) -> Outcome {
             Ok(Some(p)) => Err(summary(&p)),
             Err(e) => Err(e.to_string()),
         },
+        || Some(pod_events(&s, &pod.name)),
     );
     match gone {
         Ok(()) => r.ok(
@@ -1246,6 +1532,135 @@ mod tests {
                 0
             )
             .is_err()
+        );
+    }
+
+    /// A pod as a kubelet 1.20 writes its status: `containers` name, status per container.
+    fn pod(phase: &str, statuses: Value) -> Value {
+        json!({"metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"containers": [{"name": "workload", "image": "i"}]},
+            "status": {"phase": phase, "hostIP": "10.0.0.1", "qosClass": "BestEffort",
+                "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+                "containerStatuses": statuses}})
+    }
+
+    #[test]
+    fn a_pod_reads_as_kubectl_describe_tells_it() {
+        let waiting = pod(
+            "Pending",
+            json!([{"name": "workload", "ready": false, "restartCount": 0, "image": "i",
+                "imageID": "", "started": false,
+                "state": {"waiting": {"reason": "CreateContainerConfigError",
+                    "message": "unsupported pod version: "}},
+                "lastState": {}}]),
+        );
+        assert_eq!(
+            summary(&waiting),
+            "phase Pending; container workload: waiting (CreateContainerConfigError: \
+             unsupported pod version:), restartCount 0"
+        );
+
+        let failed = pod(
+            "Failed",
+            json!([{"name": "workload", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": 1, "reason": "Error",
+                    "startedAt": "2021-02-03T04:05:06Z", "finishedAt": "2021-02-03T04:05:07Z",
+                    "containerID": "docker://abc"}},
+                "lastState": {}}]),
+        );
+        assert_eq!(
+            summary(&failed),
+            "phase Failed; container workload: terminated (Error, exit code 1), restartCount 0"
+        );
+
+        let restarted = pod(
+            "Running",
+            json!([{"name": "workload", "ready": true, "restartCount": 2, "started": true,
+                "state": {"running": {"startedAt": "2021-02-03T04:05:08Z"}},
+                "lastState": {"terminated": {"exitCode": 137, "signal": 9, "reason": "OOMKilled",
+                    "message": "line one\n  line two\n"}}}]),
+        );
+        assert_eq!(
+            summary(&restarted),
+            "phase Running; container workload: running since 2021-02-03T04:05:08Z, \
+             restartCount 2, last terminated (OOMKilled, exit code 137, signal 9: line one line two)"
+        );
+    }
+
+    #[test]
+    fn a_pods_own_reason_every_container_and_a_deletion_are_told() {
+        let mut evicted = pod("Failed", json!([]));
+        evicted["status"]["reason"] = json!("Evicted");
+        evicted["status"]["message"] = json!("The node was low on resource: memory.");
+        evicted["metadata"]["deletionTimestamp"] = json!("2021-02-03T04:05:09Z");
+        evicted["spec"]["initContainers"] = json!([{"name": "setup"}]);
+        evicted["spec"]["containers"] = json!([{"name": "a"}, {"name": "b"}]);
+        evicted["status"]["initContainerStatuses"] = json!([{"name": "setup", "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]);
+        evicted["status"]["containerStatuses"] = json!([{"name": "b", "restartCount": 0,
+            "state": {"waiting": {"reason": "ContainerCreating"}}}]);
+        assert_eq!(
+            summary(&evicted),
+            "phase Failed (Evicted: The node was low on resource: memory.), being deleted \
+             (deletionTimestamp 2021-02-03T04:05:09Z); init container setup: terminated (Completed, exit code 0), \
+             restartCount 0; container a: no status yet; container b: waiting \
+             (ContainerCreating), restartCount 0"
+        );
+        // As the API server creates it, before the kubelet writes any status.
+        assert_eq!(
+            summary(&json!({"metadata": {"name": "p"}})),
+            "phase Pending; no container status yet"
+        );
+        let long = "x".repeat(MESSAGE_CHARS + 50);
+        let cut = container_state(&json!({"waiting": {"reason": "R", "message": long}}));
+        assert_eq!(
+            cut.chars().count(),
+            "waiting (R: )".len() + MESSAGE_CHARS + 1
+        );
+    }
+
+    #[test]
+    fn the_latest_three_events_are_told_newest_last() {
+        let event = |reason: &str, message: &str, count: u64, last: &str| {
+            json!({"metadata": {"name": format!("p.{reason}"), "namespace": "ns"},
+                "involvedObject": {"kind": "Pod", "name": "p", "namespace": "ns"},
+                "reason": reason, "message": message, "count": count, "type": "Normal",
+                "source": {"component": "kubelet", "host": "n1"},
+                "firstTimestamp": "2021-02-03T04:05:00Z", "lastTimestamp": last})
+        };
+        let events = [
+            event(
+                "Failed",
+                "Error: unsupported pod version: ",
+                4,
+                "2021-02-03T04:05:40Z",
+            ),
+            event("Scheduled", "assigned", 1, "2021-02-03T04:05:00Z"),
+            event(
+                "Pulled",
+                "Container image \"i\" already present on machine",
+                5,
+                "2021-02-03T04:05:41Z",
+            ),
+            event(
+                "SandboxChanged",
+                "Pod sandbox changed",
+                1,
+                "2021-02-03T04:05:10Z",
+            ),
+        ];
+        assert_eq!(
+            recent_events(&events),
+            "events, newest last: SandboxChanged: Pod sandbox changed | Failed (x4): Error: \
+             unsupported pod version: | Pulled (x5): Container image \"i\" already present on machine"
+        );
+        assert_eq!(recent_events(&[]), "no events");
+        // An events.k8s.io-style event: a microsecond eventTime, the count in its series.
+        let series = json!({"reason": "BackOff", "message": "Back-off restarting failed container",
+            "eventTime": "2021-02-03T04:05:41.000001Z", "series": {"count": 7}});
+        assert!(
+            recent_events(&[events[2].clone(), series])
+                .ends_with("| BackOff (x7): Back-off restarting failed container")
         );
     }
 

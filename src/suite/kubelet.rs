@@ -69,6 +69,7 @@ pub fn tests() -> Vec<Test> {
             needs: &[Service::Docker],
             run: cgroup_driver,
             read_ahead: None,
+            budget: None,
         },
         t("static pod path is set and present", static_pod_path),
         t("healthz endpoint answers", healthz),

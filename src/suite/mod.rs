@@ -50,6 +50,10 @@ pub struct Test {
     /// Reads the facts the test will need, on another thread as soon as the test is selected,
     /// so the reading overlaps with the tests before it. The facts are cached in the node view.
     pub read_ahead: Option<fn(&Context)>,
+    /// The longest the test's waits on the node can take one after another, from the
+    /// configured waits; the runner gives the test at least this plus a margin, so a wait
+    /// that runs out reports what it saw before the per-test timeout cuts the test off.
+    pub budget: Option<fn(&functional::Waits) -> Duration>,
 }
 
 impl Test {
@@ -67,6 +71,7 @@ impl Test {
             needs: &[],
             run,
             read_ahead: None,
+            budget: None,
         }
     }
 
@@ -157,6 +162,61 @@ pub fn add_waited(d: Duration) {
 /// The waiting counted on this thread since the last call.
 pub fn take_waited() -> Duration {
     WAITED.with(|w| w.replace(Duration::ZERO))
+}
+
+/// What a test thread is waiting for and the state it last saw, for the runner to quote when
+/// it gives up on the thread: the thread itself cannot say anything once abandoned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// As the wait's messages name it: `pod x to be Running`.
+    pub what: String,
+    /// The state the last look found, as the wait would report it.
+    pub state: String,
+}
+
+type WaitingMap = std::collections::HashMap<std::thread::ThreadId, Waiting>;
+
+static WAITING: std::sync::LazyLock<std::sync::Mutex<WaitingMap>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn waiting_map() -> std::sync::MutexGuard<'static, WaitingMap> {
+    // A panic while the lock was held leaves the map whole: every update is one insert or
+    // remove.
+    WAITING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Records, for this thread, what it waits for and the state it saw last.
+pub fn note_waiting(what: &str, state: &str) {
+    let mut map = waiting_map();
+    match map.get_mut(&std::thread::current().id()) {
+        Some(w) if w.what == what => {
+            if w.state != state {
+                state.clone_into(&mut w.state);
+            }
+        }
+        _ => {
+            map.insert(
+                std::thread::current().id(),
+                Waiting {
+                    what: what.to_string(),
+                    state: state.to_string(),
+                },
+            );
+        }
+    }
+}
+
+/// Forgets this thread's wait: it ended, one way or the other.
+pub fn done_waiting() {
+    waiting_map().remove(&std::thread::current().id());
+}
+
+/// What `thread` was waiting for when last seen, if it was waiting; forgotten here, as the
+/// runner asks once, when it abandons the thread.
+pub fn take_waiting(thread: std::thread::ThreadId) -> Option<Waiting> {
+    waiting_map().remove(&thread)
 }
 
 impl Outcome {

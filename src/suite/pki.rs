@@ -204,6 +204,7 @@ pub fn tests() -> Vec<Test> {
             needs: &[],
             run: *run,
             read_ahead: None,
+            budget: None,
         })
         .collect();
     let t = |behaviour, run| Test::plain(AREA, TAGS, behaviour, run);

@@ -20,6 +20,7 @@ pub fn tests() -> Vec<Test> {
         needs,
         run,
         read_ahead: None,
+        budget: None,
     };
     vec![
         t("a runtime endpoint is present on the node", &[], present),

@@ -13,6 +13,7 @@ pub fn tests() -> Vec<Test> {
         needs: &[],
         run: node_labels,
         read_ahead: None,
+        budget: None,
     }]
 }
 
