@@ -55,6 +55,17 @@ pub struct Hints {
     pub kubeconfig: Option<PathBuf>,
 }
 
+/// When a process started, in clock ticks since boot, from its `/proc/<pid>/stat` text: field
+/// 22, counted after the parenthesized command name, which may itself hold spaces and `)`.
+pub fn start_ticks(stat: &str) -> Option<u64> {
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
 /// Finds the kubelet: a process named kubelet under the root's /proc, else kubeadm's files.
 /// `Err` says where it looked.
 pub fn discover(root: &RootFs, hints: &Hints) -> Result<Kubelet, String> {
@@ -644,5 +655,13 @@ mod tests {
                 .unwrap_err()
                 .contains("/x")
         );
+    }
+
+    #[test]
+    fn a_process_start_time_is_field_22_of_its_stat() {
+        let stat = "4242 (kube let) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 12 0 \
+                    987654 123456 789 18446744073709551615";
+        assert_eq!(start_ticks(stat), Some(987_654));
+        assert_eq!(start_ticks("garbage"), None);
     }
 }

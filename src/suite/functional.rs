@@ -383,13 +383,48 @@ fn wait_described<T>(
     }
 }
 
-/// The state of a Node that is not there, with why that usually is: a kubelet registers its
-/// Node once, when it starts, so one that was already running when this run's control plane
-/// started never registers with it.
-fn not_registered() -> String {
-    "not registered (a kubelet registers its Node only when it starts: restart it while the \
-     harness waits, for example `systemctl restart kubelet`)"
-        .to_string()
+/// The state of a Node that is not there, with why that usually is. A kubelet registers its
+/// Node once, when it starts: one that was already running when this run started (its
+/// process is older than the harness's) never registers with this run's control plane.
+fn not_registered(s: &Session<'_>) -> String {
+    if let Some(m) = s.managed {
+        return format!(
+            "not registered by the kubelet the harness started (pid {}); its log: {}",
+            m.pid,
+            m.plan.log.display()
+        );
+    }
+    let older = match s.ctx.node.kubelet().map(|k| &k.source) {
+        Ok(crate::node::kubelet::Source::Process(pid)) => {
+            let start = crate::node::kubelet::start_ticks;
+            let theirs = s
+                .ctx
+                .node
+                .root
+                .read_to_string(
+                    format!("/proc/{pid}/stat"),
+                    crate::node::rootfs::FileKind::Kernel,
+                )
+                .ok();
+            let ours = std::fs::read_to_string("/proc/self/stat").ok();
+            match (theirs.as_deref().and_then(start), ours.as_deref().and_then(start)) {
+                (Some(t), Some(o)) if t < o => Some(*pid),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    match older {
+        Some(pid) => format!(
+            "not registered: the kubelet (pid {pid}) started before this run, and a kubelet \
+             registers its Node only when it starts; restart it while the harness waits \
+             (`systemctl restart kubelet`), or let the harness start one (--kubelet-binary)"
+        ),
+        None => "not registered (a kubelet registers its Node only when it starts: restart it \
+                 while the harness waits, for example `systemctl restart kubelet`, or let the \
+                 harness start one with --kubelet-binary)"
+            .to_string(),
+    }
 }
 
 fn str_at<'v>(v: &'v Value, pointer: &str) -> Option<&'v str> {
@@ -427,7 +462,7 @@ fn node_ready(ctx: &Context) -> Outcome {
             .api
             .get(&path)
             .map_err(|e| e.to_string())?
-            .ok_or_else(not_registered)?;
+            .ok_or_else(|| not_registered(&s))?;
         match condition(&node, "Ready") {
             Some(c) if str_at(c, "/status") == Some("True") => Ok(node),
             Some(c) => Err(format!(
@@ -731,7 +766,7 @@ fn node_uid(s: &Session<'_>) -> Result<String, String> {
             s.api
                 .get(&format!("/api/v1/nodes/{}", s.node))
                 .map_err(|e| e.to_string())?
-                .ok_or_else(not_registered)
+                .ok_or_else(|| not_registered(s))
         },
     )?;
     str_at(&node, "/metadata/uid")
