@@ -399,7 +399,8 @@ impl FileKind {
             FileKind::Kernel => 4 << 20,
             FileKind::Config | FileKind::KernelConfig => 16 << 20,
             FileKind::Pki => 1 << 20,
-            FileKind::WorkloadBinary => 64 << 20,
+            // A debug build of the harness, with its debug info, is about 200 MiB.
+            FileKind::WorkloadBinary => 512 << 20,
         }
     }
 

@@ -42,8 +42,8 @@ pub fn read_static_binary(path: &Path) -> Result<Bytes, String> {
     if dynamic {
         return Err(format!(
             "{} is dynamically linked and cannot run in the scratch test image; build the static \
-             binary (scripts/build-images.sh, or RUSTFLAGS='-C target-feature=+crt-static') and \
-             pass it with --workload-binary",
+             binary (every build with this project's cargo configuration is) and pass it with \
+             --workload-binary",
             path.display()
         ));
     }
@@ -163,8 +163,7 @@ mod tests {
 
     #[test]
     fn dynamic_binaries_are_refused_with_the_way_out() {
-        // The system's own tools are dynamically linked (a debug test binary is, too, but
-        // is over the 64 MiB cap of a workload binary).
+        // The system's own tools are dynamically linked.
         let dynamic = Path::new("/bin/true");
         if let Err(e) = read_static_binary(dynamic) {
             assert!(

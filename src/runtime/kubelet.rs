@@ -515,7 +515,15 @@ impl Managed {
                 });
             }
         }
-        let mounts = mounts_under(&self.work);
+        // The kubelet bind-mounts its root dir onto itself to share mounts with containers.
+        let mut mounts = mounts_under(host, &self.work);
+        mounts.retain(|m| match self.unmount(m) {
+            Ok(()) => false,
+            Err(e) => {
+                lines.push(format!("could not unmount {m}: {e}"));
+                true
+            }
+        });
         if mounts.is_empty() {
             lines.push(match std::fs::remove_dir_all(host.local(&self.work)) {
                 Ok(()) => format!("removed {}", self.work.display()),
@@ -565,18 +573,50 @@ impl Managed {
     }
 }
 
-/// Mount points under `dir` in the node's mount namespace.
-fn mounts_under(dir: &Path) -> Vec<String> {
+/// Mount points under `dir` in the node's mount namespace, deepest first.
+fn mounts_under(host: &Host, dir: &Path) -> Vec<String> {
     let prefix = format!("{}/", dir.display());
-    ["/proc/1/mountinfo", "/proc/self/mountinfo"]
-        .iter()
-        .find_map(|m| std::fs::read_to_string(m).ok())
+    let table = match host {
+        Host::Same => "/proc/self/mountinfo",
+        Host::Pid1 => "/proc/1/mountinfo",
+    };
+    let mut mounts: Vec<String> = std::fs::read_to_string(table)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
         .filter(|m| m.starts_with(&prefix))
         .map(str::to_string)
-        .collect()
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    mounts.dedup();
+    mounts
+}
+
+impl Managed {
+    /// Detaches a mount the kubelet left: here, or with the node's own `umount` in its mount
+    /// namespace when the harness runs in a container.
+    fn unmount(&self, mount: &str) -> Result<(), String> {
+        match self.plan.host {
+            Host::Same => rustix::mount::unmount(mount, rustix::mount::UnmountFlags::DETACH)
+                .map_err(|e| e.to_string()),
+            Host::Pid1 => {
+                let out = self
+                    .plan
+                    .host
+                    .command(Path::new("/bin/umount"))
+                    .and_then(|mut c| c.args(["-l", mount]).stdin(Stdio::null()).output())
+                    .map_err(|e| format!("umount: {e}"))?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "umount: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ))
+                }
+            }
+        }
+    }
 }
 
 /// The last `n` lines of a log file.

@@ -407,7 +407,10 @@ fn not_registered(s: &Session<'_>) -> String {
                 )
                 .ok();
             let ours = std::fs::read_to_string("/proc/self/stat").ok();
-            match (theirs.as_deref().and_then(start), ours.as_deref().and_then(start)) {
+            match (
+                theirs.as_deref().and_then(start),
+                ours.as_deref().and_then(start),
+            ) {
                 (Some(t), Some(o)) if t < o => Some(*pid),
                 _ => None,
             }
