@@ -37,50 +37,69 @@ pub enum Host {
     /// The harness runs on the node: its paths are the node's.
     Same,
     /// The harness runs in a container sharing the host's PID namespace: the node's files are
-    /// under `/proc/1/root`, and a process for the node enters PID 1's namespaces.
-    Pid1,
+    /// under `/proc/<pid>/root` of a host process (PID 1, whose root is the node's on every
+    /// node; else the first process whose root is), and a process for the node enters that
+    /// process's namespaces.
+    Process(u32),
 }
 
 impl Host {
     /// How the harness sees the node whose root fs is `rootfs`. From a container that cannot
-    /// see the host's PID 1, no process can be started on the node: `Err` says what to add.
+    /// see a host process, no process can be started on the node: `Err` says what to add.
     pub fn detect(rootfs: &Path) -> Result<Self, String> {
-        let same = |a: &Path, b: &Path| match (std::fs::metadata(a), std::fs::metadata(b)) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
-        };
-        if same(rootfs, Path::new("/")) {
-            Ok(Self::Same)
-        } else if same(rootfs, Path::new("/proc/1/root")) {
-            Ok(Self::Pid1)
-        } else {
-            Err(format!(
-                "--kubelet-binary: the root fs {} is not this process's root nor that of PID 1: \
-                 to start a kubelet on the node from a container, run it in the host's PID \
-                 namespace (docker run --pid=host --privileged)",
-                rootfs.display()
-            ))
+        let id = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
+        let root = id(rootfs)
+            .map_err(|e| format!("--kubelet-binary: root fs {}: {e}", rootfs.display()))?;
+        if id(Path::new("/")).is_ok_and(|o| o == root) {
+            return Ok(Self::Same);
         }
+        let pid1 = match id(Path::new("/proc/1/root")) {
+            Ok(p) if p == root => return Ok(Self::Process(1)),
+            Ok(_) => "it is not PID 1's root either".to_string(),
+            Err(e) => format!("PID 1's root cannot be seen ({e})"),
+        };
+        let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        pids.sort_unstable();
+        let own = std::process::id();
+        if let Some(pid) = pids.into_iter().find(|p| {
+            *p != own
+                && id(&Path::new("/proc").join(p.to_string()).join("root")).is_ok_and(|r| r == root)
+        }) {
+            return Ok(Self::Process(pid));
+        }
+        Err(format!(
+            "--kubelet-binary: the root fs {} is not this process's root, {pid1}, and no \
+             process seen has it as its root: to start a kubelet on the node from a container, \
+             run it in the host's PID namespace (docker run --pid=host --privileged)",
+            rootfs.display()
+        ))
     }
 
     /// A node path as the harness reaches it, for writing.
     pub fn local(&self, node_path: &Path) -> PathBuf {
         match self {
             Self::Same => node_path.to_path_buf(),
-            Self::Pid1 => {
-                Path::new("/proc/1/root").join(node_path.strip_prefix("/").unwrap_or(node_path))
-            }
+            Self::Process(pid) => Path::new("/proc")
+                .join(pid.to_string())
+                .join("root")
+                .join(node_path.strip_prefix("/").unwrap_or(node_path)),
         }
     }
 
-    /// A command that runs `program` (a node path) on the node: in PID 1's mount, network,
-    /// UTS, IPC and cgroup namespaces where they are not already this process's.
+    /// A command that runs `program` (a node path) on the node: in the host process's mount,
+    /// network, UTS, IPC and cgroup namespaces where they are not already this process's.
     pub fn command(&self, program: &Path) -> io::Result<Command> {
         let mut cmd = Command::new(program);
-        if *self == Self::Pid1 {
+        if let Self::Process(pid) = self {
             let mut enter: Vec<OwnedFd> = Vec::new();
             for ns in ["mnt", "net", "uts", "ipc", "cgroup"] {
-                let theirs = format!("/proc/1/ns/{ns}");
+                let theirs = format!("/proc/{pid}/ns/{ns}");
                 if std::fs::read_link(&theirs).ok()
                     == std::fs::read_link(format!("/proc/self/ns/{ns}")).ok()
                 {
@@ -334,7 +353,7 @@ impl Managed {
         let tunables = KERNEL_TUNABLES
             .iter()
             .filter_map(|t| {
-                let v = std::fs::read_to_string(Path::new("/proc/sys").join(t)).ok()?;
+                let v = std::fs::read_to_string(local(&Path::new("/proc/sys").join(t))).ok()?;
                 Some(((*t).to_string(), v.trim().to_string()))
             })
             .collect();
@@ -450,11 +469,14 @@ impl Managed {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .try_wait()
             .ok()??;
+        let last_error = last_klog_error(&self.plan.log)
+            .map(|l| format!("; its last error: {l}"))
+            .unwrap_or_default();
         Some(format!(
-            "the kubelet exited ({status}) {}s after it started; the end of its log {}:\n{}",
+            "the kubelet exited ({status}) {}s after it started{last_error}; the end of its log {}:\n{}",
             self.started.elapsed().as_secs(),
             self.plan.log.display(),
-            log_tail(&self.plan.log, 20)
+            log_tail(&self.plan.log, 10)
         ))
     }
 
@@ -502,7 +524,8 @@ impl Managed {
         let host = &self.plan.host;
         let mut lines = Vec::new();
         for (tunable, before) in &self.tunables {
-            let path = Path::new("/proc/sys").join(tunable);
+            // The host's /proc: a container's own is read-only unless it is privileged.
+            let path = host.local(&Path::new("/proc/sys").join(tunable));
             let now = std::fs::read_to_string(&path).unwrap_or_default();
             if now.trim() != before {
                 let name = tunable.replace('/', ".");
@@ -577,8 +600,8 @@ impl Managed {
 fn mounts_under(host: &Host, dir: &Path) -> Vec<String> {
     let prefix = format!("{}/", dir.display());
     let table = match host {
-        Host::Same => "/proc/self/mountinfo",
-        Host::Pid1 => "/proc/1/mountinfo",
+        Host::Same => "/proc/self/mountinfo".to_string(),
+        Host::Process(pid) => format!("/proc/{pid}/mountinfo"),
     };
     let mut mounts: Vec<String> = std::fs::read_to_string(table)
         .unwrap_or_default()
@@ -599,7 +622,7 @@ impl Managed {
         match self.plan.host {
             Host::Same => rustix::mount::unmount(mount, rustix::mount::UnmountFlags::DETACH)
                 .map_err(|e| e.to_string()),
-            Host::Pid1 => {
+            Host::Process(_) => {
                 let out = self
                     .plan
                     .host
@@ -617,6 +640,22 @@ impl Managed {
             }
         }
     }
+}
+
+/// The last fatal (`F1130 12:44:20.941940 ...`), else error, line klog wrote to a log: what a
+/// kubelet that exits says last before its goroutine dump.
+fn last_klog_error(path: &Path) -> Option<String> {
+    let text = log_tail(path, 2000);
+    let klog = |level: char| {
+        text.lines()
+            .rev()
+            .find(|l| {
+                let mut c = l.chars();
+                c.next() == Some(level) && c.take(4).all(|d| d.is_ascii_digit())
+            })
+            .map(str::to_string)
+    };
+    klog('F').or_else(|| klog('E'))
 }
 
 /// The last `n` lines of a log file.
@@ -647,7 +686,7 @@ fn kubeconfig_text(api_url: &str) -> String {
 fn config_text(manifests: &Path, cgroup_driver: &str) -> String {
     format!(
         "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
-         staticPodPath: {}\nfileCheckFrequency: 5s\ncgroupDriver: {cgroup_driver}\n\
+         staticPodPath: {}\nfileCheckFrequency: 5s\nsyncFrequency: 10s\ncgroupDriver: {cgroup_driver}\n\
          address: 127.0.0.1\nhealthzBindAddress: 127.0.0.1\nport: {}\nhealthzPort: {}\nreadOnlyPort: 0\n\
          authentication:\n  anonymous:\n    enabled: false\n  webhook:\n    enabled: false\n\
          authorization:\n  mode: AlwaysAllow\n\
@@ -683,6 +722,27 @@ mod tests {
         assert_eq!(listening_inodes(table, 10248), [4242]);
         assert_eq!(listening_inodes(table, 10250), [4343]);
         assert!(listening_inodes(table, 8080).is_empty());
+    }
+
+    #[test]
+    fn a_kubelets_last_error_is_found_before_its_goroutine_dump() {
+        let t = tempfile::tempdir().unwrap();
+        let log = t.path().join("kubelet.log");
+        std::fs::write(
+            &log,
+            "I1130 12:44:20.1 4529 server.go:416] Version: v1.20.2\n\
+             E1130 12:44:20.5 4529 kubelet.go:1] something minor\n\
+             F1130 12:44:20.941940 4529 server.go:269] failed to run Kubelet: failed to create kubelet: open /dev/kmsg: operation not permitted\n\
+             goroutine 1 [running]:\nk8s.io/kubernetes/vendor/k8s.io/klog/v2.stacks(0x1)\n",
+        )
+        .unwrap();
+        let e = last_klog_error(&log).unwrap();
+        assert!(
+            e.ends_with("open /dev/kmsg: operation not permitted"),
+            "{e}"
+        );
+        std::fs::write(&log, "I1130 fine\n").unwrap();
+        assert_eq!(last_klog_error(&log), None);
     }
 
     #[test]
@@ -722,7 +782,7 @@ mod tests {
         assert!(e.contains("--pid=host"), "{e}");
         assert_eq!(Host::detect(Path::new("/")).unwrap(), Host::Same);
         assert_eq!(
-            Host::Pid1.local(Path::new("/var/tmp/x")),
+            Host::Process(1).local(Path::new("/var/tmp/x")),
             Path::new("/proc/1/root/var/tmp/x")
         );
     }
