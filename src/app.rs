@@ -189,6 +189,64 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
     finisher.finish(run, None)
 }
 
+/// `control-plane --kubelet-binary`: the local control plane and a managed kubelet on this
+/// machine, until SIGINT or SIGTERM; then the kubelet is stopped and what it made removed.
+pub fn control_plane_with_kubelet(
+    port: u16,
+    binary: &Path,
+    endpoint: Option<&str>,
+) -> Result<(), UsageError> {
+    let rootfs = PathBuf::from("/");
+    let root = RootFs::open(&rootfs).map_err(|e| UsageError(format!("root fs /: {e}")))?;
+    let node = Node::new(root, crate::node::Options::default());
+    let log = std::env::temp_dir().join(format!(
+        "node-conformance-kubelet-{}.log",
+        std::process::id()
+    ));
+    let plan = runtime::kubelet::preflight(
+        &node.root,
+        &rootfs,
+        binary,
+        endpoint,
+        node.kubelet().ok(),
+        log,
+    )
+    .map_err(UsageError)?;
+    let run_id = runtime::new_run_id();
+    let services = Services::new(
+        run_id.clone(),
+        PathBuf::from("/proc/self/exe"),
+        port,
+        None,
+        Some(plan),
+    );
+    // Registered before the kubelet starts: a signal from here on stops it.
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| UsageError(format!("cannot watch signals: {e}")))?;
+    let namespace = format!("node-conformance-{run_id}");
+    let started = match services.managed_kubelet(&node, &namespace) {
+        Some(Ok(m)) => Ok(m.description.clone()),
+        Some(Err(runtime::Unavailable::Absent(e) | runtime::Unavailable::Broken(e))) => Err(e),
+        None => Err("no kubelet to start".into()),
+    };
+    if let Ok(description) = &started {
+        let url = services
+            .control_plane()
+            .map(|c| c.url.clone())
+            .unwrap_or_default();
+        println!("serving the Kubernetes API on {url} (no authentication), with {description}");
+        let mut signals = signals;
+        let _ = signals.forever().next();
+    }
+    for line in services.shutdown() {
+        println!("{line}");
+    }
+    started.map(|_| ()).map_err(UsageError)
+}
+
 /// How long the results wait for the work done on the side; past it they are made without it.
 const ASIDE_WAIT: Duration = Duration::from_millis(300);
 

@@ -34,6 +34,15 @@ pub enum Command {
         /// Serve on this address instead of 127.0.0.1; the API has no authentication
         #[arg(long, value_name = "IP")]
         api_server_insecure_bind_address: Option<std::net::IpAddr>,
+        /// Also start this kubelet (a path on this machine), pointed at the API, as `run
+        /// --kubelet-binary` does: a one-node cluster until SIGINT or SIGTERM, then everything
+        /// it made is removed
+        #[arg(long, env = "KUBELET_BINARY", value_name = "PATH")]
+        kubelet_binary: Option<PathBuf>,
+        /// The CRI endpoint of that kubelet (unix:///path) [default: the node's kubelet
+        /// configuration's, else the first well-known socket present]
+        #[arg(long, env = "CONTAINER_RUNTIME_ENDPOINT", value_name = "ENDPOINT")]
+        container_runtime_endpoint: Option<String>,
     },
     /// Print the kubeconfig and KubeletConfiguration lines that point a kubelet at the local
     /// control plane

@@ -64,13 +64,34 @@ fn main() -> ExitCode {
         }),
         Command::ControlPlane {
             api_server_port,
-            api_server_insecure_bind_address,
-        } => node_conformance::controlplane::serve(
+            api_server_insecure_bind_address: None,
+            kubelet_binary: Some(kubelet),
+            container_runtime_endpoint,
+        } => app::control_plane_with_kubelet(
             *api_server_port,
-            *api_server_insecure_bind_address,
+            kubelet,
+            container_runtime_endpoint.as_deref(),
         )
-        .map(|()| true)
-        .map_err(app::UsageError),
+        .map(|()| true),
+        Command::ControlPlane {
+            api_server_port,
+            api_server_insecure_bind_address,
+            kubelet_binary,
+            ..
+        } => {
+            if kubelet_binary.is_some() {
+                Err(app::UsageError(
+                    "--kubelet-binary serves on 127.0.0.1 only: drop --api-server-insecure-bind-address".into(),
+                ))
+            } else {
+                node_conformance::controlplane::serve(
+                    *api_server_port,
+                    *api_server_insecure_bind_address,
+                )
+                .map(|()| true)
+                .map_err(app::UsageError)
+            }
+        }
         Command::KubeletConfig {
             api_server_port,
             pod_manifest_path,

@@ -136,6 +136,9 @@ pub struct PodSandbox {
     /// 0 ready, 1 not ready.
     #[prost(int32, tag = "3")]
     pub state: i32,
+    /// Nanoseconds since the Unix epoch.
+    #[prost(int64, tag = "4")]
+    pub created_at: i64,
     #[prost(map = "string, string", tag = "5")]
     pub labels: std::collections::HashMap<String, String>,
 }

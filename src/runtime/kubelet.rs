@@ -7,7 +7,6 @@
 //! flexvolume directory of its own in /usr/libexec, its servers on loopback only. What it
 //! still changes (the kernel tunables it sets at start, pod log directories) is put back.
 
-use std::collections::HashMap;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -316,6 +315,9 @@ pub struct Managed {
     /// Dropped once the kubelet has stopped: ends the thread it was started from.
     thread_stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
     started: Instant,
+    /// When it was started, in nanoseconds since the Unix epoch: every pod sandbox created
+    /// since is its (the node's own kubelet is stopped).
+    pub started_unix_nanos: i64,
     tunables: Vec<(String, String)>,
     /// The pod log directories that did not exist before it started (it makes them).
     new_log_dirs: Vec<PathBuf>,
@@ -455,6 +457,7 @@ impl Managed {
             child,
             thread_stop: Mutex::new(Some(thread_stop)),
             started: Instant::now(),
+            started_unix_nanos: started_unix_nanos(),
             tunables,
             new_log_dirs,
             namespace: namespace.to_string(),
@@ -699,12 +702,23 @@ fn config_text(manifests: &Path, cgroup_driver: &str) -> String {
     )
 }
 
-/// The CRI labels that select a namespace's pod sandboxes.
-pub fn namespace_labels(namespace: &str) -> HashMap<String, String> {
-    HashMap::from([(
-        crate::runtime::cri::POD_NAMESPACE_LABEL.to_string(),
-        namespace.to_string(),
-    )])
+/// Now, in nanoseconds since the Unix epoch, a second early: a sandbox's `created_at` is
+/// the runtime's clock, read after the kubelet started.
+fn started_unix_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .saturating_sub(1_000_000_000)
+}
+
+/// Whether a pod sandbox is one the managed kubelet made: created after it started, or of the
+/// run's namespace.
+pub fn made_by(managed: &Managed, sandbox: &crate::runtime::cri::PodSandbox) -> bool {
+    sandbox.created_at >= managed.started_unix_nanos
+        || sandbox
+            .labels
+            .get(crate::runtime::cri::POD_NAMESPACE_LABEL)
+            .is_some_and(|n| *n == managed.namespace)
 }
 
 #[cfg(test)]

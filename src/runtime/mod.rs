@@ -469,8 +469,8 @@ impl Services {
             .map(|()| docker)
     }
 
-    /// Stops and removes the pod sandboxes (and so their containers) of the managed kubelet's
-    /// pods, which a stopped kubelet leaves in the runtime.
+    /// Stops and removes the pod sandboxes (and so their containers) the managed kubelet
+    /// made, which a stopped kubelet leaves in the runtime.
     fn remove_sandboxes(&self, managed: &kubelet::Managed) -> Vec<String> {
         let socket = managed
             .plan
@@ -478,11 +478,11 @@ impl Services {
             .local(&managed.plan.endpoint)
             .display()
             .to_string();
-        let labels = kubelet::namespace_labels(&managed.namespace);
         let removed = self.block_on(Duration::from_secs(60), async {
             let cri = cri::Cri::connect(&socket).await?;
             let mut lines = Vec::new();
-            for sandbox in cri.sandboxes(labels).await? {
+            let all = cri.sandboxes(std::collections::HashMap::new()).await?;
+            for sandbox in all.into_iter().filter(|s| kubelet::made_by(managed, s)) {
                 let name = sandbox.metadata.map_or(String::new(), |m| m.name);
                 lines.push(match cri.remove_sandbox(&sandbox.id).await {
                     Ok(()) => format!("removed pod sandbox {name} ({})", &sandbox.id),
