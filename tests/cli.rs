@@ -394,3 +394,72 @@ fn malformed_numbers_and_invalid_utf8_are_named_not_panics() {
         "{err}"
     );
 }
+
+#[test]
+fn a_kubelet_the_harness_cannot_start_is_a_usage_error_naming_what_to_do() {
+    let kubelet_group = r"\[sig-node\] Node registers";
+    // A kubelet already serving: its port is named with the process, and how to stop it.
+    let Ok(listener) = std::net::TcpListener::bind("127.0.0.1:10248") else {
+        eprintln!("skipped: port 10248 is in use here");
+        return;
+    };
+    let out = command()
+        .args(["run", "--rootfs", "/", "--focus", kubelet_group])
+        .args(["--kubelet-binary", "/bin/true", "--result-dir"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is taken by") && err.contains("systemctl stop kubelet"),
+        "{err}"
+    );
+    // Port 10250 is looked at first; where nothing else holds it, this test's listener is found.
+    if !err.contains("port 10250") {
+        assert!(err.contains("port 10248 is taken by"), "{err}");
+        assert!(
+            err.contains(&format!("(pid {})", std::process::id())),
+            "{err}"
+        );
+    }
+    drop(listener);
+    // Nothing to start.
+    let result_dir = tempfile::tempdir().unwrap();
+    let run = |binary: &'static str| {
+        let dir = result_dir.path().to_str().unwrap().to_string();
+        let args: Vec<String> = ["run", "--rootfs", "/", "--focus", kubelet_group]
+            .into_iter()
+            .map(String::from)
+            .chain([
+                "--result-dir".into(),
+                dir,
+                "--kubelet-binary".into(),
+                binary.into(),
+            ])
+            .collect();
+        args
+    };
+    let missing = run("/nonexistent/kubelet");
+    let missing: Vec<&str> = missing.iter().map(String::as_str).collect();
+    assert_usage_error(
+        &missing,
+        "--kubelet-binary /nonexistent/kubelet: No such file or directory",
+    );
+    let relative = run("kubelet");
+    let relative: Vec<&str> = relative.iter().map(String::as_str).collect();
+    assert_usage_error(&relative, "give the kubelet's absolute path on the node");
+    // No kubelet test selected: the flag is not acted on.
+    let out = command()
+        .args(["run", "--rootfs", "/", "--focus", "System Verification OS"])
+        .args(["--kubelet-binary", "/nonexistent/kubelet", "--result-dir"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
