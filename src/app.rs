@@ -147,6 +147,14 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
     if let Some(note) = &results.note {
         console.line(note);
     }
+    // Alive from here to the process's end, however it ends: what a later run may not remove.
+    let _alive = runtime::recovery::hold(&finisher.info.run_id);
+    for line in ctx
+        .services
+        .recover(&ctx.node, &rootfs, &ctx.node.pod_manifest_dir())
+    {
+        console.line(&line);
+    }
     let stale = results.set_aside_stale();
     if let Ok(mut slot) = finisher.stale.lock() {
         slot.clone_from(&stale);
@@ -213,6 +221,7 @@ pub fn control_plane_with_kubelet(
     )
     .map_err(UsageError)?;
     let run_id = runtime::new_run_id();
+    let _alive = runtime::recovery::hold(&run_id);
     let services = Services::new(
         run_id.clone(),
         PathBuf::from("/proc/self/exe"),

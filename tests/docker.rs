@@ -98,15 +98,14 @@ fn a_dynamic_harness_binary_skips_the_container_cases_saying_why() {
         return;
     }
     let _engine = engine();
-    // The test binary is dynamically linked: it cannot be the test image.
-    let me = std::env::current_exe().unwrap();
+    // The system's own tools are dynamically linked: one cannot be the test image.
     let run = run_on(
         Path::new("/"),
         &[
             "--focus",
             "Docker a container exits",
             "--workload-binary",
-            me.to_str().unwrap(),
+            "/bin/true",
         ],
     );
     let c = run.case("a container exits with the expected code");
@@ -180,6 +179,58 @@ fn sigterm_mid_run_writes_results_and_removes_everything() {
         run.stdout().contains("interrupted by SIGTERM"),
         "{}",
         run.stdout()
+    );
+}
+
+#[test]
+fn what_a_sigkilled_run_left_is_removed_by_the_next_run() {
+    let Some((_engine, bin)) = engine_and_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = common::command()
+        .args(["run", "--rootfs", "/", "--parallelism", "1"])
+        .args(["--focus", "Container Runtime Docker a restart policy"])
+        .arg("--result-dir")
+        .arg(dir.path())
+        .arg("--workload-binary")
+        .arg(&bin)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut id = String::new();
+    while Instant::now() < deadline && id.is_empty() {
+        id = docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            "label=node-conformance.run",
+            "--format",
+            "{{.Label \"node-conformance.run\"}}",
+        ])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!id.is_empty(), "no test container appeared");
+    // No handler runs on SIGKILL: the container and the image stay behind.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_ne!(common::leftovers(&id), "", "nothing was left to recover");
+    let next = run_on(
+        Path::new("/"),
+        &["--focus", "System Verification the operating system"],
+    );
+    assert_eq!(common::leftovers(&id), "", "{}", next.explain());
+    assert!(
+        next.stdout()
+            .contains(&format!("left by run {id}, no longer running")),
+        "{}",
+        next.stdout()
     );
 }
 

@@ -320,11 +320,49 @@ impl Docker {
     /// what it could not.
     pub async fn cleanup(&self) -> (Vec<String>, Vec<String>) {
         *self.closed.write().await = true;
+        self.remove_run(&self.run_id).await
+    }
+
+    /// The run ids on the containers and images of this Engine that carry the run label.
+    pub async fn labelled_runs(&self) -> Result<std::collections::BTreeSet<String>, String> {
+        let filters = || HashMap::from([("label".to_string(), vec![LABEL.to_string()])]);
+        let mut runs = std::collections::BTreeSet::new();
+        let containers = self
+            .client
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters()),
+                ..Default::default()
+            }))
+            .await
+            .map_err(text)?;
+        runs.extend(
+            containers
+                .into_iter()
+                .filter_map(|c| c.labels?.remove(LABEL)),
+        );
+        let images = self
+            .client
+            .list_images(Some(bollard::query_parameters::ListImagesOptions {
+                all: false,
+                filters: Some(filters()),
+                ..Default::default()
+            }))
+            .await
+            .map_err(text)?;
+        runs.extend(
+            images
+                .into_iter()
+                .filter_map(|mut i| i.labels.remove(LABEL)),
+        );
+        Ok(runs)
+    }
+
+    /// Removes every container and image labelled with `run_id`; returns what it removed and
+    /// what it could not.
+    pub async fn remove_run(&self, run_id: &str) -> (Vec<String>, Vec<String>) {
         let (mut removed, mut failed) = (Vec::new(), Vec::new());
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{LABEL}={}", self.run_id)],
-        )]);
+        let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL}={run_id}")])]);
         match self
             .client
             .list_containers(Some(ListContainersOptions {
@@ -350,7 +388,7 @@ impl Docker {
             }
             Err(e) => failed.push(format!("listing containers: {e}")),
         }
-        let tag = self.image_tag();
+        let tag = format!("node-conformance-workload:{run_id}");
         match self
             .client
             .remove_image(

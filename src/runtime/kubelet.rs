@@ -302,6 +302,20 @@ pub struct Settings {
     pub cgroup_driver: (String, String),
 }
 
+/// What a managed kubelet changed on the node that its run must put back, kept in its work
+/// dir (`state.json`) so that the next run can, if this one is killed.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct State {
+    /// The CRI socket, a node path.
+    pub endpoint: PathBuf,
+    /// The kernel tunables as they were before it started (`kernel/panic`, value).
+    pub tunables: Vec<(String, String)>,
+    /// The pod log directories that did not exist before it started (it makes them).
+    pub new_log_dirs: Vec<PathBuf>,
+    /// The namespace of the run's pods.
+    pub namespace: String,
+}
+
 /// A running managed kubelet.
 #[derive(Debug)]
 pub struct Managed {
@@ -318,9 +332,7 @@ pub struct Managed {
     /// When it was started, in nanoseconds since the Unix epoch: every pod sandbox created
     /// since is its (the node's own kubelet is stopped).
     pub started_unix_nanos: i64,
-    tunables: Vec<(String, String)>,
-    /// The pod log directories that did not exist before it started (it makes them).
-    new_log_dirs: Vec<PathBuf>,
+    state: State,
     pub namespace: String,
     /// What it was started with, for the report.
     pub description: String,
@@ -352,7 +364,7 @@ impl Managed {
             config_text(&manifests, &settings.cgroup_driver.0),
         )
         .map_err(|e| fail("write the KubeletConfiguration", e))?;
-        let tunables = KERNEL_TUNABLES
+        let tunables: Vec<(String, String)> = KERNEL_TUNABLES
             .iter()
             .filter_map(|t| {
                 let v = std::fs::read_to_string(local(&Path::new("/proc/sys").join(t))).ok()?;
@@ -364,6 +376,15 @@ impl Managed {
             .map(PathBuf::from)
             .filter(|d| !local(d).exists())
             .collect();
+        let state = State {
+            endpoint: plan.endpoint.clone(),
+            tunables,
+            new_log_dirs,
+            namespace: namespace.to_string(),
+        };
+        let state_text = serde_json::to_string(&state).map_err(|e| e.to_string())?;
+        std::fs::write(local(&work.join("state.json")), state_text)
+            .map_err(|e| fail("write the kubelet's state", e))?;
         let mut args = vec![
             format!("--config={}", config.display()),
             format!("--kubeconfig={}", kubeconfig.display()),
@@ -458,8 +479,7 @@ impl Managed {
             thread_stop: Mutex::new(Some(thread_stop)),
             started: Instant::now(),
             started_unix_nanos: started_unix_nanos(),
-            tunables,
-            new_log_dirs,
+            state,
             namespace: namespace.to_string(),
         })
     }
@@ -524,79 +544,123 @@ impl Managed {
     /// After [`Managed::stop`]: removes the work directory, the pod log directories of this
     /// run's namespace, and restores the kernel tunables the kubelet changed. One line each.
     pub fn clean(&self) -> Vec<String> {
-        let host = &self.plan.host;
-        let mut lines = Vec::new();
-        for (tunable, before) in &self.tunables {
-            // The host's /proc: a container's own is read-only unless it is privileged.
-            let path = host.local(&Path::new("/proc/sys").join(tunable));
-            let now = std::fs::read_to_string(&path).unwrap_or_default();
-            if now.trim() != before {
-                let name = tunable.replace('/', ".");
-                lines.push(match std::fs::write(&path, before) {
-                    Ok(()) => format!(
-                        "restored {name} to {before} (the kubelet set {})",
-                        now.trim()
-                    ),
-                    Err(e) => format!("could not restore {name} to {before}: {e}"),
+        clean_up(&self.plan.host, &self.work, &self.state)
+    }
+}
+
+/// Puts back what a managed kubelet changed (its [`State`]) and removes its work dir `work`
+/// (a node path), once it has stopped. One line per thing done or not.
+pub fn clean_up(host: &Host, work: &Path, state: &State) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (tunable, before) in &state.tunables {
+        // The host's /proc: a container's own is read-only unless it is privileged.
+        let path = host.local(&Path::new("/proc/sys").join(tunable));
+        let now = std::fs::read_to_string(&path).unwrap_or_default();
+        if now.trim() != before {
+            let name = tunable.replace('/', ".");
+            lines.push(match std::fs::write(&path, before) {
+                Ok(()) => format!(
+                    "restored {name} to {before} (the kubelet set {})",
+                    now.trim()
+                ),
+                Err(e) => format!("could not restore {name} to {before}: {e}"),
+            });
+        }
+    }
+    // The kubelet bind-mounts its root dir onto itself to share mounts with containers.
+    let mut mounts = mounts_under(host, work);
+    mounts.retain(|m| match unmount(host, m) {
+        Ok(()) => false,
+        Err(e) => {
+            lines.push(format!("could not unmount {m}: {e}"));
+            true
+        }
+    });
+    if mounts.is_empty() {
+        lines.push(match std::fs::remove_dir_all(host.local(work)) {
+            Ok(()) => format!("removed {}", work.display()),
+            Err(e) => format!("could not remove {}: {e}", work.display()),
+        });
+    } else {
+        lines.push(format!(
+            "left {}: mounts remain under it ({})",
+            work.display(),
+            mounts.join(", ")
+        ));
+    }
+    // /var/log/pods/<namespace>_<pod>_<uid>, /var/log/containers/<pod>_<namespace>_<c>-<id>.log
+    let logs = [
+        ("/var/log/pods", format!("{}_", state.namespace)),
+        ("/var/log/containers", format!("_{}_", state.namespace)),
+    ];
+    for (dir, mark) in logs {
+        let dir = Path::new(dir);
+        let Ok(entries) = std::fs::read_dir(host.local(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.contains(&mark) {
+                continue;
+            }
+            let removed = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(e.path())
+            } else {
+                std::fs::remove_file(e.path())
+            };
+            if let Err(err) = removed {
+                lines.push(format!(
+                    "could not remove {}: {err}",
+                    dir.join(&name).display()
+                ));
+            }
+        }
+        if state.new_log_dirs.iter().any(|d| d == dir)
+            && std::fs::remove_dir(host.local(dir)).is_ok()
+        {
+            lines.push(format!("removed {} (the kubelet made it)", dir.display()));
+        }
+    }
+    lines
+}
+
+/// A dead run's managed kubelet: its process ended (if it outlived the run, it is killed),
+/// then its [`State`] put back and its work dir removed. Returns the state, for the pods it
+/// left in the runtime, and one line per thing done.
+pub fn recover(host: &Host, work: &Path) -> (Option<State>, Vec<String>) {
+    let mut lines = Vec::new();
+    let needle = format!("{}/", work.display());
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for p in procs.flatten() {
+            let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&needle)
+                && let Some(pid) = rustix::process::Pid::from_raw(pid)
+            {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                lines.push(format!("killed pid {pid:?} of the dead run's kubelet"));
+            }
+        }
+    }
+    let state: Option<State> = std::fs::read_to_string(host.local(&work.join("state.json")))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    match &state {
+        Some(state) => lines.extend(clean_up(host, work, state)),
+        None => {
+            let mut mounts = mounts_under(host, work);
+            mounts.retain(|m| unmount(host, m).is_err());
+            if mounts.is_empty() {
+                lines.push(match std::fs::remove_dir_all(host.local(work)) {
+                    Ok(()) => format!("removed {}", work.display()),
+                    Err(e) => format!("could not remove {}: {e}", work.display()),
                 });
             }
         }
-        // The kubelet bind-mounts its root dir onto itself to share mounts with containers.
-        let mut mounts = mounts_under(host, &self.work);
-        mounts.retain(|m| match self.unmount(m) {
-            Ok(()) => false,
-            Err(e) => {
-                lines.push(format!("could not unmount {m}: {e}"));
-                true
-            }
-        });
-        if mounts.is_empty() {
-            lines.push(match std::fs::remove_dir_all(host.local(&self.work)) {
-                Ok(()) => format!("removed {}", self.work.display()),
-                Err(e) => format!("could not remove {}: {e}", self.work.display()),
-            });
-        } else {
-            lines.push(format!(
-                "left {}: mounts remain under it ({})",
-                self.work.display(),
-                mounts.join(", ")
-            ));
-        }
-        // /var/log/pods/<namespace>_<pod>_<uid>, /var/log/containers/<pod>_<namespace>_<c>-<id>.log
-        let logs = [
-            ("/var/log/pods", format!("{}_", self.namespace)),
-            ("/var/log/containers", format!("_{}_", self.namespace)),
-        ];
-        for (dir, mark) in logs {
-            let dir = Path::new(dir);
-            let Ok(entries) = std::fs::read_dir(host.local(dir)) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if !name.contains(&mark) {
-                    continue;
-                }
-                let removed = if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    std::fs::remove_dir_all(e.path())
-                } else {
-                    std::fs::remove_file(e.path())
-                };
-                if let Err(err) = removed {
-                    lines.push(format!(
-                        "could not remove {}: {err}",
-                        dir.join(&name).display()
-                    ));
-                }
-            }
-            if self.new_log_dirs.iter().any(|d| d == dir)
-                && std::fs::remove_dir(host.local(dir)).is_ok()
-            {
-                lines.push(format!("removed {} (the kubelet made it)", dir.display()));
-            }
-        }
-        lines
     }
+    (state, lines)
 }
 
 /// Mount points under `dir` in the node's mount namespace, deepest first.
@@ -618,28 +682,24 @@ fn mounts_under(host: &Host, dir: &Path) -> Vec<String> {
     mounts
 }
 
-impl Managed {
-    /// Detaches a mount the kubelet left: here, or with the node's own `umount` in its mount
-    /// namespace when the harness runs in a container.
-    fn unmount(&self, mount: &str) -> Result<(), String> {
-        match self.plan.host {
-            Host::Same => rustix::mount::unmount(mount, rustix::mount::UnmountFlags::DETACH)
-                .map_err(|e| e.to_string()),
-            Host::Process(_) => {
-                let out = self
-                    .plan
-                    .host
-                    .command(Path::new("/bin/umount"))
-                    .and_then(|mut c| c.args(["-l", mount]).stdin(Stdio::null()).output())
-                    .map_err(|e| format!("umount: {e}"))?;
-                if out.status.success() {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "umount: {}",
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ))
-                }
+/// Detaches a mount a kubelet left: here, or with the node's own `umount` in its mount
+/// namespace when the harness runs in a container.
+fn unmount(host: &Host, mount: &str) -> Result<(), String> {
+    match host {
+        Host::Same => rustix::mount::unmount(mount, rustix::mount::UnmountFlags::DETACH)
+            .map_err(|e| e.to_string()),
+        Host::Process(_) => {
+            let out = host
+                .command(Path::new("/bin/umount"))
+                .and_then(|mut c| c.args(["-l", mount]).stdin(Stdio::null()).output())
+                .map_err(|e| format!("umount: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "umount: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
             }
         }
     }

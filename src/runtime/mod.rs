@@ -5,6 +5,7 @@ pub mod cri;
 pub mod docker;
 pub mod image;
 pub mod kubelet;
+pub mod recovery;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -467,6 +468,82 @@ impl Services {
             })
             .clone()
             .map(|()| docker)
+    }
+
+    /// Removes what runs of the harness that are no longer alive left on the node: their
+    /// static pod files and workload directory in the static pod directory (`manifests`, as
+    /// the harness reaches it), their managed kubelets' work dirs and pods, their Docker
+    /// containers and images. One line per thing removed or not.
+    pub fn recover(
+        &self,
+        node: &crate::node::Node,
+        rootfs: &std::path::Path,
+        manifests: &std::path::Path,
+    ) -> Vec<String> {
+        let mut lines = recovery::static_pod_dir(manifests);
+        if let Ok(host) = kubelet::Host::detect(rootfs) {
+            for (id, work) in recovery::dead_work_dirs(&host) {
+                let (state, done) = kubelet::recover(&host, &work);
+                lines.extend(
+                    done.into_iter()
+                        .map(|l| format!("{l} (left by run {id}, no longer running)")),
+                );
+                let Some(state) = state else { continue };
+                let socket = host.local(&state.endpoint).display().to_string();
+                let labels = std::collections::HashMap::from([(
+                    cri::POD_NAMESPACE_LABEL.to_string(),
+                    state.namespace.clone(),
+                )]);
+                let removed = self.block_on(Duration::from_secs(60), async {
+                    let cri = cri::Cri::connect(&socket).await?;
+                    let mut out = Vec::new();
+                    for sandbox in cri.sandboxes(labels).await? {
+                        out.push(match cri.remove_sandbox(&sandbox.id).await {
+                            Ok(()) => {
+                                format!("removed pod sandbox {} of dead run {id}", sandbox.id)
+                            }
+                            Err(e) => format!("could not remove pod sandbox {}: {e}", sandbox.id),
+                        });
+                    }
+                    Ok::<_, String>(out)
+                });
+                match removed {
+                    Ok(Ok(out)) => lines.extend(out),
+                    Ok(Err(e)) | Err(e) => {
+                        lines.push(format!("could not remove dead run {id}'s pods: {e}"))
+                    }
+                }
+            }
+        }
+        // Only where an Engine is there to ask: a node without Docker costs no connection.
+        let has_docker = endpoints::discover(&node.root, Kind::Docker)
+            .iter()
+            .any(|f| f.socket.is_ok());
+        if has_docker && let Ok(docker) = self.docker(&node.root) {
+            let found = self.block_on(Duration::from_secs(30), docker.labelled_runs());
+            if let Ok(Ok(runs)) = found {
+                for id in runs
+                    .into_iter()
+                    .filter(|id| *id != self.run_id && !recovery::is_alive(id))
+                {
+                    if let Ok((removed, failed)) =
+                        self.block_on(Duration::from_secs(60), docker.remove_run(&id))
+                    {
+                        lines.extend(
+                            removed.into_iter().map(|r| {
+                                format!("removed {r} (left by run {id}, no longer running)")
+                            }),
+                        );
+                        lines.extend(
+                            failed
+                                .into_iter()
+                                .map(|f| format!("could not remove {f} (left by run {id})")),
+                        );
+                    }
+                }
+            }
+        }
+        lines
     }
 
     /// Stops and removes the pod sandboxes (and so their containers) the managed kubelet
