@@ -83,9 +83,9 @@ fn answer(s: &mut TcpStream) -> (u16, String) {
     (code, body)
 }
 
-/// Reads one answer on a kept-alive connection: its status code, reading the body by its
-/// Content-Length.
-fn keep_alive_answer(r: &mut BufReader<TcpStream>) -> u16 {
+/// Reads one answer without waiting for the connection to close: its status code and body,
+/// read by its Content-Length.
+fn keep_alive_answer(r: &mut BufReader<TcpStream>) -> (u16, String) {
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
     let code = line.split(' ').nth(1).unwrap().parse().unwrap();
@@ -104,7 +104,7 @@ fn keep_alive_answer(r: &mut BufReader<TcpStream>) -> u16 {
     }
     let mut body = vec![0; length];
     r.read_exact(&mut body).unwrap();
-    code
+    (code, String::from_utf8(body).unwrap())
 }
 
 fn status_reason(body: &str) -> Value {
@@ -165,10 +165,12 @@ fn a_trickled_body_is_cut_off_with_408() {
 #[test]
 fn a_content_length_over_the_limit_is_refused_before_the_body() {
     let s = Server::start(Limits::default());
-    let mut c = s.connect();
-    c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    c.write_all(b"POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 4194304\r\n\r\n").unwrap();
-    let (code, body) = answer(&mut c);
+    let c = s.connect();
+    let mut w = c.try_clone().unwrap();
+    let begin = Instant::now();
+    w.write_all(b"POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 4194304\r\n\r\n").unwrap();
+    let (code, body) = keep_alive_answer(&mut BufReader::new(c));
+    assert!(begin.elapsed() < Duration::from_secs(1));
     assert_eq!(code, 413, "{body}");
     let st: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
@@ -179,19 +181,23 @@ fn a_content_length_over_the_limit_is_refused_before_the_body() {
         ),
         (Some("Status"), Some("RequestEntityTooLarge"), Some(413))
     );
-    // A chunked body is cut at the limit, with the same answer.
+    // A client sending the whole body before reading reads the answer, not a reset.
     let mut c = s.connect();
-    c.write_all(b"POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+    c.write_all(b"POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 4194304\r\n\r\n").unwrap();
+    c.write_all(&vec![b' '; 4 << 20]).unwrap();
+    let (code, body) = answer(&mut c);
+    assert_eq!(code, 413, "{body}");
+    // A chunked body is cut at the limit, with the same answer.
+    let c = s.connect();
+    let mut w = c.try_clone().unwrap();
+    w.write_all(b"POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
     let chunk = vec![b' '; 1 << 20];
     for _ in 0..4 {
-        if write!(c, "{:x}\r\n", chunk.len()).is_err()
-            || c.write_all(&chunk).is_err()
-            || c.write_all(b"\r\n").is_err()
-        {
-            break;
-        }
+        write!(w, "{:x}\r\n", chunk.len()).unwrap();
+        w.write_all(&chunk).unwrap();
+        w.write_all(b"\r\n").unwrap();
     }
-    let (code, body) = answer(&mut c);
+    let (code, body) = keep_alive_answer(&mut BufReader::new(c));
     assert_eq!(code, 413, "{body}");
     assert_eq!(status_reason(&body), "RequestEntityTooLarge");
 }
@@ -209,7 +215,7 @@ fn connections_over_the_limit_wait_and_established_ones_are_served() {
     let mut kept_r = BufReader::new(kept);
     let get = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     kept_w.write_all(get).unwrap();
-    assert_eq!(keep_alive_answer(&mut kept_r), 200);
+    assert_eq!(keep_alive_answer(&mut kept_r).0, 200);
     let silent: Vec<TcpStream> = (0..3).map(|_| s.connect()).collect();
     std::thread::sleep(Duration::from_millis(100));
     let begin = Instant::now();
@@ -227,7 +233,7 @@ fn connections_over_the_limit_wait_and_established_ones_are_served() {
     // At the limit, the established connection is still answered at once.
     let asked = Instant::now();
     kept_w.write_all(get).unwrap();
-    assert_eq!(keep_alive_answer(&mut kept_r), 200);
+    assert_eq!(keep_alive_answer(&mut kept_r).0, 200);
     assert!(asked.elapsed() < Duration::from_millis(500));
     // The new one waits for the silent ones to be closed, then is served.
     let (code, waited) = waiting.join().unwrap();

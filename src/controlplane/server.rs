@@ -14,7 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -346,9 +346,12 @@ impl AsyncWrite for Watched {
     }
 }
 
+/// How much of a refused body is read and thrown away before the connection is closed.
+const DRAIN_MAX: usize = 4 * MAX_BODY;
+
 /// Reads a request's body before the API sees it: a `Content-Length` over `MAX_BODY` is a 413
 /// before any of it is read, a longer chunked body a 413 at the limit, and a body not complete
-/// within `limits.body_read` a 408. Both close the connection, whose unread rest is unwanted.
+/// within `limits.body_read` a 408. Each closes the connection.
 async fn bound_body(State(limits): State<Limits>, req: Request, next: Next) -> Response {
     let max = u64::try_from(MAX_BODY).unwrap_or(u64::MAX);
     let declared = req
@@ -356,21 +359,28 @@ async fn bound_body(State(limits): State<Limits>, req: Request, next: Next) -> R
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    let expects_continue = req
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if declared.is_some_and(|n| n > max) {
+        // Reading the body would tell a client waiting on `Expect: 100-continue` to send it.
+        if !expects_continue {
+            drain(req.into_body(), limits.body_read);
+        }
         return too_large();
     }
     if req.body().is_end_stream() {
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
-    let read = tokio::time::timeout(limits.body_read, Limited::new(body, MAX_BODY).collect()).await;
-    match read {
-        Ok(Ok(body)) => {
-            next.run(Request::from_parts(parts, Body::from(body.to_bytes())))
-                .await
+    match tokio::time::timeout(limits.body_read, read_body(body)).await {
+        Ok(Read::Whole(body)) => next.run(Request::from_parts(parts, Body::from(body))).await,
+        Ok(Read::TooLarge(rest)) => {
+            drain(rest, limits.body_read);
+            too_large()
         }
-        Ok(Err(e)) if e.is::<LengthLimitError>() => too_large(),
-        Ok(Err(e)) => closing(api::status(
+        Ok(Read::Broken(e)) => closing(api::status(
             400,
             "BadRequest",
             &format!("the request body could not be read: {e}"),
@@ -386,6 +396,46 @@ async fn bound_body(State(limits): State<Limits>, req: Request, next: Next) -> R
             None,
         )),
     }
+}
+
+enum Read {
+    Whole(Vec<u8>),
+    /// Over `MAX_BODY`: the body with the part not yet read.
+    TooLarge(Body),
+    Broken(axum::Error),
+}
+
+async fn read_body(mut body: Body) -> Read {
+    let mut whole = Vec::new();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Some(data) = frame.data_ref() {
+                    if whole.len().saturating_add(data.len()) > MAX_BODY {
+                        return Read::TooLarge(body);
+                    }
+                    whole.extend_from_slice(data);
+                }
+            }
+            Err(e) => return Read::Broken(e),
+        }
+    }
+    Read::Whole(whole)
+}
+
+/// Reads and throws away the rest of a refused body, up to `DRAIN_MAX` bytes and for at most
+/// `within`, so that a client that sends its whole body before reading the answer reads the
+/// 413 rather than a connection reset by unread data.
+fn drain(mut body: Body, within: Duration) {
+    tokio::spawn(tokio::time::timeout(within, async move {
+        let mut left = DRAIN_MAX;
+        while let Some(Ok(frame)) = body.frame().await {
+            left = left.saturating_sub(frame.data_ref().map_or(0, |d| d.len()));
+            if left == 0 {
+                break;
+            }
+        }
+    }));
 }
 
 /// kube-apiserver's answer to a body over its limit.
