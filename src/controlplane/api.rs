@@ -36,7 +36,8 @@ pub fn router(store: Arc<Store>) -> Router {
         // Only fails when it already exists.
         let _ = store.create("namespaces", "", json!({"metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}), false);
     }
-    // kube-apiserver's own limit on a request body (3 MiB); larger ones get 413.
+    // kube-apiserver's own limit on a request body (3 MiB); larger ones get 413. `server`
+    // refuses them before reading; this holds the router to the limit when served otherwise.
     Router::new()
         .fallback(handle)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

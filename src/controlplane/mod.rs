@@ -17,10 +17,13 @@ pub mod query;
 pub mod resources;
 pub mod schema;
 pub mod selector;
+pub mod server;
 pub mod store;
 pub mod table;
 pub mod validation;
 pub mod watch;
+
+pub use server::Limits;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -30,7 +33,7 @@ pub struct Running {
     pub addr: SocketAddr,
     pub store: Arc<store::Store>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Running {
@@ -47,7 +50,9 @@ impl Running {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting requests and ends open watches; waits until the server has stopped.
+    /// Stops accepting connections and ends open watches; waits until the requests being
+    /// answered are done, at most `Limits::shutdown_grace`, then drops every connection.
+    /// Errors only if the serving task panicked.
     pub async fn stop(mut self) -> Result<(), String> {
         self.store.close();
         if let Some(stop) = self.stop.take() {
@@ -56,7 +61,7 @@ impl Running {
         match self.task.take() {
             Some(task) => task
                 .await
-                .map_err(|e| format!("the API server task failed: {e}"))?,
+                .map_err(|e| format!("the API server task failed: {e}")),
             None => Ok(()),
         }
     }
@@ -71,8 +76,14 @@ impl Drop for Running {
     }
 }
 
-/// Binds and starts serving on the current tokio runtime. A taken port is an error naming it.
+/// Binds and starts serving on the current tokio runtime, with the default `Limits`. A taken
+/// port is an error naming it.
 pub async fn start(ip: IpAddr, port: u16) -> Result<Running, String> {
+    start_with(ip, port, Limits::default()).await
+}
+
+/// `start` with other bounds on what clients can hold (port 0 picks a free one).
+pub async fn start_with(ip: IpAddr, port: u16, limits: Limits) -> Result<Running, String> {
     let addr = SocketAddr::new(ip, port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -86,14 +97,7 @@ pub async fn start(ip: IpAddr, port: u16) -> Result<Running, String> {
     let store = Arc::new(store::Store::new());
     let app = api::router(Arc::clone(&store));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-            .map_err(|e| format!("the API server stopped: {e}"))
-    });
+    let task = tokio::spawn(server::serve(listener, app, limits, stopped));
     Ok(Running {
         addr,
         store,
