@@ -14,6 +14,9 @@ use std::process::Command;
 
 const GROUP: &str = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle) ";
 
+/// node-env.sh runs one environment at a time (its bridge has one name).
+static NODE_ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn peers() -> Option<PathBuf> {
     let dir = std::env::var_os("NODE_CONFORMANCE_KUBELET_PEERS").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/kubernetes"),
@@ -61,10 +64,14 @@ struct NodeEnv {
     script: PathBuf,
     dir: tempfile::TempDir,
     endpoint: String,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
 
 impl NodeEnv {
     fn start(peers: &Path) -> Self {
+        let guard = NODE_ENV
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = tempfile::tempdir().expect("env dir");
         let script_path = peers.join("node-env.sh");
         let endpoint = script(&script_path, &["start", &dir.path().display().to_string()]);
@@ -76,6 +83,7 @@ impl NodeEnv {
             script: script_path,
             dir,
             endpoint,
+            _one_at_a_time: guard,
         }
     }
 
@@ -223,4 +231,66 @@ fn the_kubelet_group_passes_against_a_real_kubelet_and_leaves_nothing() {
             .all(|i| i.contains("pause") || i.starts_with("sha256:")),
         "images in the containerd: {images}"
     );
+}
+
+#[test]
+fn what_a_sigkilled_run_and_its_kubelet_left_is_removed_by_the_next_run() {
+    let Some(peers) = peers() else { return };
+    let bin_dir = PathBuf::from(script(&peers.join("build.sh"), &[]));
+    let env = NodeEnv::start(&peers);
+    let results = tempfile::tempdir().expect("result dir");
+    let tunable = || std::fs::read_to_string("/proc/sys/kernel/panic").unwrap_or_default();
+    let before = tunable();
+    let mut child = common::command()
+        .args(["run", "--rootfs", "/", "--focus", GROUP])
+        .arg("--result-dir")
+        .arg(results.path())
+        .arg("--kubelet-binary")
+        .arg(bin_dir.join("kubelet"))
+        .args(["--container-runtime-endpoint", &env.endpoint])
+        .args(["--api-server-port", &common::free_port().to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the harness runs");
+    // Killed once its kubelet runs pods: a work dir, sandboxes and changed tunables to recover.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < deadline
+        && env.ctr(&["tasks", "ls", "-q"]).lines().count() < 3
+    {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let work: Vec<PathBuf> = std::fs::read_dir("/var/tmp")
+        .expect("/var/tmp")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("/node-conformance-"))
+        .collect();
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    assert!(!work.is_empty(), "no work dir while the kubelet ran");
+    assert_ne!(
+        env.ctr(&["containers", "ls", "-q"]),
+        "",
+        "nothing was left to recover"
+    );
+    let next = common::run_on(
+        Path::new("/"),
+        &["--focus", "System Verification the operating system"],
+    );
+    let said = next.stdout();
+    assert!(said.contains("no longer running"), "{said}");
+    for w in &work {
+        assert!(!w.exists(), "{} is left: {said}", w.display());
+        assert!(
+            processes_with(&w.display().to_string()).is_empty(),
+            "a kubelet is left"
+        );
+    }
+    assert_eq!(
+        env.ctr(&["containers", "ls", "-q"]),
+        "",
+        "containers left: {said}"
+    );
+    assert_eq!(tunable(), before, "kernel.panic not restored: {said}");
 }
