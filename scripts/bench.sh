@@ -156,6 +156,12 @@ print(f"kubelet group against the kubelet double, one test at a time: {len(tests
       f"{waited:.2f}s, harness overhead {(wall - waited) * 1000:.0f} ms (target < 100 ms)")
 PYK
 
+# A node root of hostile files (over-cap sparse files, a gzip bomb, FIFOs, devices, YAML bombs,
+# a static pod directory of the largest manifests the caps allow): the run must end, and its
+# peak RSS stay under 64 MB.
+echo
+python3 "$here/scripts/bench_hostile.py" "$ours" "$work" || true
+
 # The kubelet group and the control plane against a real kubelet (1.20.2 from Debian's source,
 # cached; on a containerd of its own), where this machine can give it one (root, the peers).
 if [ "$(id -u)" = 0 ] && [ -f "$shared/peers/kubernetes/node-env.sh" ]; then
