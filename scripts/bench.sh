@@ -176,6 +176,12 @@ else
   echo "no real kubelet here (needs root and ../shared/peers/kubernetes): its benchmark skipped"
 fi
 
+# With BENCH_FUZZ=1: every fuzz target for 10 minutes (over an hour in all), its runs and
+# whether it crashed. Before the Docker part, which ends the script where Docker is absent.
+if [ "${BENCH_FUZZ:-}" = 1 ]; then
+  bash "$here/scripts/fuzz.sh" 600 || echo "fuzzing: a target crashed (above)"
+fi
+
 if ! docker info >/dev/null 2>&1; then
   echo
   echo "no Docker Engine answers: image and runtime benchmarks skipped"

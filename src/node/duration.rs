@@ -114,7 +114,9 @@ pub fn parse(orig: &str) -> Result<GoDuration, String> {
                 return Err(invalid());
             }
         }
-        total += v;
+        // Go adds in uint64, which wraps: two units of 2^63 ns each sum to 0 there, and the
+        // kubelet reads what Go reads. Checked addition would panic on such a value.
+        total = total.wrapping_add(v);
         if total > LIMIT {
             return Err(invalid());
         }
@@ -234,6 +236,14 @@ mod tests {
         ] {
             assert_eq!(ns(s), want, "{s}");
         }
+    }
+
+    #[test]
+    fn sums_wrap_as_in_go_instead_of_panicking() {
+        // 2^63 + 2^63 overflowed u64, a panic under overflow checks (the duration fuzz
+        // target). Go's uint64 sum wraps to 0, which ParseDuration then accepts.
+        assert_eq!(ns("9223372036854775808ns9223372036854775808ns"), 0);
+        assert_eq!(ns("-9223372036854775808ns9223372036854775808ns"), 0);
     }
 
     #[test]

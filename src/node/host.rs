@@ -56,6 +56,11 @@ pub fn distribution(root: &RootFs) -> Option<String> {
         .read_to_string("/etc/os-release", FileKind::Config)
         .or_else(|_| root.read_to_string("/usr/lib/os-release", FileKind::Config))
         .ok()?;
+    pretty_name(&text)
+}
+
+/// `PRETTY_NAME` of an os-release text, its quotes removed.
+pub fn pretty_name(text: &str) -> Option<String> {
     text.lines().find_map(|l| {
         let v = l.strip_prefix("PRETTY_NAME=")?;
         Some(v.trim().trim_matches('"').trim_matches('\'').to_string())

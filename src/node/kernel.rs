@@ -97,7 +97,7 @@ pub fn find_config(root: &RootFs, release: &str) -> Result<(PathBuf, Vec<u8>), C
 }
 
 /// Plain text, or gzip when the bytes say so (whatever the file is called).
-fn decode(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+pub fn decode(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
     decode_capped(bytes, FileKind::KernelConfig.cap())
 }
 
