@@ -149,17 +149,29 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
     }
     // Alive from here to the process's end, however it ends: what a later run may not remove.
     let _alive = runtime::recovery::hold(&finisher.info.run_id);
-    for line in ctx
-        .services
-        .recover(&ctx.node, &rootfs, &ctx.node.pod_manifest_dir())
-    {
-        console.line(&line);
-    }
     let stale = results.set_aside_stale();
     if let Ok(mut slot) = finisher.stale.lock() {
         slot.clone_from(&stale);
     }
     let _ = finisher.results.set(results);
+    // What dead runs left is removed beside the tests, not before them: a runtime that does
+    // not answer must not hold the run up, and a run that ends first leaves the rest to the
+    // next one.
+    let (recovered, recovery) = std::sync::mpsc::channel::<()>();
+    {
+        let (ctx, console, rootfs) = (Arc::clone(&ctx), Arc::clone(&console), rootfs.clone());
+        let _ = std::thread::Builder::new()
+            .name("recovery".into())
+            .spawn(move || {
+                for line in ctx
+                    .services
+                    .recover(&ctx.node, &rootfs, &ctx.node.pod_manifest_dir())
+                {
+                    console.line(&line);
+                }
+                let _ = recovered.send(());
+            });
+    }
     let timeout = Duration::from_secs(args.test_timeout);
     // Once the tests are selected, one thread on the side: the facts they read ahead first
     // (a test may be waiting for them), then the JUnit cases of the unselected tests, then
@@ -191,6 +203,9 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
         &state,
         selected,
     );
+    // A run that ends normally lets the recovery finish (its steps are bounded); a signal does
+    // not wait for it.
+    let _ = recovery.recv_timeout(RECOVERY_WAIT);
     if let Some(handle) = signals {
         handle.close();
     }
@@ -255,6 +270,9 @@ pub fn control_plane_with_kubelet(
     }
     started.map(|_| ()).map_err(UsageError)
 }
+
+/// How long a run's end waits for the removal of what dead runs left.
+const RECOVERY_WAIT: Duration = Duration::from_secs(120);
 
 /// How long the results wait for the work done on the side; past it they are made without it.
 const ASIDE_WAIT: Duration = Duration::from_millis(300);

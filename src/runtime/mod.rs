@@ -519,7 +519,20 @@ impl Services {
         let has_docker = endpoints::discover(&node.root, Kind::Docker)
             .iter()
             .any(|f| f.socket.is_ok());
-        if has_docker && let Ok(docker) = self.docker(&node.root) {
+        // A connection of its own: the tests' (self.docker) is not held up by this one.
+        let docker = endpoints::discover(&node.root, Kind::Docker)
+            .into_iter()
+            .find_map(|f| f.socket.ok())
+            .filter(|_| has_docker)
+            .and_then(|socket| {
+                self.block_on(
+                    Duration::from_secs(10),
+                    docker::Docker::connect(socket, &self.run_id),
+                )
+                .ok()?
+                .ok()
+            });
+        if let Some(docker) = &docker {
             let found = self.block_on(Duration::from_secs(30), docker.labelled_runs());
             if let Ok(Ok(runs)) = found {
                 for id in runs
