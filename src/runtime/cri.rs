@@ -370,17 +370,32 @@ impl Cri {
 
     /// Stops a pod sandbox and removes it with its containers, as the CRI defines
     /// RemovePodSandbox.
+    /// A container still being started (its kubelet was stopped mid-way) cannot be removed
+    /// until it is: the removal is tried again for up to 10 s.
     pub async fn remove_sandbox(&self, id: &str) -> Result<(), String> {
         let request = || PodSandboxIdRequest {
             pod_sandbox_id: id.to_string(),
         };
-        self.call::<_, Empty>("RuntimeService", "StopPodSandbox", request())
-            .await
-            .map_err(|s| self.failed("StopPodSandbox", &s))?;
-        self.call::<_, Empty>("RuntimeService", "RemovePodSandbox", request())
-            .await
-            .map_err(|s| self.failed("RemovePodSandbox", &s))?;
-        Ok(())
+        let mut tries = 0;
+        loop {
+            let done = async {
+                self.call::<_, Empty>("RuntimeService", "StopPodSandbox", request())
+                    .await
+                    .map_err(|s| self.failed("StopPodSandbox", &s))?;
+                self.call::<_, Empty>("RuntimeService", "RemovePodSandbox", request())
+                    .await
+                    .map_err(|s| self.failed("RemovePodSandbox", &s))
+            }
+            .await;
+            match done {
+                Ok(_) => return Ok(()),
+                Err(e) if tries >= 10 => return Err(e),
+                Err(_) => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
     }
 }
 

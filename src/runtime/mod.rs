@@ -494,7 +494,7 @@ impl Services {
                     cri::POD_NAMESPACE_LABEL.to_string(),
                     state.namespace.clone(),
                 )]);
-                let removed = self.block_on(Duration::from_secs(60), async {
+                let removed = self.block_on(Duration::from_secs(120), async {
                     let cri = cri::Cri::connect(&socket).await?;
                     let mut out = Vec::new();
                     for sandbox in cri.sandboxes(labels).await? {
@@ -568,7 +568,7 @@ impl Services {
             .local(&managed.plan.endpoint)
             .display()
             .to_string();
-        let removed = self.block_on(Duration::from_secs(60), async {
+        let removed = self.block_on(Duration::from_secs(120), async {
             let cri = cri::Cri::connect(&socket).await?;
             let mut lines = Vec::new();
             let all = cri.sandboxes(std::collections::HashMap::new()).await?;

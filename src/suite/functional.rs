@@ -343,6 +343,7 @@ fn wait_described<T>(
     loop {
         // Noted before the probe, so a change made while it runs wakes the wait below.
         let rv = s.cp.store.resource_version();
+        let probed = Instant::now();
         let state = match probe() {
             Ok(v) => {
                 super::add_waited(begin.elapsed());
@@ -378,7 +379,13 @@ fn wait_described<T>(
             ));
             next_report += Duration::from_secs(10);
         }
-        // Everything the kubelet does is a write to the store: probe again at its next write.
+        // Everything the kubelet does is a write to the store: probe again at its next write,
+        // but not more often than every 200 ms: a probe is a request, a kubelet writes many
+        // times a second (events, statuses, leases), and what a test waits for takes seconds.
+        let settle = s.waits.poll.min(Duration::from_millis(200));
+        if let Some(rest) = settle.checked_sub(probed.elapsed()) {
+            std::thread::sleep(rest);
+        }
         s.cp.store.wait_for_change(rv, s.waits.poll);
     }
 }
