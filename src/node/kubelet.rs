@@ -428,7 +428,9 @@ fn go_int(v: &str) -> Option<i64> {
     } else {
         (10, lower)
     };
+    // One sign at most: from_str_radix would take a second one (`--5`), Go does not.
     if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         || digits.starts_with('_')
         || digits.ends_with('_')
         || digits.contains("__")
@@ -663,5 +665,14 @@ mod tests {
                     987654 123456 789 18446744073709551615";
         assert_eq!(start_ticks(stat), Some(987_654));
         assert_eq!(start_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn an_integer_flag_takes_one_sign_as_go_parse_int_does() {
+        assert_eq!(go_int("-5"), Some(-5));
+        assert_eq!(go_int("+5"), Some(5));
+        assert_eq!(go_int("--5"), None);
+        assert_eq!(go_int("-+5"), None);
+        assert_eq!(go_int("0x-5"), None);
     }
 }
