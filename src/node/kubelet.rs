@@ -430,7 +430,9 @@ fn go_int(v: &str) -> Option<i64> {
     };
     // One sign at most: from_str_radix would take a second one (`--5`), Go does not.
     if digits.is_empty()
-        || !digits.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        || !digits
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         || digits.starts_with('_')
         || digits.ends_with('_')
         || digits.contains("__")
