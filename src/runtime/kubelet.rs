@@ -567,27 +567,7 @@ pub fn clean_up(host: &Host, work: &Path, state: &State) -> Vec<String> {
             });
         }
     }
-    // The kubelet bind-mounts its root dir onto itself to share mounts with containers.
-    let mut mounts = mounts_under(host, work);
-    mounts.retain(|m| match unmount(host, m) {
-        Ok(()) => false,
-        Err(e) => {
-            lines.push(format!("could not unmount {m}: {e}"));
-            true
-        }
-    });
-    if mounts.is_empty() {
-        lines.push(match std::fs::remove_dir_all(host.local(work)) {
-            Ok(()) => format!("removed {}", work.display()),
-            Err(e) => format!("could not remove {}: {e}", work.display()),
-        });
-    } else {
-        lines.push(format!(
-            "left {}: mounts remain under it ({})",
-            work.display(),
-            mounts.join(", ")
-        ));
-    }
+    lines.extend(remove_work_dir(host, work));
     // /var/log/pods/<namespace>_<pod>_<uid>, /var/log/containers/<pod>_<namespace>_<c>-<id>.log
     let logs = [
         ("/var/log/pods", format!("{}_", state.namespace)),
@@ -649,18 +629,37 @@ pub fn recover(host: &Host, work: &Path) -> (Option<State>, Vec<String>) {
         .and_then(|t| serde_json::from_str(&t).ok());
     match &state {
         Some(state) => lines.extend(clean_up(host, work, state)),
-        None => {
-            let mut mounts = mounts_under(host, work);
-            mounts.retain(|m| unmount(host, m).is_err());
-            if mounts.is_empty() {
-                lines.push(match std::fs::remove_dir_all(host.local(work)) {
-                    Ok(()) => format!("removed {}", work.display()),
-                    Err(e) => format!("could not remove {}: {e}", work.display()),
-                });
-            }
-        }
+        None => lines.extend(remove_work_dir(host, work)),
     }
     (state, lines)
+}
+
+/// Removes a kubelet's work dir (a node path) after detaching the mounts under it: the
+/// kubelet bind-mounts its root dir onto itself to share mounts with containers, and removing
+/// through a mount would reach into what is mounted. One line per thing done or not.
+fn remove_work_dir(host: &Host, work: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut mounts = mounts_under(host, work);
+    mounts.retain(|m| match unmount(host, m) {
+        Ok(()) => false,
+        Err(e) => {
+            lines.push(format!("could not unmount {m}: {e}"));
+            true
+        }
+    });
+    lines.push(if mounts.is_empty() {
+        match std::fs::remove_dir_all(host.local(work)) {
+            Ok(()) => format!("removed {}", work.display()),
+            Err(e) => format!("could not remove {}: {e}", work.display()),
+        }
+    } else {
+        format!(
+            "left {}: mounts remain under it ({})",
+            work.display(),
+            mounts.join(", ")
+        )
+    });
+    lines
 }
 
 /// Mount points under `dir` in the node's mount namespace, deepest first.
@@ -769,6 +768,14 @@ fn started_unix_nanos() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
         .saturating_sub(1_000_000_000)
+}
+
+/// The CRI labels that select a namespace's pod sandboxes.
+pub fn namespace_labels(namespace: &str) -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([(
+        crate::runtime::cri::POD_NAMESPACE_LABEL.to_string(),
+        namespace.to_string(),
+    )])
 }
 
 /// Whether a pod sandbox is one the managed kubelet made: created after it started, or of the

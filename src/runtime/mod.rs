@@ -489,41 +489,19 @@ impl Services {
                         .map(|l| format!("{l} (left by run {id}, no longer running)")),
                 );
                 let Some(state) = state else { continue };
-                let socket = host.local(&state.endpoint).display().to_string();
-                let labels = std::collections::HashMap::from([(
-                    cri::POD_NAMESPACE_LABEL.to_string(),
-                    state.namespace.clone(),
-                )]);
-                let removed = self.block_on(Duration::from_secs(120), async {
-                    let cri = cri::Cri::connect(&socket).await?;
-                    let mut out = Vec::new();
-                    for sandbox in cri.sandboxes(labels).await? {
-                        out.push(match cri.remove_sandbox(&sandbox.id).await {
-                            Ok(()) => {
-                                format!("removed pod sandbox {} of dead run {id}", sandbox.id)
-                            }
-                            Err(e) => format!("could not remove pod sandbox {}: {e}", sandbox.id),
-                        });
-                    }
-                    Ok::<_, String>(out)
-                });
-                match removed {
-                    Ok(Ok(out)) => lines.extend(out),
-                    Ok(Err(e)) | Err(e) => {
-                        lines.push(format!("could not remove dead run {id}'s pods: {e}"))
-                    }
-                }
+                lines.extend(self.remove_sandboxes(
+                    &host.local(&state.endpoint),
+                    kubelet::namespace_labels(&state.namespace),
+                    |_| true,
+                    &format!("dead run {id}"),
+                ));
             }
         }
-        // Only where an Engine is there to ask: a node without Docker costs no connection.
-        let has_docker = endpoints::discover(&node.root, Kind::Docker)
-            .iter()
-            .any(|f| f.socket.is_ok());
-        // A connection of its own: the tests' (self.docker) is not held up by this one.
+        // Only where an Engine is there to ask: a node without Docker costs no connection. A
+        // connection of its own: the tests' (self.docker) is not held up by this one.
         let docker = endpoints::discover(&node.root, Kind::Docker)
             .into_iter()
             .find_map(|f| f.socket.ok())
-            .filter(|_| has_docker)
             .and_then(|socket| {
                 self.block_on(
                     Duration::from_secs(10),
@@ -559,31 +537,34 @@ impl Services {
         lines
     }
 
-    /// Stops and removes the pod sandboxes (and so their containers) the managed kubelet
-    /// made, which a stopped kubelet leaves in the runtime.
-    fn remove_sandboxes(&self, managed: &kubelet::Managed) -> Vec<String> {
-        let socket = managed
-            .plan
-            .host
-            .local(&managed.plan.endpoint)
-            .display()
-            .to_string();
+    /// Stops and removes, through the CRI socket at `socket` (as the harness reaches it), the
+    /// pod sandboxes (and so their containers) that `labels` selects and `pick` admits: what a
+    /// stopped kubelet leaves in the runtime. `whose` names them in the lines, one per sandbox.
+    fn remove_sandboxes(
+        &self,
+        socket: &std::path::Path,
+        labels: std::collections::HashMap<String, String>,
+        pick: impl Fn(&cri::PodSandbox) -> bool,
+        whose: &str,
+    ) -> Vec<String> {
+        let socket = socket.display().to_string();
         let removed = self.block_on(Duration::from_secs(120), async {
             let cri = cri::Cri::connect(&socket).await?;
             let mut lines = Vec::new();
-            let all = cri.sandboxes(std::collections::HashMap::new()).await?;
-            for sandbox in all.into_iter().filter(|s| kubelet::made_by(managed, s)) {
+            for sandbox in cri.sandboxes(labels).await?.into_iter().filter(|s| pick(s)) {
                 let name = sandbox.metadata.map_or(String::new(), |m| m.name);
                 lines.push(match cri.remove_sandbox(&sandbox.id).await {
-                    Ok(()) => format!("removed pod sandbox {name} ({})", &sandbox.id),
-                    Err(e) => format!("could not remove pod sandbox {name}: {e}"),
+                    Ok(()) => format!("removed pod sandbox {name} ({}) of {whose}", sandbox.id),
+                    Err(e) => format!("could not remove pod sandbox {name} of {whose}: {e}"),
                 });
             }
             Ok::<_, String>(lines)
         });
         match removed {
             Ok(Ok(lines)) => lines,
-            Ok(Err(e)) | Err(e) => vec![format!("could not remove this run's pod sandboxes: {e}")],
+            Ok(Err(e)) | Err(e) => vec![format!(
+                "could not remove the pod sandboxes of {whose}: {e}"
+            )],
         }
     }
 
@@ -596,7 +577,12 @@ impl Services {
         }
         if let Some(Ok(managed)) = self.managed.get() {
             lines.push(managed.stop());
-            lines.extend(self.remove_sandboxes(managed));
+            lines.extend(self.remove_sandboxes(
+                &managed.plan.host.local(&managed.plan.endpoint),
+                std::collections::HashMap::new(),
+                |s| kubelet::made_by(managed, s),
+                "this run's kubelet",
+            ));
             lines.extend(managed.clean());
         }
         for dir in std::mem::take(
