@@ -381,9 +381,11 @@ pub enum FileKind {
     /// A kernel interface file under /proc or /sys: a sysctl, /proc/swaps, a process's
     /// cmdline. They report size 0, so only the cap bounds the read.
     Kernel,
-    /// A configuration file: kubelet config, kubeconfig, static pod manifest, os-release,
-    /// a system spec.
+    /// A configuration file: kubelet config, kubeconfig, os-release, a system spec.
     Config,
+    /// A static pod manifest. etcd stores an object of at most 1.5 MiB, so a larger manifest
+    /// could never be mirrored; a real one is a few KiB.
+    Manifest,
     /// A kernel build configuration, as stored and (for gzip) once decompressed.
     KernelConfig,
     /// A certificate, key or public key.
@@ -398,7 +400,7 @@ impl FileKind {
         match self {
             FileKind::Kernel => 4 << 20,
             FileKind::Config | FileKind::KernelConfig => 16 << 20,
-            FileKind::Pki => 1 << 20,
+            FileKind::Pki | FileKind::Manifest => 1 << 20,
             // A debug build of the harness, with its debug info, is about 200 MiB.
             FileKind::WorkloadBinary => 512 << 20,
         }
@@ -410,6 +412,7 @@ impl FileKind {
             FileKind::Config => "a configuration file",
             FileKind::KernelConfig => "a kernel config",
             FileKind::Pki => "a certificate or key",
+            FileKind::Manifest => "a static pod manifest",
             FileKind::WorkloadBinary => "the workload binary",
         }
     }

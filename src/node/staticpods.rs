@@ -14,22 +14,75 @@ pub struct Manifest {
     pub pods: Result<Vec<Pod>, String>,
 }
 
+/// The most YAML nodes (mappings, sequences and scalars, aliases expanded) one manifest may
+/// hold. A kubeadm kube-apiserver manifest holds about 300; each node costs the harness up to a
+/// few hundred bytes once parsed into a pod.
+pub const MANIFEST_NODES: usize = 20_000;
+
+/// The most YAML nodes, and bytes, the manifests of one directory may hold together; the
+/// manifests past either are reported as not read. A kubeadm control-plane node's four hold
+/// about 1,200 nodes in 12 KiB.
+pub const DIRECTORY_NODES: usize = 40_000;
+pub const DIRECTORY_BYTES: u64 = 4 << 20;
+
 /// Reads every manifest the kubelet would read from `dir`: regular files not starting with a
-/// dot, each YAML (one or more documents) or JSON.
+/// dot, each YAML (one or more documents) or JSON, in the kubelet's order (by name). Each is at
+/// most [`FileKind::Manifest`]'s cap and [`MANIFEST_NODES`]; together at most
+/// [`DIRECTORY_NODES`] and [`DIRECTORY_BYTES`], so what a node holds cannot exhaust the
+/// harness's memory.
 pub fn read(root: &RootFs, dir: &Path) -> Result<Vec<Manifest>, FsError> {
     let mut out = Vec::new();
-    for name in root.read_dir(dir)? {
+    let mut names = root.read_dir(dir)?;
+    names.sort();
+    let (mut nodes, mut bytes) = (0usize, 0u64);
+    for name in names {
         if name.to_string_lossy().starts_with('.') {
             continue;
         }
         let file = dir.join(&name);
-        if !root.metadata(&file).is_ok_and(|m| m.is_file) {
+        let Ok(meta) = root.metadata(&file) else {
+            continue;
+        };
+        if !meta.is_file {
+            continue;
+        }
+        let over = if nodes >= DIRECTORY_NODES {
+            Some(format!("{DIRECTORY_NODES} YAML nodes"))
+        } else if bytes.saturating_add(meta.size) > DIRECTORY_BYTES {
+            Some(format!("{} MiB", DIRECTORY_BYTES >> 20))
+        } else {
+            None
+        };
+        if let Some(over) = over {
+            out.push(Manifest {
+                file,
+                pods: Err(format!(
+                    "not read: the directory's manifests before it already hold {over}, more \
+                     than a static pod directory can hold in reason"
+                )),
+            });
             continue;
         }
         let pods = root
-            .read_to_string(&file, FileKind::Config)
+            .read_to_string(&file, FileKind::Manifest)
             .map_err(|e| e.reason().to_string())
-            .and_then(|text| parse(&text));
+            .and_then(|text| {
+                bytes += text.len() as u64;
+                let left = DIRECTORY_NODES - nodes;
+                let (pods, used) = if left < MANIFEST_NODES {
+                    parse_within(&text, left, || {
+                        format!(
+                            "not read: with the directory's manifests before it, more than \
+                             {DIRECTORY_NODES} YAML nodes, more than a static pod directory can \
+                             hold in reason"
+                        )
+                    })?
+                } else {
+                    parse_within(&text, MANIFEST_NODES, too_many_nodes)?
+                };
+                nodes += used;
+                Ok(pods)
+            });
         out.push(Manifest { file, pods });
     }
     Ok(out)
@@ -37,13 +90,40 @@ pub fn read(root: &RootFs, dir: &Path) -> Result<Vec<Manifest>, FsError> {
 
 /// Parses a manifest; errors give the line and column.
 pub fn parse(text: &str) -> Result<Vec<Pod>, String> {
-    let docs: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(text).map_err(|e| {
-        e.without_snippet()
-            .to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-    })?;
+    parse_within(text, MANIFEST_NODES, too_many_nodes).map(|(pods, _)| pods)
+}
+
+fn too_many_nodes() -> String {
+    format!(
+        "not read: more than {MANIFEST_NODES} YAML nodes (aliases expanded), more than a pod \
+         manifest can hold in reason"
+    )
+}
+
+/// Parses a manifest of at most `limit` YAML nodes; gives its pods and how many nodes it held.
+/// Over the limit, the error is `over()`.
+fn parse_within(
+    text: &str,
+    limit: usize,
+    over: impl FnOnce() -> String,
+) -> Result<(Vec<Pod>, usize), String> {
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_nodes: limit,
+            // Every node is an event or two; aliases replay their anchor's events.
+            max_events: limit.saturating_mul(4),
+        },
+    };
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_str_multiple_with_options(text, options)
+        .map_err(|e| {
+            let e = e.without_snippet().to_string();
+            if e.contains("budget") {
+                over()
+            } else {
+                e.split_whitespace().collect::<Vec<_>>().join(" ")
+            }
+        })?;
+    let used = docs.iter().map(count_nodes).sum();
     let mut pods = Vec::new();
     for (i, doc) in docs.into_iter().enumerate() {
         if doc.is_null() {
@@ -63,7 +143,17 @@ pub fn parse(text: &str) -> Result<Vec<Pod>, String> {
     if pods.is_empty() {
         return Err("no pod in the file".into());
     }
-    Ok(pods)
+    Ok((pods, used))
+}
+
+/// The nodes of a parsed document, as the parser's budget counts them.
+fn count_nodes(v: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    1 + match v {
+        Value::Array(a) => a.iter().map(count_nodes).sum(),
+        Value::Object(m) => m.values().map(|v| 1 + count_nodes(v)).sum(),
+        _ => 0,
+    }
 }
 
 /// Control-plane components run privileged by design (host network, host paths).
@@ -109,6 +199,60 @@ mod tests {
         let e = parse("kind: Pod\nspec:\n  containers: 5\n").unwrap_err();
         assert!(e.contains("spec.containers"), "{e}");
         assert!(parse("").unwrap_err().contains("no pod"));
+    }
+
+    fn containers(name: &str, n: usize) -> String {
+        let list: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"name":"c{i}","image":"i"}}"#))
+            .collect();
+        format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}"}},"spec":{{"containers":[{}]}}}}"#,
+            list.join(",")
+        )
+    }
+
+    #[test]
+    fn a_manifest_of_too_many_nodes_is_not_read() {
+        // Five nodes a container: the mapping, two keys, two values.
+        assert!(parse(&containers("fits", MANIFEST_NODES / 5 - 10)).is_ok());
+        let e = parse(&containers("over", MANIFEST_NODES / 5 + 10)).unwrap_err();
+        assert!(e.starts_with("not read: more than 20000 YAML nodes"), "{e}");
+        // Aliases count as what they expand to: 10 bytes a container.
+        let bomb = format!(
+            "kind: Pod\nmetadata: {{name: b}}\nspec:\n  containers:\n  - &c {{name: c, image: i}}\n{}",
+            "  - *c\n".repeat(MANIFEST_NODES)
+        );
+        let e = parse(&bomb).unwrap_err();
+        assert!(e.starts_with("not read: more than"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_holds_a_bounded_number_of_nodes_in_the_kubelets_order() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("manifests");
+        std::fs::create_dir(&dir).unwrap();
+        let each = MANIFEST_NODES / 5 - 10;
+        for name in ["c", "a", "b"] {
+            std::fs::write(dir.join(format!("{name}.json")), containers(name, each)).unwrap();
+        }
+        std::fs::write(dir.join("d.yaml"), "kind: Pod\nmetadata: {name: d}\n").unwrap();
+        let root = RootFs::open(t.path()).unwrap();
+        let read = read(&root, Path::new("/manifests")).unwrap();
+        let names: Vec<String> = read.iter().map(|m| m.file.display().to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "/manifests/a.json",
+                "/manifests/b.json",
+                "/manifests/c.json",
+                "/manifests/d.yaml"
+            ]
+        );
+        assert!(read[0].pods.is_ok() && read[1].pods.is_ok());
+        let e = read[2].pods.as_ref().unwrap_err();
+        assert!(e.contains("more than 40000 YAML nodes"), "{e}");
+        // What still fits is read.
+        assert!(read[3].pods.is_ok());
     }
 
     #[test]

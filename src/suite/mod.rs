@@ -267,11 +267,23 @@ impl Outcome {
     }
 }
 
+/// How many failed checks, and how many other checks, a test lists; the rest are counted in
+/// a note. A node can hold any number of things to check (a manifest of 30,000 containers):
+/// the results stay readable and the harness's memory bounded whatever it holds.
+pub const LISTED_CHECKS: usize = 200;
+
+/// The longest failure message or skip reason kept, in bytes; a longer one is cut at a
+/// character boundary and says how much was cut.
+pub const MESSAGE_CAP: usize = 16 << 10;
+
 /// Collects a test's checks and notes, then concludes.
 #[derive(Debug, Default)]
 pub struct Recorder {
     notes: Vec<String>,
     checks: Vec<Check>,
+    /// Checks past [`LISTED_CHECKS`], by status: ok, warn, fail, info.
+    unlisted: [usize; 4],
+    listed_failures: usize,
 }
 
 impl Recorder {
@@ -280,11 +292,40 @@ impl Recorder {
     }
 
     fn push(&mut self, status: CheckStatus, item: impl Into<String>, detail: impl Into<String>) {
+        let failed = status == CheckStatus::Fail;
+        let listed = if failed {
+            self.listed_failures
+        } else {
+            self.checks.len() - self.listed_failures
+        };
+        if listed >= LISTED_CHECKS {
+            self.unlisted[status as usize] += 1;
+            return;
+        }
+        self.listed_failures += usize::from(failed);
         self.checks.push(Check {
             item: item.into(),
             status,
             detail: detail.into(),
         });
+    }
+
+    /// Whether any check failed (failures are listed first, so one is listed if any).
+    fn any_failed(&self) -> bool {
+        self.listed_failures > 0
+    }
+
+    /// The notes, with one saying how many checks were not listed, if any.
+    fn all_notes(mut self) -> (Vec<String>, Vec<Check>) {
+        let [ok, warn, fail, info] = self.unlisted;
+        let total = ok + warn + fail + info;
+        if total > 0 {
+            self.notes.push(format!(
+                "{total} more checks not listed ({fail} failed, {warn} warned, {ok} ok, {info} for \
+                 information): a test lists {LISTED_CHECKS} failed checks and {LISTED_CHECKS} others"
+            ));
+        }
+        (self.notes, self.checks)
     }
     pub fn ok(&mut self, item: impl Into<String>, detail: impl Into<String>) {
         self.push(CheckStatus::Ok, item, detail);
@@ -313,49 +354,79 @@ impl Recorder {
     /// Passes unless a check failed; then fails with `message`, which should say what was
     /// expected, what was found, where, and how to fix it.
     pub fn finish(self, message: impl FnOnce(&[&Check]) -> String) -> Outcome {
-        let failures = self.failures();
-        let (verdict, message) = if failures.is_empty() {
-            (Verdict::Passed, None)
+        let (verdict, message) = if self.any_failed() {
+            (
+                Verdict::Failed,
+                Some(cap_message(message(&self.failures()))),
+            )
         } else {
-            (Verdict::Failed, Some(message(&failures)))
+            (Verdict::Passed, None)
         };
+        let (notes, checks) = self.all_notes();
         Outcome {
             verdict,
             message,
-            notes: self.notes,
-            checks: self.checks,
+            notes,
+            checks,
             waited: Duration::ZERO,
         }
     }
 
     /// Fails at once, keeping what was recorded.
     pub fn fail_now(self, message: impl Into<String>) -> Outcome {
+        let message = Some(cap_message(message.into()));
+        let (notes, checks) = self.all_notes();
         Outcome {
             verdict: Verdict::Failed,
-            message: Some(message.into()),
-            notes: self.notes,
-            checks: self.checks,
+            message,
+            notes,
+            checks,
             waited: Duration::ZERO,
         }
     }
 }
 
+/// `message` cut to [`MESSAGE_CAP`] bytes at a character boundary, saying how much was cut.
+pub fn cap_message(mut message: String) -> String {
+    if message.len() > MESSAGE_CAP {
+        let cut = message.floor_char_boundary(MESSAGE_CAP);
+        let rest = message.len() - cut;
+        message.truncate(cut);
+        message.push_str(&format!(" ... ({rest} more bytes not shown)"));
+    }
+    message
+}
+
 /// The failed checks, `item detail; item detail`, for a failure message.
 pub fn describe(failed: &[&Check]) -> String {
-    failed
+    let described: Vec<String> = failed
         .iter()
         .map(|c| format!("{} {}", c.item, c.detail))
-        .collect::<Vec<_>>()
-        .join("; ")
+        .collect();
+    join_listed(&described, "; ")
 }
 
 /// A comma-separated list for messages.
 pub fn join_items<S: AsRef<str>>(items: &[S]) -> String {
-    items
+    join_listed(items, ", ")
+}
+
+/// How many items a message lists before saying how many more there are.
+pub const LISTED_ITEMS: usize = 20;
+
+/// The first [`LISTED_ITEMS`] of `items` joined by `sep`, then `and N more` for the rest: a
+/// message names what to fix without growing with what the node holds.
+pub fn join_listed<S: AsRef<str>>(items: &[S], sep: &str) -> String {
+    let mut out = items
         .iter()
+        .take(LISTED_ITEMS)
         .map(AsRef::as_ref)
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(sep);
+    if items.len() > LISTED_ITEMS {
+        out.push_str(&format!("{sep}and {} more", items.len() - LISTED_ITEMS));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -373,6 +444,34 @@ mod tests {
             assert!(seen.insert(name.clone()), "duplicate test name {name}");
         }
         assert!(!seen.is_empty());
+    }
+
+    #[test]
+    fn a_test_lists_a_bounded_number_of_checks_and_counts_the_rest() {
+        let mut r = Recorder::new();
+        for i in 0..1000 {
+            r.ok(format!("ok {i}"), "fine");
+        }
+        for i in 0..300 {
+            r.fail(format!("bad {i}"), "missing");
+        }
+        let o = r.finish(|f| describe(f).repeat(200));
+        assert_eq!(o.verdict, Verdict::Failed);
+        assert_eq!(o.checks.len(), 2 * LISTED_CHECKS);
+        assert!(
+            o.notes.iter().any(|n| n.starts_with(
+                "900 more checks not listed (100 failed, 0 warned, 800 ok, 0 for information)"
+            )),
+            "{:?}",
+            o.notes
+        );
+        let message = o.message.unwrap();
+        assert!(message.len() < MESSAGE_CAP + 100, "{}", message.len());
+        assert!(message.ends_with("more bytes not shown)"), "{message}");
+
+        assert_eq!(join_listed(&["a", "b"], "; "), "a; b");
+        let many: Vec<String> = (0..25).map(|i| i.to_string()).collect();
+        assert!(join_listed(&many, ", ").ends_with("19, and 5 more"));
     }
 
     #[test]

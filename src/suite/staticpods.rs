@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::{Context, Outcome, Recorder, Test, join_items};
+use super::{Context, Outcome, Recorder, Test, join_items, join_listed};
 use crate::node::staticpods::{Manifest, is_control_plane};
 use crate::podsecurity::{self, Level};
 
@@ -52,8 +52,13 @@ fn pods<'a>(
         match &m.pods {
             Ok(pods) => out.extend(pods.iter().map(|p| (file.clone(), p))),
             Err(e) => {
-                broken.push(format!("{file}: {e}"));
-                r.fail(&file, format!("malformed: {e}"));
+                let why = if e.starts_with("not read") {
+                    e.clone()
+                } else {
+                    format!("malformed, so the kubelet will not run it: {e}")
+                };
+                broken.push(format!("{file}: {why}"));
+                r.fail(&file, why);
             }
         }
     }
@@ -112,11 +117,11 @@ fn pod_security(ctx: &Context) -> Outcome {
                 "static pods below the baseline Pod Security Standard (policy v1.{}): {}; drop those settings, or run \
                  the workload as a DaemonSet in a namespace labelled for the privilege it needs",
                 podsecurity::NEWEST,
-                offenders.join("; ")
+                join_listed(&offenders, "; ")
             ));
         }
         if !broken.is_empty() {
-            parts.push(format!("malformed manifests, which the kubelet will not run: {}", broken.join("; ")));
+            parts.push(format!("manifests not evaluated: {}", join_listed(&broken, "; ")));
         }
         parts.join("; ")
     })
@@ -172,11 +177,11 @@ fn limits(ctx: &Context) -> Outcome {
             msg = format!(
                 "add-on static pods without CPU and memory limits: {}; declare them (a log collector, \
                  for example: limits: {{cpu: 100m, memory: 200Mi}}) so a busy node cannot be starved",
-                missing.join("; ")
+                join_listed(&missing, "; ")
             );
         }
         if !broken.is_empty() {
-            msg.push_str(&format!("{}malformed manifests: {}", if msg.is_empty() { "" } else { "; " }, broken.join("; ")));
+            msg.push_str(&format!("{}manifests not evaluated: {}", if msg.is_empty() { "" } else { "; " }, join_listed(&broken, "; ")));
         }
         msg
     })
