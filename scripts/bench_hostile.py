@@ -68,7 +68,17 @@ text("/var/lib/kubelet/config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\
 # A kubeconfig nested 100,000 levels deep.
 text("/etc/kubernetes/kubelet.conf", "clusters: " + "[" * 100_000 + "]" * 100_000 + "\n")
 text("/var/lib/kubelet/kubeadm-flags.env", "KUBELET_KUBEADM_ARGS=\"" + "--x=y " * 2_000_000 + "\"\n")
-# Fifty static pod manifests just under the 16 MiB cap: pods with 100,000 containers each.
+# Static pod manifests as costly as the reader lets them be: four just under the 20,000-node
+# budget of a manifest (3,990 containers each: the directory's 30,000-node budget ends in the
+# second), an alias bomb, then fifty over the 1 MiB cap.
+for n in range(4):
+    with open(path(f"/etc/kubernetes/manifests/dense{n}.json"), "w") as f:
+        f.write('{"apiVersion":"v1","kind":"Pod","metadata":{"name":"d%d"},"spec":{"containers":[' % n)
+        f.write(",".join('{"name":"c%d","image":"i"}' % i for i in range(3990)))
+        f.write("]}}")
+text("/etc/kubernetes/manifests/alias-bomb.yaml",
+     "apiVersion: v1\nkind: Pod\nmetadata: {name: b}\nspec:\n  containers:\n"
+     "  - &c {name: c, image: i, securityContext: {privileged: true}}\n" + "  - *c\n" * 100_000)
 container = '{"name":"c%d","image":"i"},'
 for n in range(50):
     with open(path(f"/etc/kubernetes/manifests/pod{n}.json"), "w") as f:

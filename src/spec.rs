@@ -245,20 +245,22 @@ impl SysSpec {
         // serde_path_to_error names the field (`kernelSpec.required[2].name`); serde-saphyr
         // gives the line and column.
         let mut field = String::new();
-        let spec: Self = serde_saphyr::with_deserializer_from_str(text, |de| {
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                field = e.path().to_string();
-                e.into_inner()
+        let options = crate::node::yaml::options(crate::node::yaml::CONFIG_NODES);
+        let spec: Self =
+            serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+                serde_path_to_error::deserialize(de).map_err(|e| {
+                    field = e.path().to_string();
+                    e.into_inner()
+                })
             })
-        })
-        .map_err(|e| {
-            let detail = one_line(&e.without_snippet().to_string());
-            let detail = detail.strip_prefix("error: ").unwrap_or(&detail);
-            match field.as_str() {
-                "" | "." => err(detail.to_string()),
-                f => err(format!("{f}: {detail}")),
-            }
-        })?;
+            .map_err(|e| {
+                let detail = one_line(&e.without_snippet().to_string());
+                let detail = detail.strip_prefix("error: ").unwrap_or(&detail);
+                match field.as_str() {
+                    "" | "." => err(detail.to_string()),
+                    f => err(format!("{f}: {detail}")),
+                }
+            })?;
         spec.validate().map_err(err)?;
         Ok(spec)
     }

@@ -66,13 +66,7 @@ pub fn read(root: &RootFs, path: &Path) -> Result<Option<Kubeconfig>, String> {
         Err(e) => return Err(e.to_string()),
     };
     let at = |e: String| format!("{}: {e}", path.display());
-    let v: Value = serde_saphyr::from_str(&text).map_err(|e| {
-        at(e.without_snippet()
-            .to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" "))
-    })?;
+    let v = super::yaml::config_value(&text).map_err(at)?;
     let current = v
         .get("current-context")
         .and_then(Value::as_str)

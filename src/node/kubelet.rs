@@ -69,8 +69,8 @@ pub fn start_ticks(stat: &str) -> Option<u64> {
 /// Finds the kubelet: a process named kubelet under the root's /proc, else kubeadm's files.
 /// `Err` says where it looked.
 pub fn discover(root: &RootFs, hints: &Hints) -> Result<Kubelet, String> {
-    let (source, flags) = match find_process(root) {
-        Some((pid, args)) => (Source::Process(pid), parse_flags(&args)),
+    let (source, (flags, ignored)) = match find_process(root) {
+        Some((pid, cmdline, skip)) => (Source::Process(pid), parse_cmdline(&cmdline, skip)),
         None => {
             let env = root
                 .read_to_string(KUBEADM_FLAGS_ENV, FileKind::Config)
@@ -130,6 +130,12 @@ pub fn discover(root: &RootFs, hints: &Hints) -> Result<Kubelet, String> {
         },
         None => (Value::Object(Map::new()), None),
     };
+    if ignored > 0 {
+        config_error.get_or_insert(format!(
+            "its flags name more than {MAX_FLAGS} different flags (a kubelet defines about 200 and \
+             refuses any other); {ignored} past those not read"
+        ));
+    }
     let mut drop_ins = Vec::new();
     let mut drop_in_fields = BTreeMap::new();
     if let Some(dir) = flag_path("config-dir") {
@@ -165,7 +171,10 @@ pub fn discover(root: &RootFs, hints: &Hints) -> Result<Kubelet, String> {
     })
 }
 
-fn find_process(root: &RootFs) -> Option<(u32, Vec<String>)> {
+/// The first process named kubelet (or `hyperkube kubelet`): its pid, its command line as
+/// /proc gives it (NUL-separated), and how many words name the program (1, or 2 for
+/// `hyperkube kubelet`).
+fn find_process(root: &RootFs) -> Option<(u32, Vec<u8>, usize)> {
     let mut pids: Vec<u32> = root
         .read_dir("/proc")
         .ok()?
@@ -177,58 +186,78 @@ fn find_process(root: &RootFs) -> Option<(u32, Vec<String>)> {
         let raw = root
             .read(format!("/proc/{pid}/cmdline"), FileKind::Kernel)
             .ok()?;
-        let args: Vec<String> = raw
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let exe = args.first().map(|a| a.rsplit('/').next().unwrap_or(a))?;
-        match exe {
-            "kubelet" => Some((pid, args[1..].to_vec())),
-            "hyperkube" if args.get(1).is_some_and(|a| a == "kubelet") => {
-                Some((pid, args[2..].to_vec()))
-            }
-            _ => None,
-        }
+        let mut args = raw.split(|b| *b == 0).filter(|a| !a.is_empty());
+        let exe = args.next()?;
+        let name = exe.rsplit(|b| *b == b'/').next().unwrap_or(exe);
+        let skip = match name {
+            b"kubelet" => 1,
+            b"hyperkube" if args.next() == Some(b"kubelet".as_slice()) => 2,
+            _ => return None,
+        };
+        Some((pid, raw, skip))
     })
 }
 
+/// The most different flags read from one command line. A kubelet defines about 200 flags
+/// and refuses any other, so a command line naming more is not a kubelet's; bounding them
+/// bounds what such a line costs the harness.
+pub const MAX_FLAGS: usize = 1_000;
+
 /// `--a=b`, `--a b` and bare `--a` (true).
-pub fn parse_flags(args: &[String]) -> BTreeMap<String, String> {
+pub fn parse_flags<S: AsRef<str>>(args: &[S]) -> BTreeMap<String, String> {
+    parse_flags_bounded(args.iter().map(AsRef::as_ref)).0
+}
+
+/// A NUL-separated command line's flags past its first `skip` words, and how many different
+/// flags past [`MAX_FLAGS`] were not read.
+fn parse_cmdline(raw: &[u8], skip: usize) -> (BTreeMap<String, String>, usize) {
+    let args = raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .skip(skip)
+        .map(String::from_utf8_lossy);
+    parse_flags_bounded(args)
+}
+
+/// The flags of `args` (each once: a flag given twice keeps the last value), reading at most
+/// [`MAX_FLAGS`] different ones; gives how many others it did not read. Nothing is kept per
+/// argument, so a long command line costs no more than its distinct flags.
+fn parse_flags_bounded<S: AsRef<str>>(
+    args: impl Iterator<Item = S>,
+) -> (BTreeMap<String, String>, usize) {
     let mut flags = BTreeMap::new();
-    let mut i = 0;
-    while i < args.len() {
-        let Some(flag) = args[i]
-            .strip_prefix("--")
-            .or_else(|| args[i].strip_prefix('-'))
-        else {
-            i += 1;
+    let mut ignored = 0;
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let arg = arg.as_ref();
+        let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
             continue;
         };
-        if let Some((k, v)) = flag.split_once('=') {
-            flags.insert(k.to_string(), v.to_string());
-        } else if let Some(next) = args.get(i + 1).filter(|n| !n.starts_with('-')) {
-            flags.insert(flag.to_string(), next.clone());
-            i += 1;
+        let (name, value) = if let Some((k, v)) = flag.split_once('=') {
+            (k, v.to_string())
+        } else if let Some(next) = args.next_if(|n| !n.as_ref().starts_with('-')) {
+            (flag, next.as_ref().to_string())
         } else {
-            flags.insert(flag.to_string(), "true".to_string());
+            (flag, "true".to_string())
+        };
+        if let Some(v) = flags.get_mut(name) {
+            *v = value;
+        } else if flags.len() < MAX_FLAGS {
+            flags.insert(name.to_string(), value);
+        } else {
+            ignored += 1;
         }
-        i += 1;
     }
-    flags
+    (flags, ignored)
 }
 
 /// kubeadm-flags.env: `KUBELET_KUBEADM_ARGS="--a=b --c=d"`.
-fn parse_flags_env(text: &str) -> BTreeMap<String, String> {
-    let args: Vec<String> = text
+fn parse_flags_env(text: &str) -> (BTreeMap<String, String>, usize) {
+    let args = text
         .lines()
-        .filter_map(|l| {
-            l.split_once('=')
-                .map(|(_, v)| v.trim().trim_matches('"').to_string())
-        })
-        .flat_map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-        .collect();
-    parse_flags(&args)
+        .filter_map(|l| l.split_once('=').map(|(_, v)| v.trim().trim_matches('"')))
+        .flat_map(str::split_whitespace);
+    parse_flags_bounded(args)
 }
 
 /// KubeletConfiguration fields holding paths, which the kubelet resolves against the directory
@@ -322,14 +351,7 @@ fn leaf_paths(v: &Value, prefix: String, out: &mut Vec<String>) {
 }
 
 fn parse_config(text: &str, path: &Path) -> Result<Value, String> {
-    let v: Value = serde_saphyr::from_str(text).map_err(|e| {
-        let msg = e.without_snippet().to_string();
-        format!(
-            "{}: {}",
-            path.display(),
-            msg.split_whitespace().collect::<Vec<_>>().join(" ")
-        )
-    })?;
+    let v = super::yaml::config_value(text).map_err(|e| format!("{}: {e}", path.display()))?;
     match v.get("kind").and_then(Value::as_str) {
         Some("KubeletConfiguration") => Ok(v),
         other => Err(format!(
@@ -568,8 +590,27 @@ mod tests {
     }
 
     #[test]
+    fn a_command_line_is_read_flag_by_flag_within_a_bound() {
+        // Repeated flags cost one entry; the last value wins, as in the kubelet's flag set.
+        let mut raw = b"/usr/bin/kubelet\0".to_vec();
+        raw.extend(b"--v=2\0".repeat(100_000));
+        raw.extend(b"--v\x005\0--fail-swap-on\0");
+        let (f, ignored) = parse_cmdline(&raw, 1);
+        assert_eq!(
+            (f["v"].as_str(), f["fail-swap-on"].as_str(), ignored),
+            ("5", "true", 0)
+        );
+        let (f, _) = parse_cmdline(b"hyperkube\0kubelet\0--config=/c.yaml\0", 2);
+        assert_eq!(f.keys().collect::<Vec<_>>(), ["config"]);
+        // Past MAX_FLAGS different flags, the rest are counted, not kept.
+        let many: Vec<String> = (0..MAX_FLAGS + 5).map(|i| format!("--f{i}=x")).collect();
+        let (f, ignored) = parse_flags_env(&format!("KUBELET_KUBEADM_ARGS=\"{}\"", many.join(" ")));
+        assert_eq!((f.len(), ignored), (MAX_FLAGS, 5));
+    }
+
+    #[test]
     fn kubeadm_flags_env() {
-        let f = parse_flags_env(
+        let (f, _) = parse_flags_env(
             "KUBELET_KUBEADM_ARGS=\"--container-runtime-endpoint=unix:///run/containerd/containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.10\"\n",
         );
         assert_eq!(

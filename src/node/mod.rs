@@ -12,6 +12,7 @@ pub mod pki;
 pub mod rootfs;
 pub mod runtime;
 pub mod staticpods;
+pub mod yaml;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
