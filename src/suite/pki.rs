@@ -276,6 +276,13 @@ pub struct Row {
 
 const NO_O: &[&[&str]] = &[&[]];
 
+/// kubeadm's certificates, as `GetDefaultCertList` in cmd/kubeadm/app/phases/certs/certlist.go
+/// defines them (kubeadm 1.35): file (`BaseName`), CA (`CAName`), CN, organization, usages
+/// and SAN rule (its alt-names mutator). The CN and O lists put the documented form first and
+/// accept kubeadm's current and older ones: in current kubeadm apiserver-kubelet-client is in
+/// `kubeadm:cluster-admins` and apiserver-etcd-client and etcd/healthcheck-client carry no
+/// organization (older releases put all three in `system:masters`);
+/// etcd/server and etcd/peer take the node's name as CN (`setCommonNameToNodeName`).
 pub const ROWS: &[Row] = &[
     Row {
         title: "the cluster CA",
