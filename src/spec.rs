@@ -127,6 +127,10 @@ impl SysSpec {
 
     /// The built-in spec: the defaults of k8s.io/system-validators v1.12.1 (`DefaultSysSpec` in
     /// validators/types_unix.go, the release kubeadm 1.35 vendors) plus kubeadm's executables.
+    /// Since v1.11.1 the cgroup options are split by cgroup version (`requiredCgroupsV1|V2`,
+    /// with upstream's descriptions) and `CGROUP_HUGETLB` is no longer among the optional
+    /// options. Upstream's nftables validator (`nftables: true`, not part of any release up to
+    /// v1.12.1 and off in `DefaultSysSpec`) is not followed.
     pub fn builtin() -> Self {
         let items = |names: &[&str]| names.iter().map(|n| Item::new(n)).collect::<Vec<_>>();
         let strings = |names: &[&str]| names.iter().map(|n| (*n).to_string()).collect::<Vec<_>>();
@@ -168,25 +172,32 @@ impl SysSpec {
                     Item::with("AUFS_FS", &[], "Required for aufs."),
                     Item::with("BLK_DEV_DM", &[], "Required for devicemapper."),
                     Item::with("CFS_BANDWIDTH", &[], "Required for CPU quota."),
-                    Item::with("CGROUP_HUGETLB", &[], "Required for hugetlb cgroup."),
                     Item::with("SECCOMP", &[], "Required for seccomp."),
                     Item::with("SECCOMP_FILTER", &[], "Required for seccomp mode 2."),
                 ],
                 forbidden: Vec::new(),
-                required_cgroups_v1: items(&[
-                    "CGROUPS",
-                    "CGROUP_CPUACCT",
-                    "CGROUP_DEVICE",
-                    "CGROUP_FREEZER",
-                    "CGROUP_PIDS",
-                    "CGROUP_SCHED",
-                ]),
-                required_cgroups_v2: items(&[
-                    "CGROUPS",
-                    "CGROUP_BPF",
-                    "CGROUP_PIDS",
-                    "CGROUP_SCHED",
-                ]),
+                required_cgroups_v1: vec![
+                    Item::with("CGROUPS", &[], "Required for cgroups."),
+                    Item::with(
+                        "CGROUP_CPUACCT",
+                        &[],
+                        "Required for cpuacct controller, used in simple CPU accounting controller.",
+                    ),
+                    Item::with("CGROUP_DEVICE", &[], "Required for device controller."),
+                    Item::with("CGROUP_FREEZER", &[], "Required for freezer controller."),
+                    Item::with("CGROUP_PIDS", &[], "Required for PIDs controller."),
+                    Item::with("CGROUP_SCHED", &[], "Required for CPU controller."),
+                ],
+                required_cgroups_v2: vec![
+                    Item::with("CGROUPS", &[], "Required for cgroups."),
+                    Item::with(
+                        "CGROUP_BPF",
+                        &[],
+                        "Required for eBPF programs attached to cgroups, used in device controller.",
+                    ),
+                    Item::with("CGROUP_PIDS", &[], "Required for PIDs controller."),
+                    Item::with("CGROUP_SCHED", &[], "Required for CPU controller."),
+                ],
                 optional_cgroups_v1: Vec::new(),
                 optional_cgroups_v2: Vec::new(),
             },
@@ -354,6 +365,87 @@ mod tests {
             "CGROUP_HUGETLB"
         );
         assert_eq!(SysSpec::SYSTEM_VALIDATORS, "v1.12.1");
+    }
+
+    /// Every default of system-validators v1.12.1's `DefaultSysSpec` (validators/types_unix.go).
+    #[test]
+    fn builtin_is_system_validators_default_sys_spec() {
+        let spec = SysSpec::builtin();
+        let names = |items: &[Item]| items.iter().map(|i| i.name.clone()).collect::<Vec<_>>();
+        let k = &spec.kernel_spec;
+        assert_eq!(spec.os, "Linux");
+        assert_eq!(
+            k.versions,
+            [
+                r"^5\.4.*$",
+                r"^5\.10.*$",
+                r"^5\.15.*$",
+                r"^([6-9]|[1-9][0-9]+)\.([0-9]+)\.([0-9]+).*$"
+            ]
+        );
+        assert_eq!(
+            names(&k.required),
+            [
+                "NAMESPACES",
+                "NET_NS",
+                "PID_NS",
+                "IPC_NS",
+                "UTS_NS",
+                "CPUSETS",
+                "MEMCG",
+                "INET",
+                "EXT4_FS",
+                "PROC_FS",
+                "NETFILTER_XT_TARGET_REDIRECT",
+                "NETFILTER_XT_MATCH_COMMENT",
+                "FAIR_GROUP_SCHED"
+            ]
+        );
+        assert_eq!(k.required[10].aliases, ["IP_NF_TARGET_REDIRECT"]);
+        assert_eq!(
+            names(&k.required_cgroups_v1),
+            [
+                "CGROUPS",
+                "CGROUP_CPUACCT",
+                "CGROUP_DEVICE",
+                "CGROUP_FREEZER",
+                "CGROUP_PIDS",
+                "CGROUP_SCHED"
+            ]
+        );
+        assert_eq!(
+            names(&k.required_cgroups_v2),
+            ["CGROUPS", "CGROUP_BPF", "CGROUP_PIDS", "CGROUP_SCHED"]
+        );
+        assert_eq!(
+            k.required_cgroups_v2[1].description,
+            "Required for eBPF programs attached to cgroups, used in device controller."
+        );
+        assert_eq!(
+            names(&k.optional),
+            [
+                "OVERLAY_FS",
+                "AUFS_FS",
+                "BLK_DEV_DM",
+                "CFS_BANDWIDTH",
+                "SECCOMP",
+                "SECCOMP_FILTER"
+            ]
+        );
+        assert!(k.forbidden.is_empty() && k.optional_cgroups_v1.is_empty());
+        assert!(k.optional_cgroups_v2.is_empty());
+        assert_eq!(
+            spec.cgroups,
+            [
+                "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids"
+            ]
+        );
+        assert_eq!(spec.cgroups_optional, ["hugetlb", "blkio"]);
+        assert_eq!(
+            spec.cgroups_v2,
+            ["cpu", "cpuset", "devices", "freezer", "memory", "pids"]
+        );
+        assert_eq!(spec.cgroups_v2_optional, ["hugetlb", "io"]);
     }
 
     #[test]

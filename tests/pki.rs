@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::pki::{Break, write_kubeadm_pki};
+use common::pki::{Break, Sans, write_kubeadm_pki, write_kubeadm_pki_with};
 use common::{Run, Status, copy_tree, fixture, message, run_on, status, system_out};
 
 fn pki_node(brk: Break) -> (tempfile::TempDir, std::path::PathBuf) {
@@ -81,6 +81,200 @@ fn an_ipv6_advertise_address_matches_its_san_as_an_address() {
     assert!(
         out.contains("[ok]   SANs:") && out.contains("fd00:10::a"),
         "{out}"
+    );
+}
+
+/// kubeadm-node with the fixture root `overlay` laid over it, and a PKI with `sans`.
+fn pki_node_with(overlay: &str, sans: &Sans) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    copy_tree(&fixture("kubeadm-node"), &root);
+    copy_tree(&fixture(overlay), &root);
+    write_kubeadm_pki_with(&root, "node1", Break::None, sans);
+    (dir, root)
+}
+
+fn run_pki_with(overlay: &str, sans: &Sans) -> Run {
+    let (dir, root) = pki_node_with(overlay, sans);
+    let run = run_on(&root, &["--focus", "PKI"]);
+    drop(dir);
+    run
+}
+
+const APISERVER: &str = "the API server's serving certificate (apiserver.crt) is valid";
+const ETCD_SERVER: &str = "the etcd server certificate (etcd/server.crt) is valid";
+const ETCD_PEER: &str = "the etcd peer certificate (etcd/peer.crt) is valid";
+
+#[test]
+fn dual_stack_service_cidrs_need_the_first_cidrs_service_ip_only() {
+    // kubeadm's GetAPIServerVirtualIP: 10.96.0.1 from the first CIDR, nothing from fd00:10:96::/112.
+    let sans = Sans::kubeadm("node1", "10.0.0.10");
+    let run = run_pki_with("pki-dual-stack-service-cidrs", &sans);
+    assert!(failed(&run).is_empty(), "{}", run.explain());
+    let out = system_out(&run.case("(apiserver.crt)"));
+    assert!(
+        out.contains("[ok]   SANs:") && !out.contains("fd00:10:96::1"),
+        "{out}"
+    );
+    // The second family's service IP is an accepted extra.
+    let mut extra = sans.clone();
+    extra.apiserver.push("fd00:10:96::1".into());
+    let run = run_pki_with("pki-dual-stack-service-cidrs", &extra);
+    assert!(failed(&run).is_empty(), "{}", run.explain());
+    let out = system_out(&run.case("(apiserver.crt)"));
+    assert!(
+        out.contains("[info] extra SANs: fd00:10:96::1: beyond kubeadm's own"),
+        "{out}"
+    );
+    // Without the first CIDR's service IP, the API server's test fails, naming the CIDR.
+    let mut missing = sans.clone();
+    missing.apiserver.retain(|s| s != "10.96.0.1");
+    missing.apiserver.push("fd00:10:96::1".into());
+    let run = run_pki_with("pki-dual-stack-service-cidrs", &missing);
+    assert_eq!(
+        failed(&run),
+        vec![APISERVER.to_string()],
+        "{}",
+        run.explain()
+    );
+    let m = message(&run.case("(apiserver.crt)"));
+    assert!(
+        m.contains(
+            "SANs missing 10.96.0.1 (the kubernetes service: first IP of 10.96.0.0/16, \
+             --service-cluster-ip-range of kube-apiserver (/etc/kubernetes/manifests/kube-apiserver.yaml))"
+        ),
+        "{m}"
+    );
+}
+
+#[test]
+fn an_ipv6_control_plane_needs_its_addresses_and_ipv6_loopback() {
+    let sans = Sans {
+        apiserver: [
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            "node1",
+            "fd00:10:96::1",
+            "fd00:10::a",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Sans::kubeadm("node1", "fd00:10::a")
+    };
+    let run = run_pki_with("pki-ipv6-advertise-address", &sans);
+    assert!(failed(&run).is_empty(), "{}", run.explain());
+    let out = system_out(&run.case("(etcd/server.crt)"));
+    assert!(
+        out.contains("[ok]   SANs: node1, localhost, 127.0.0.1, ::1, fd00:10::a"),
+        "{out}"
+    );
+    // etcd's getAltNames always adds ::1 and 127.0.0.1.
+    let mut no_v6_loopback = sans.clone();
+    no_v6_loopback.etcd.retain(|s| s != "::1");
+    let run = run_pki_with("pki-ipv6-advertise-address", &no_v6_loopback);
+    let mut got = failed(&run);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![ETCD_PEER.to_string(), ETCD_SERVER.to_string()],
+        "{}",
+        run.explain()
+    );
+    let m = message(&run.case("(etcd/server.crt)"));
+    assert!(m.contains("SANs missing ::1; has"), "{m}");
+    // The IPv4 service IP of kubeadm's default subnet would be wrong here.
+    let out = system_out(&run.case("(apiserver.crt)"));
+    assert!(!out.contains("10.96.0.1"), "{out}");
+}
+
+#[test]
+fn a_control_plane_endpoint_dns_name_is_required_on_the_api_server() {
+    let mut sans = Sans::kubeadm("node1", "10.0.0.10");
+    let run = run_pki_with("pki-control-plane-endpoint-dns", &sans);
+    assert_eq!(
+        failed(&run),
+        vec![APISERVER.to_string()],
+        "{}",
+        run.explain()
+    );
+    let m = message(&run.case("(apiserver.crt)"));
+    assert!(
+        m.contains(
+            "SANs missing k8s-api.example.test (the controlPlaneEndpoint, server of \
+             /etc/kubernetes/admin.conf)"
+        ),
+        "{m}"
+    );
+    sans.apiserver.push("k8s-api.example.test".into());
+    let run = run_pki_with("pki-control-plane-endpoint-dns", &sans);
+    assert!(failed(&run).is_empty(), "{}", run.explain());
+}
+
+#[test]
+fn the_cluster_dns_domain_names_the_fully_qualified_service() {
+    // The kubelet's clusterDomain is corp.example: cluster.local is not the name kubeadm writes.
+    let sans = Sans::kubeadm("node1", "10.0.0.10");
+    let run = run_pki_with("pki-custom-dns-domain", &sans);
+    assert_eq!(
+        failed(&run),
+        vec![APISERVER.to_string()],
+        "{}",
+        run.explain()
+    );
+    let m = message(&run.case("(apiserver.crt)"));
+    assert!(
+        m.contains(
+            "SANs missing kubernetes.default.svc.corp.example (dnsDomain corp.example, \
+             clusterDomain in /var/lib/kubelet/config.yaml)"
+        ),
+        "{m}"
+    );
+    let mut fixed = sans.clone();
+    fixed
+        .apiserver
+        .push("kubernetes.default.svc.corp.example".into());
+    let run = run_pki_with("pki-custom-dns-domain", &fixed);
+    assert!(failed(&run).is_empty(), "{}", run.explain());
+    let out = system_out(&run.case("(apiserver.crt)"));
+    assert!(
+        out.contains("[info] extra SANs: kubernetes.default.svc.cluster.local"),
+        "{out}"
+    );
+}
+
+#[test]
+fn extra_sans_pass_unless_kubeadm_would_refuse_them() {
+    let mut sans = Sans::kubeadm("node1", "10.0.0.10");
+    sans.apiserver.push("lb.example.test".into());
+    sans.apiserver.push("*.apps.example.test".into());
+    let (_dir, root) = pki_node_with("kubeadm-node", &sans);
+    let run = run_on(&root, &["--focus", "PKI"]);
+    assert!(failed(&run).is_empty(), "{}", run.explain());
+    let out = system_out(&run.case("(apiserver.crt)"));
+    assert!(
+        out.contains(
+            "[info] extra SANs: lb.example.test, *.apps.example.test: beyond kubeadm's own"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("kubeadm's default serviceSubnet 10.96.0.0/12 assumed"),
+        "{out}"
+    );
+    sans.apiserver.push("Not_A.Host".into());
+    let run = run_pki_with("kubeadm-node", &sans);
+    assert_eq!(
+        failed(&run),
+        vec![APISERVER.to_string()],
+        "{}",
+        run.explain()
+    );
+    let m = message(&run.case("(apiserver.crt)"));
+    assert!(
+        m.contains("extra SANs \"Not_A.Host\": not an IP address"),
+        "{m}"
     );
 }
 

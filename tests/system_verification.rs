@@ -116,6 +116,36 @@ fn cgroup_v1_node_passes_with_a_deprecation_warning() {
     );
 }
 
+/// system-validators v1.12.1: cgroup v1 is a warning below kubelet 1.35 (or with no kubelet
+/// version known) and an error from 1.35 on.
+#[test]
+fn cgroup_v1_is_refused_for_kubelet_1_35_and_newer() {
+    let run = run_system(&fixture("cgroup-v1-kubelet-1.34"), &[]);
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    let out = assert_passed(&run, CGROUPS);
+    assert!(
+        out.contains(
+            "[warn] CGROUPS_VERSION: v1, deprecated (kubelet 1.34.2-1.1, package kubelet in \
+             /var/lib/dpkg/status): cgroups v1 support is deprecated"
+        ),
+        "{out}"
+    );
+    let run = run_system(&fixture("cgroup-v1-kubelet-1.35"), &[]);
+    assert_eq!(run.code(), 1, "{}", run.explain());
+    let m = assert_failed(&run, CGROUPS);
+    assert!(
+        m.contains(
+            "CGROUPS_VERSION v1, refused for kubelet 1.35.0-1.1 (package kubelet in \
+             /var/lib/dpkg/status): cgroups v1 support is deprecated and will be removed"
+        ),
+        "{m}"
+    );
+    assert!(m.contains("'FailCgroupV1' to 'false'"), "{m}");
+    assert!(m.contains("systemd.unified_cgroup_hierarchy=1"), "{m}");
+    // Only the cgroup test fails: the controllers themselves are all there.
+    assert_eq!(run.failed().len(), 1, "{}", run.explain());
+}
+
 #[test]
 fn an_unlisted_kernel_release_is_a_warning_not_a_failure() {
     for (root, release) in [

@@ -67,6 +67,32 @@ pub fn pretty_name(text: &str) -> Option<String> {
     })
 }
 
+/// dpkg's database of installed packages.
+pub const DPKG_STATUS: &str = "/var/lib/dpkg/status";
+
+/// The version of package `name` as dpkg records it on the node (`1.35.0-1.1`), with the
+/// file it came from; `None` without a dpkg database or without the package installed. An
+/// rpm database is binary and not read.
+pub fn package_version(root: &RootFs, name: &str) -> Option<(String, &'static str)> {
+    let text = root.read_to_string(DPKG_STATUS, FileKind::Config).ok()?;
+    dpkg_version(&text, name).map(|v| (v, DPKG_STATUS))
+}
+
+/// `Version:` of the stanza of a dpkg status text whose `Package:` is `name` and whose
+/// `Status:` says it is installed.
+pub fn dpkg_version(status: &str, name: &str) -> Option<String> {
+    status.split("\n\n").find_map(|stanza| {
+        let field = |key: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(key).map(str::trim))
+        };
+        (field("Package:")? == name && field("Status:")?.ends_with(" installed"))
+            .then(|| field("Version:").map(str::to_string))
+            .flatten()
+    })
+}
+
 /// Finds an executable on `path_list` (host paths, `:`-separated) inside the root. Returns
 /// the host path of the first match, or why each near miss did not count (a symlink loop, a
 /// file without execute permission); an empty list means nothing of that name exists.
@@ -185,6 +211,18 @@ impl which::sys::Sys for RootSys<'_> {
 mod tests {
     use super::*;
     use std::os::unix::fs::{PermissionsExt, symlink};
+
+    #[test]
+    fn dpkg_versions_of_installed_packages_only() {
+        let status = "Package: kubeadm\nStatus: install ok installed\nVersion: 1.35.0-1.1\n\n\
+                      Package: kubelet\nStatus: deinstall ok config-files\nVersion: 1.33.1-1.1\n\n\
+                      Package: kubelet\nStatus: install ok installed\nVersion: 1.34.2-1.1\n";
+        assert_eq!(
+            dpkg_version(status, "kubelet").as_deref(),
+            Some("1.34.2-1.1")
+        );
+        assert_eq!(dpkg_version(status, "kubectl"), None);
+    }
 
     #[test]
     fn swaps_parse() {

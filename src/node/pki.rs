@@ -358,3 +358,155 @@ pub fn load_key(root: &RootFs, path: &Path) -> Option<KeyFile> {
         public,
     })
 }
+
+/// A value read from the node and where: `--advertise-address
+/// (/etc/kubernetes/manifests/kube-apiserver.yaml)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sourced {
+    pub value: String,
+    pub from: String,
+}
+
+/// The parts of kubeadm's `InitConfiguration` that decide a control-plane node's certificate
+/// SANs, recovered from what kubeadm wrote on the node (its ClusterConfiguration is kept in
+/// the cluster, not on the node). Each is `None` where the node does not say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeadmInputs {
+    /// `nodeRegistration.name`: the name the kubelet registers with.
+    pub node_name: String,
+    /// `localAPIEndpoint.advertiseAddress`: kube-apiserver's `--advertise-address`, else the
+    /// host of the `kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint`
+    /// annotation, else the host of etcd's first `--advertise-client-urls`.
+    pub advertise_address: Option<Sourced>,
+    /// `networking.serviceSubnet`, comma-separated CIDRs: `--service-cluster-ip-range` of
+    /// kube-apiserver, else of kube-controller-manager.
+    pub service_subnet: Option<Sourced>,
+    /// `networking.dnsDomain`: the kubelet's `clusterDomain`, which kubeadm sets from it.
+    pub dns_domain: Option<Sourced>,
+    /// The host of `controlPlaneEndpoint`: the server of admin.conf (else super-admin.conf),
+    /// which kubeadm points there when it is set and at the advertise address otherwise.
+    pub control_plane_endpoint: Option<Sourced>,
+}
+
+/// The annotation kubeadm puts on the kube-apiserver static pod: `<address>:<port>`.
+const APISERVER_ENDPOINT_ANNOTATION: &str =
+    "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint";
+
+/// Reads [`KubeadmInputs`] from the node's static pods, kubelet configuration and
+/// kubeconfigs. Never fails: what cannot be read is `None`.
+pub fn kubeadm_inputs(node: &super::Node) -> KubeadmInputs {
+    let (_, manifests) = node.static_pods();
+    let pods: Vec<(&Path, &k8s_openapi::api::core::v1::Pod)> = manifests
+        .map(|ms| {
+            ms.iter()
+                .filter_map(|m| m.pods.as_ref().ok().map(|p| (m.file.as_path(), p)))
+                .flat_map(|(file, pods)| pods.iter().map(move |p| (file, p)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let flag = |component: &str, name: &str| -> Option<Sourced> {
+        pods.iter().find_map(|(file, pod)| {
+            if !is_component(pod, component) {
+                return None;
+            }
+            let c = pod.spec.as_ref()?.containers.first()?;
+            let prefix = format!("--{name}=");
+            c.command
+                .iter()
+                .flatten()
+                .chain(c.args.iter().flatten())
+                .find_map(|a| a.strip_prefix(&prefix))
+                .map(|v| Sourced {
+                    value: v.to_string(),
+                    from: format!("--{name} of {} ({})", component, file.display()),
+                })
+        })
+    };
+    let annotation = || {
+        pods.iter().find_map(|(file, pod)| {
+            if !is_component(pod, "kube-apiserver") {
+                return None;
+            }
+            let endpoint = pod
+                .metadata
+                .annotations
+                .as_ref()?
+                .get(APISERVER_ENDPOINT_ANNOTATION)?;
+            Some(Sourced {
+                value: split_host_port(endpoint).to_string(),
+                from: format!(
+                    "annotation {APISERVER_ENDPOINT_ANNOTATION} ({})",
+                    file.display()
+                ),
+            })
+        })
+    };
+    let etcd_url = || {
+        flag("etcd", "advertise-client-urls").and_then(|s| {
+            let first = s.value.split(',').next()?.to_string();
+            Some(Sourced {
+                value: url_host(&first)?.to_string(),
+                from: s.from,
+            })
+        })
+    };
+    let advertise_address = flag("kube-apiserver", "advertise-address")
+        .or_else(annotation)
+        .or_else(etcd_url);
+    let service_subnet = flag("kube-apiserver", "service-cluster-ip-range")
+        .or_else(|| flag("kube-controller-manager", "service-cluster-ip-range"));
+    let dns_domain = node.kubelet().ok().and_then(|k| {
+        k.str("clusterDomain").map(|d| Sourced {
+            value: d.trim_end_matches('.').to_string(),
+            from: k.origin("clusterDomain"),
+        })
+    });
+    let control_plane_endpoint = ["admin.conf", "super-admin.conf"].iter().find_map(|f| {
+        let path = Path::new("/etc/kubernetes").join(f);
+        let read = node.kubeconfig(&path);
+        let k = read.as_ref().as_ref().ok()?.as_ref()?;
+        Some(Sourced {
+            value: url_host(&k.server)?.to_string(),
+            from: format!("server of {}", path.display()),
+        })
+    });
+    KubeadmInputs {
+        node_name: node.name().to_string(),
+        advertise_address,
+        service_subnet,
+        dns_domain,
+        control_plane_endpoint,
+    }
+}
+
+fn is_component(pod: &k8s_openapi::api::core::v1::Pod, component: &str) -> bool {
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    let label = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("component"))
+        .map(String::as_str);
+    label == Some(component) || name == component || name.starts_with(&format!("{component}-"))
+}
+
+/// The host of `host:port`, `[v6]:port` or a bare host, brackets removed.
+fn split_host_port(s: &str) -> &str {
+    if let Some(rest) = s.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match s.rsplit_once(':') {
+        // One colon: host:port. More: a bare IPv6 address.
+        Some((host, _)) if !host.contains(':') => host,
+        _ => s,
+    }
+}
+
+/// The host of a URL such as `https://[fd00::1]:2379/path`.
+pub fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = split_host_port(authority);
+    (!host.is_empty()).then_some(host)
+}

@@ -234,6 +234,11 @@ impl Services {
         self.managed_plan.is_some()
     }
 
+    /// `v1.35.0`, as `--kubelet-binary --version` printed it; `None` without that flag.
+    pub fn managed_kubelet_version(&self) -> Option<&str> {
+        self.managed_plan.as_ref().map(|p| p.version.as_str())
+    }
+
     /// The kubelet this run started, started on first use (after the control plane, and after
     /// the node's own kubelet configuration was read, so the tests of that never see this
     /// one). `None` without `--kubelet-binary`.

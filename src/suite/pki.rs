@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use super::{Context, Outcome, Recorder, Test, join_items};
-use crate::node::pki::{self, Cert, load_cert, load_key};
+use crate::node::pki::{self, Cert, KubeadmInputs, load_cert, load_key};
 
 const AREA: &str = "PKI";
 const TAGS: &[&str] = &["NodeBestPractice"];
@@ -19,11 +19,239 @@ pub enum Kind {
     ServerClient,
 }
 
+/// The kubeadm rule a certificate's SANs follow (cmd/kubeadm/app/phases/certs/certlist.go
+/// names one per certificate; the rules are in cmd/kubeadm/app/util/pkiutil/pki_helpers.go).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sans {
+    /// CAs and client certificates carry none.
     None,
-    Etcd,
-    Apiserver,
+    /// `GetAPIServerAltNames`: the node's name, `kubernetes`, `kubernetes.default`,
+    /// `kubernetes.default.svc`, `kubernetes.default.svc.<dnsDomain>`, the kubernetes service IP
+    /// (the first IP of the first service CIDR only, also on a dual-stack cluster), the
+    /// advertise address, the controlPlaneEndpoint's host (an IP or a DNS name), then
+    /// `apiServer.certSANs`.
+    ApiServer,
+    /// `GetEtcdAltNames`, that is `getAltNames` for etcd/server: the node's name, `localhost`,
+    /// the advertise address, 127.0.0.1 and ::1, then `etcd.local.serverCertSANs`.
+    EtcdServer,
+    /// `GetEtcdPeerAltNames`, that is `getAltNames` for etcd/peer: as [`Sans::EtcdServer`],
+    /// then `etcd.local.peerCertSANs`.
+    EtcdPeer,
+}
+
+/// kubeadm's default `networking.serviceSubnet` (cmd/kubeadm/app/constants:
+/// `DefaultServicesSubnet`), assumed where the node names none.
+pub const DEFAULT_SERVICE_SUBNET: &str = "10.96.0.0/12";
+/// kubeadm's default `networking.dnsDomain` (`DefaultServiceDNSDomain`).
+pub const DEFAULT_DNS_DOMAIN: &str = "cluster.local";
+
+/// A SAN kubeadm writes: a DNS name or an IP address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AltName {
+    Dns(String),
+    Ip(IpAddr),
+}
+
+impl std::fmt::Display for AltName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Dns(d) => f.write_str(d),
+            Self::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+/// The SANs kubeadm would write into one certificate on this node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpectedAltNames {
+    /// Each SAN with where it comes from (empty for a fixed name such as `kubernetes`).
+    pub names: Vec<(AltName, String)>,
+    /// Inputs the node does not hold, and the default assumed or the SAN left unchecked.
+    pub notes: Vec<String>,
+    /// Inputs kubeadm would refuse (it would not have generated the certificate).
+    pub refused: Vec<String>,
+}
+
+/// The SANs kubeadm generates for a certificate of rule `which` from `inputs`, in kubeadm's
+/// order. User-given extras (`apiServer.certSANs`, `etcd.local.serverCertSANs`,
+/// `etcd.local.peerCertSANs`) are not known on the node and are not listed: a certificate may
+/// carry them (see [`is_valid_cert_san`]).
+pub fn expected_alt_names(which: Sans, inputs: &KubeadmInputs) -> ExpectedAltNames {
+    let mut e = ExpectedAltNames::default();
+    if which == Sans::None {
+        return e;
+    }
+    let dns = |e: &mut ExpectedAltNames, d: &str, why: &str| {
+        e.names.push((AltName::Dns(d.to_string()), why.to_string()))
+    };
+    let node = inputs.node_name.as_str();
+    let advertise = match &inputs.advertise_address {
+        None => {
+            e.notes.push(
+                "the advertise address is unknown (no --advertise-address of kube-apiserver, no \
+                 advertise-address annotation, no --advertise-client-urls of etcd): not checked"
+                    .into(),
+            );
+            None
+        }
+        Some(a) => match a.value.parse::<IpAddr>() {
+            Ok(ip) => Some((ip, a.from.clone())),
+            Err(_) => {
+                e.refused.push(format!(
+                    "advertise address {:?} ({}) is not a valid textual representation of an IP \
+                     address",
+                    a.value, a.from
+                ));
+                None
+            }
+        },
+    };
+    match which {
+        Sans::None => {}
+        Sans::ApiServer => {
+            let (domain, domain_from) = match &inputs.dns_domain {
+                Some(d) => (d.value.clone(), d.from.clone()),
+                None => {
+                    e.notes.push(format!(
+                        "no clusterDomain in the kubelet's configuration: kubeadm's default dnsDomain \
+                         {DEFAULT_DNS_DOMAIN} assumed"
+                    ));
+                    (
+                        DEFAULT_DNS_DOMAIN.to_string(),
+                        "kubeadm's default".to_string(),
+                    )
+                }
+            };
+            dns(&mut e, node, "the node's name");
+            for d in ["kubernetes", "kubernetes.default", "kubernetes.default.svc"] {
+                dns(&mut e, d, "");
+            }
+            dns(
+                &mut e,
+                &format!("kubernetes.default.svc.{domain}"),
+                &format!("dnsDomain {domain}, {domain_from}"),
+            );
+            let (subnets, subnets_from) = match &inputs.service_subnet {
+                Some(s) => (s.value.clone(), s.from.clone()),
+                None => {
+                    e.notes.push(format!(
+                        "no --service-cluster-ip-range: kubeadm's default serviceSubnet \
+                         {DEFAULT_SERVICE_SUBNET} assumed"
+                    ));
+                    (
+                        DEFAULT_SERVICE_SUBNET.to_string(),
+                        "kubeadm's default".to_string(),
+                    )
+                }
+            };
+            match kubernetes_service_ip(&subnets) {
+                Ok((ip, cidr)) => e.names.push((
+                    AltName::Ip(ip),
+                    format!("the kubernetes service: first IP of {cidr}, {subnets_from}"),
+                )),
+                Err(why) => e.refused.push(format!("{why} ({subnets_from})")),
+            }
+            if let Some((ip, from)) = &advertise {
+                e.names
+                    .push((AltName::Ip(*ip), format!("the advertise address, {from}")));
+            }
+            if let Some(cpe) = &inputs.control_plane_endpoint {
+                let why = format!("the controlPlaneEndpoint, {}", cpe.from);
+                match cpe.value.parse::<IpAddr>() {
+                    Ok(ip) => e.names.push((AltName::Ip(ip), why)),
+                    Err(_) => dns(&mut e, &cpe.value, &why),
+                }
+            }
+        }
+        Sans::EtcdServer | Sans::EtcdPeer => {
+            dns(&mut e, node, "the node's name");
+            dns(&mut e, "localhost", "");
+            if let Some((ip, from)) = &advertise {
+                e.names
+                    .push((AltName::Ip(*ip), format!("the advertise address, {from}")));
+            }
+            e.names
+                .push((AltName::Ip(IpAddr::from([127, 0, 0, 1])), String::new()));
+            e.names.push((
+                AltName::Ip(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+                String::new(),
+            ));
+        }
+    }
+    // kubeadm's RemoveDuplicateAltNames: a name given twice is written once.
+    let mut seen = Vec::new();
+    e.names.retain(|(n, _)| {
+        let key = match n {
+            AltName::Dns(d) => AltName::Dns(d.to_ascii_lowercase()),
+            AltName::Ip(ip) => AltName::Ip(ip.to_canonical()),
+        };
+        let fresh = !seen.contains(&key);
+        seen.push(key);
+        fresh
+    });
+    e
+}
+
+/// The kubernetes service's IP: the first IP (network + 1) of the first CIDR of a
+/// comma-separated service subnet list, as kubeadm's `GetAPIServerVirtualIP`
+/// (cmd/kubeadm/app/constants/constants.go) takes it; the other CIDRs of a dual-stack list
+/// give no SAN. Returns the IP and the CIDR it came from; `Err` as kubeadm refuses the list.
+pub fn kubernetes_service_ip(subnets: &str) -> Result<(IpAddr, String), String> {
+    let first = subnets.split(',').next().unwrap_or_default().trim();
+    let bad = || format!("unable to parse ServiceSubnet {subnets:?}");
+    let (addr, prefix) = first.split_once('/').ok_or_else(bad)?;
+    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+    let prefix: u32 = prefix.parse().map_err(|_| bad())?;
+    let ip = match addr {
+        IpAddr::V4(a) if prefix <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+            if prefix == 32 {
+                None
+            } else {
+                Some(IpAddr::V4(std::net::Ipv4Addr::from(
+                    (u32::from(a) & mask) + 1,
+                )))
+            }
+        }
+        IpAddr::V6(a) if prefix <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+            if prefix == 128 {
+                None
+            } else {
+                Some(IpAddr::V6(std::net::Ipv6Addr::from(
+                    (u128::from(a) & mask) + 1,
+                )))
+            }
+        }
+        _ => return Err(bad()),
+    };
+    let ip = ip.ok_or_else(|| {
+        format!("unable to get the first IP address from the given CIDR: {first}")
+    })?;
+    Ok((ip, first.to_string()))
+}
+
+/// Whether kubeadm would accept `name` as a certSANs entry (`ValidateCertSANs`,
+/// cmd/kubeadm/app/apis/kubeadm/validation/validation.go): an IP address, a DNS-1123
+/// subdomain, or a wildcard one (`*.example.com`).
+pub fn is_valid_cert_san(name: &str) -> bool {
+    name.parse::<IpAddr>().is_ok()
+        || is_dns1123_subdomain(name)
+        || name.strip_prefix("*.").is_some_and(is_dns1123_subdomain)
+}
+
+/// apimachinery's `IsDNS1123Subdomain`: at most 253 characters, dot-separated labels of
+/// lower-case alphanumerics and `-`, each starting and ending alphanumeric.
+fn is_dns1123_subdomain(name: &str) -> bool {
+    let label_ok = |l: &str| {
+        let b = l.as_bytes();
+        !b.is_empty()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+    };
+    name.len() <= 253 && name.split('.').all(label_ok)
 }
 
 /// A certificate of the table: where it lives and what it must be.
@@ -48,6 +276,13 @@ pub struct Row {
 
 const NO_O: &[&[&str]] = &[&[]];
 
+/// kubeadm's certificates, as `GetDefaultCertList` in cmd/kubeadm/app/phases/certs/certlist.go
+/// defines them (kubeadm 1.35): file (`BaseName`), CA (`CAName`), CN, organization, usages
+/// and SAN rule (its alt-names mutator). The CN and O lists put the documented form first and
+/// accept kubeadm's current and older ones: in current kubeadm apiserver-kubelet-client is in
+/// `kubeadm:cluster-admins` and apiserver-etcd-client and etcd/healthcheck-client carry no
+/// organization (older releases put all three in `system:masters`);
+/// etcd/server and etcd/peer take the node's name as CN (`setCommonNameToNodeName`).
 pub const ROWS: &[Row] = &[
     Row {
         title: "the cluster CA",
@@ -89,7 +324,7 @@ pub const ROWS: &[Row] = &[
         cns: &["kube-etcd", "<node>"],
         orgs: NO_O,
         parent: Some("etcd/ca.crt"),
-        sans: Sans::Etcd,
+        sans: Sans::EtcdServer,
         control_plane: true,
         renew: "etcd-server",
     },
@@ -100,7 +335,7 @@ pub const ROWS: &[Row] = &[
         cns: &["kube-etcd-peer", "<node>"],
         orgs: NO_O,
         parent: Some("etcd/ca.crt"),
-        sans: Sans::Etcd,
+        sans: Sans::EtcdPeer,
         control_plane: true,
         renew: "etcd-peer",
     },
@@ -133,7 +368,7 @@ pub const ROWS: &[Row] = &[
         cns: &["kube-apiserver"],
         orgs: NO_O,
         parent: Some("ca.crt"),
-        sans: Sans::Apiserver,
+        sans: Sans::ApiServer,
         control_plane: true,
         renew: "apiserver",
     },
@@ -374,66 +609,90 @@ fn usages(r: &mut Recorder, cert: &Cert, kind: Kind) {
     }
 }
 
+/// The certificate's SANs against kubeadm's for this node ([`expected_alt_names`]): a missing
+/// one fails, as does an extra DNS name kubeadm's certSANs validation refuses; other extras
+/// (certSANs, or names added by hand) are reported.
 fn sans(r: &mut Recorder, ctx: &Context, cert: &Cert, which: Sans) {
-    let node = ctx.node.name().to_string();
-    let mut missing: Vec<String> = Vec::new();
-    let has_dns = |d: &str| cert.dns_names.iter().any(|n| n.eq_ignore_ascii_case(d));
-    match which {
-        Sans::None => return,
-        Sans::Etcd => {
-            for d in ["localhost", node.as_str()] {
-                if !has_dns(d) {
-                    missing.push(d.to_string());
-                }
-            }
-            if !has_ip(cert, IpAddr::from([127, 0, 0, 1])) {
-                missing.push("127.0.0.1".into());
-            }
-        }
-        Sans::Apiserver => {
-            for d in [
-                "kubernetes",
-                "kubernetes.default",
-                "kubernetes.default.svc",
-                node.as_str(),
-            ] {
-                if !has_dns(d) {
-                    missing.push(d.to_string());
-                }
-            }
-            if !cert
-                .dns_names
-                .iter()
-                .any(|n| n.starts_with("kubernetes.default.svc."))
-            {
-                missing.push("kubernetes.default.svc.<cluster domain>".into());
-            }
-            if let Some(ip) = advertise_address(ctx) {
-                match ip.parse::<IpAddr>() {
-                    Ok(addr) if has_ip(cert, addr) => {}
-                    Ok(_) => missing.push(format!("{ip} (--advertise-address)")),
-                    Err(_) => missing.push(format!(
-                        "{ip} (--advertise-address, which is not an IP address)"
-                    )),
-                }
-            }
-        }
+    if which == Sans::None {
+        return;
     }
-    let listed = cert
+    let inputs = pki::kubeadm_inputs(&ctx.node);
+    let expected = expected_alt_names(which, &inputs);
+    check_sans(r, cert, &expected);
+}
+
+fn check_sans(r: &mut Recorder, cert: &Cert, expected: &ExpectedAltNames) {
+    for n in &expected.notes {
+        r.info("SAN inputs", n);
+    }
+    for n in &expected.refused {
+        r.fail("SAN inputs", format!("kubeadm would refuse: {n}"));
+    }
+    let has = |n: &AltName| match n {
+        AltName::Dns(d) => cert.dns_names.iter().any(|c| c.eq_ignore_ascii_case(d)),
+        AltName::Ip(ip) => has_ip(cert, *ip),
+    };
+    let missing: Vec<String> = expected
+        .names
+        .iter()
+        .filter(|(n, _)| !has(n))
+        .map(|(n, why)| {
+            if why.is_empty() {
+                n.to_string()
+            } else {
+                format!("{n} ({why})")
+            }
+        })
+        .collect();
+    let wanted = |n: &AltName| {
+        expected.names.iter().any(|(e, _)| match (e, n) {
+            (AltName::Dns(a), AltName::Dns(b)) => a.eq_ignore_ascii_case(b),
+            (AltName::Ip(a), AltName::Ip(b)) => a.to_canonical() == b.to_canonical(),
+            _ => false,
+        })
+    };
+    let listed: Vec<AltName> = cert
         .dns_names
         .iter()
-        .cloned()
-        .chain(cert.ips.iter().map(|i| i.to_string()))
-        .collect::<Vec<_>>();
+        .map(|d| AltName::Dns(d.clone()))
+        .chain(cert.ips.iter().map(|i| AltName::Ip(*i)))
+        .collect();
+    let extra: Vec<&AltName> = listed.iter().filter(|n| !wanted(n)).collect();
+    let refused: Vec<String> = extra
+        .iter()
+        .filter_map(|n| match n {
+            AltName::Dns(d) if !is_valid_cert_san(d) => Some(format!("{d:?}")),
+            _ => None,
+        })
+        .collect();
+    let shown = |v: &[AltName]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
     if missing.is_empty() {
-        r.ok("SANs", join_items(&listed));
+        r.ok("SANs", join_items(&shown(&listed)));
     } else {
         r.fail(
             "SANs",
             format!(
                 "missing {}; has {}",
                 join_items(&missing),
-                join_items(&listed)
+                join_items(&shown(&listed))
+            ),
+        );
+    }
+    if !refused.is_empty() {
+        r.fail(
+            "extra SANs",
+            format!(
+                "{}: not an IP address, DNS-1123 subdomain or wildcard one, which kubeadm's \
+                 certSANs validation refuses",
+                join_items(&refused)
+            ),
+        );
+    } else if !extra.is_empty() {
+        r.info(
+            "extra SANs",
+            format!(
+                "{}: beyond kubeadm's own, from certSANs or added by hand (accepted)",
+                join_items(&extra.iter().map(|n| n.to_string()).collect::<Vec<_>>())
             ),
         );
     }
@@ -446,22 +705,6 @@ fn has_ip(cert: &Cert, ip: IpAddr) -> bool {
     cert.ips
         .iter()
         .any(|a| a.to_canonical() == ip.to_canonical())
-}
-
-fn advertise_address(ctx: &Context) -> Option<String> {
-    let (_, manifests) = ctx.node.static_pods();
-    manifests
-        .ok()?
-        .iter()
-        .filter_map(|m| m.pods.as_ref().ok())
-        .flatten()
-        .find_map(|p| {
-            let c = p.spec.as_ref()?.containers.first()?;
-            c.command
-                .iter()
-                .flatten()
-                .find_map(|a| a.strip_prefix("--advertise-address=").map(str::to_string))
-        })
 }
 
 fn pki_dir(ctx: &Context) -> PathBuf {
@@ -755,4 +998,114 @@ fn scheduler_conf(ctx: &Context) -> Outcome {
         NO_O,
         true,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::pki::Sourced;
+
+    fn sourced(v: &str) -> Option<Sourced> {
+        Some(Sourced {
+            value: v.into(),
+            from: "test".into(),
+        })
+    }
+
+    fn names(e: &ExpectedAltNames) -> Vec<String> {
+        e.names.iter().map(|(n, _)| n.to_string()).collect()
+    }
+
+    #[test]
+    fn the_kubernetes_service_ip_is_the_first_of_the_first_cidr() {
+        let ip = |s: &str| kubernetes_service_ip(s).map(|(ip, _)| ip.to_string());
+        assert_eq!(ip("10.96.0.0/12").as_deref(), Ok("10.96.0.1"));
+        // Host bits are masked, as net.ParseCIDR does.
+        assert_eq!(ip("10.96.7.9/12").as_deref(), Ok("10.96.0.1"));
+        assert_eq!(
+            ip("10.96.0.0/16,fd00:10:96::/112").as_deref(),
+            Ok("10.96.0.1")
+        );
+        assert_eq!(
+            ip("fd00:10:96::/112,10.96.0.0/16").as_deref(),
+            Ok("fd00:10:96::1")
+        );
+        assert!(ip("10.96.0.1/32").is_err());
+        assert!(ip("10.96.0.0").is_err());
+        assert!(ip("nonsense/12").is_err());
+    }
+
+    #[test]
+    fn apiserver_alt_names_follow_get_apiserver_alt_names() {
+        let inputs = KubeadmInputs {
+            node_name: "cp1".into(),
+            advertise_address: sourced("192.168.0.10"),
+            service_subnet: sourced("10.96.0.0/16,fd00:10:96::/112"),
+            dns_domain: sourced("corp.example"),
+            control_plane_endpoint: sourced("k8s-api.corp.example"),
+        };
+        let e = expected_alt_names(Sans::ApiServer, &inputs);
+        assert_eq!(
+            names(&e),
+            [
+                "cp1",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.corp.example",
+                "10.96.0.1",
+                "192.168.0.10",
+                "k8s-api.corp.example"
+            ]
+        );
+        assert!(e.notes.is_empty() && e.refused.is_empty());
+        // An endpoint that is the advertise address adds nothing.
+        let same = KubeadmInputs {
+            control_plane_endpoint: sourced("192.168.0.10"),
+            service_subnet: None,
+            dns_domain: None,
+            ..inputs
+        };
+        let e = expected_alt_names(Sans::ApiServer, &same);
+        assert_eq!(names(&e).len(), 7);
+        assert!(names(&e).contains(&"kubernetes.default.svc.cluster.local".to_string()));
+        assert_eq!(e.notes.len(), 2, "{:?}", e.notes);
+    }
+
+    #[test]
+    fn etcd_alt_names_follow_get_alt_names() {
+        let inputs = KubeadmInputs {
+            node_name: "cp1".into(),
+            advertise_address: sourced("fd00:10::a"),
+            ..KubeadmInputs::default()
+        };
+        for which in [Sans::EtcdServer, Sans::EtcdPeer] {
+            let e = expected_alt_names(which, &inputs);
+            assert_eq!(
+                names(&e),
+                ["cp1", "localhost", "fd00:10::a", "127.0.0.1", "::1"]
+            );
+        }
+        let bad = KubeadmInputs {
+            advertise_address: sourced("cp1.example"),
+            ..inputs
+        };
+        assert_eq!(expected_alt_names(Sans::EtcdServer, &bad).refused.len(), 1);
+    }
+
+    #[test]
+    fn cert_sans_kubeadm_accepts() {
+        for ok in [
+            "10.0.0.1",
+            "fd00::1",
+            "a.example",
+            "*.example.com",
+            "host-1",
+        ] {
+            assert!(is_valid_cert_san(ok), "{ok}");
+        }
+        for bad in ["Upper.example", "-a.example", "a_b", "*", "a..b", ""] {
+            assert!(!is_valid_cert_san(bad), "{bad}");
+        }
+    }
 }

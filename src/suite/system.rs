@@ -268,11 +268,27 @@ fn cgroup_controllers(ctx: &Context) -> Outcome {
     let spec = &ctx.spec;
     let (required, optional) = match cg.version {
         CgroupVersion::V1 => {
-            r.warn(
-                "CGROUPS_VERSION",
-                "v1, deprecated: the kubelet refuses cgroup v1 from 1.35 on; boot with \
-                 systemd.unified_cgroup_hierarchy=1 to move to v2",
-            );
+            let (version, from) = kubelet_version(ctx);
+            match cgroups_v1_disabled_in_kubelet(version.as_deref().unwrap_or("")) {
+                Ok(true) => r.fail(
+                    "CGROUPS_VERSION",
+                    format!(
+                        "v1, refused for kubelet {} ({from}): {CGROUPS_V1_DEPRECATED}",
+                        version.as_deref().unwrap_or_default()
+                    ),
+                ),
+                Ok(false) => r.warn(
+                    "CGROUPS_VERSION",
+                    format!(
+                        "v1, deprecated{}: {CGROUPS_V1_DEPRECATED}; the kubelet refuses cgroup v1 \
+                         from 1.35 on; boot with systemd.unified_cgroup_hierarchy=1 to move to v2",
+                        version
+                            .as_deref()
+                            .map_or(String::new(), |v| format!(" (kubelet {v}, {from})"))
+                    ),
+                ),
+                Err(e) => r.fail("CGROUPS_VERSION", format!("v1, and {e} ({from})")),
+            }
             (&spec.cgroups, &spec.cgroups_optional)
         }
         CgroupVersion::V2 => {
@@ -299,7 +315,13 @@ fn cgroup_controllers(ctx: &Context) -> Outcome {
         }
     }
     let version = cg.version;
-    r.finish(|_| {
+    r.finish(|f| {
+        if missing.is_empty() {
+            return format!(
+                "{}; move the node to cgroup v2 (boot with systemd.unified_cgroup_hierarchy=1)",
+                super::describe(f)
+            );
+        }
         let fix = match version {
             CgroupVersion::V1 => "enable them on the kernel command line (cgroup_enable=...)",
             CgroupVersion::V2 => {
@@ -312,6 +334,50 @@ fn cgroup_controllers(ctx: &Context) -> Outcome {
             join_items(&cg.controllers)
         )
     })
+}
+
+/// What system-validators v1.12.1 says of a cgroup v1 node (`CgroupsValidator.Validate`,
+/// validators/cgroup_validator_linux.go): a warning for an older or unknown kubelet, an error
+/// for kubelet 1.35 or newer.
+const CGROUPS_V1_DEPRECATED: &str = "cgroups v1 support is deprecated and will be removed in a \
+     future release. Please migrate to cgroups v2. To explicitly enable cgroups v1 support for \
+     kubelet v1.35 or newer, you must set the kubelet configuration option 'FailCgroupV1' to \
+     'false'. You must also explicitly skip this validation. For more information, see \
+     https://git.k8s.io/enhancements/keps/sig-node/5573-remove-cgroup-v1";
+
+/// The kubelet's version and where it was read: the managed kubelet's `--version`
+/// (`--kubelet-binary`), else the node's `kubelet` package; `None` when neither is known.
+fn kubelet_version(ctx: &Context) -> (Option<String>, String) {
+    if let Some(v) = ctx.services.managed_kubelet_version() {
+        return (Some(v.to_string()), "--kubelet-binary --version".into());
+    }
+    match host::package_version(&ctx.node.root, "kubelet") {
+        Some((v, file)) => (Some(v), format!("package kubelet in {file}")),
+        None => (None, "the kubelet's version is unknown".into()),
+    }
+}
+
+/// Whether kubelet `version` refuses cgroup v1 by default, as system-validators v1.12.1's
+/// `isCgroupsV1DisabledInKubelet` decides: an empty version is `false`, a version at or above
+/// `1.35.0-0` (pre-releases of 1.35.0 included) is `true`; a leading `v` is allowed. `Err`
+/// names a version that is not `MAJOR.MINOR.PATCH[-pre][+build]`.
+pub fn cgroups_v1_disabled_in_kubelet(version: &str) -> Result<bool, String> {
+    if version.is_empty() {
+        return Ok(false);
+    }
+    let core = version
+        .strip_prefix('v')
+        .unwrap_or(version)
+        .split(['-', '+'])
+        .next()
+        .unwrap_or_default();
+    let parts: Vec<Option<u64>> = core.split('.').map(|p| p.parse().ok()).collect();
+    match parts[..] {
+        [Some(major), Some(minor), Some(_)] => Ok((major, minor) >= (1, 35)),
+        _ => Err(format!(
+            "could not parse kubelet version {version:?}: not MAJOR.MINOR.PATCH"
+        )),
+    }
 }
 
 /// The package that usually provides an executable, for the remediation text.
@@ -436,4 +502,24 @@ fn swap(ctx: &Context) -> Outcome {
         );
     }
     r.finish(|_| String::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// system-validators v1.12.1's `TestIsCgroupsV1DisabledInKubelet`, and the forms the node
+    /// gives (`kubelet --version`, a dpkg version).
+    #[test]
+    fn cgroups_v1_is_refused_from_kubelet_1_35_on() {
+        assert!(cgroups_v1_disabled_in_kubelet("foo").is_err());
+        assert_eq!(cgroups_v1_disabled_in_kubelet(""), Ok(false));
+        assert_eq!(cgroups_v1_disabled_in_kubelet("1.34.7"), Ok(false));
+        assert_eq!(cgroups_v1_disabled_in_kubelet("1.35.0-alpha.1"), Ok(true));
+        assert_eq!(cgroups_v1_disabled_in_kubelet("1.35.1"), Ok(true));
+        assert_eq!(cgroups_v1_disabled_in_kubelet("v1.36.0"), Ok(true));
+        assert_eq!(cgroups_v1_disabled_in_kubelet("1.35.0-1.1"), Ok(true));
+        assert_eq!(cgroups_v1_disabled_in_kubelet("v1.9.11"), Ok(false));
+        assert!(cgroups_v1_disabled_in_kubelet("1.35").is_err());
+    }
 }

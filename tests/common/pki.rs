@@ -109,10 +109,10 @@ fn leaf(
     (cert.pem(), key.serialize_pem())
 }
 
-fn kubeconfig(user: &str, cert: &str, key: &str) -> String {
+fn kubeconfig(server: &str, user: &str, cert: &str, key: &str) -> String {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubernetes\n  cluster:\n    server: https://127.0.0.1:6443\n\
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubernetes\n  cluster:\n    server: {server}\n\
          contexts:\n- name: {user}@kubernetes\n  context: {{cluster: kubernetes, user: {user}}}\n\
          current-context: {user}@kubernetes\nusers:\n- name: {user}\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
         b64(cert),
@@ -120,8 +120,64 @@ fn kubeconfig(user: &str, cert: &str, key: &str) -> String {
     )
 }
 
+/// The SANs the generated serving certificates carry, and the server the kubeconfigs name.
+#[derive(Debug, Clone)]
+pub struct Sans {
+    pub apiserver: Vec<String>,
+    /// etcd/server and etcd/peer.
+    pub etcd: Vec<String>,
+    pub server: String,
+}
+
+impl Sans {
+    /// What kubeadm writes for node `node` advertising `advertise`, with the default service
+    /// subnet and DNS domain and no controlPlaneEndpoint.
+    pub fn kubeadm(node: &str, advertise: &str) -> Self {
+        let host = if advertise.contains(':') {
+            format!("[{advertise}]")
+        } else {
+            advertise.to_string()
+        };
+        Self {
+            apiserver: [
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+                node,
+                "10.96.0.1",
+                advertise,
+            ]
+            .map(String::from)
+            .to_vec(),
+            etcd: [node, "localhost", "127.0.0.1", "::1", advertise]
+                .map(String::from)
+                .to_vec(),
+            server: format!("https://{host}:6443"),
+        }
+    }
+}
+
 /// Writes the PKI of control-plane node `node` (advertising 10.0.0.10) under `root`.
 pub fn write_kubeadm_pki(root: &Path, node: &str, brk: Break) {
+    let sans = if brk == Break::Ipv6Advertise {
+        Sans::kubeadm(node, "fd00:10::a")
+    } else {
+        Sans::kubeadm(node, "10.0.0.10")
+    };
+    write_kubeadm_pki_with(root, node, brk, &sans);
+}
+
+/// [`write_kubeadm_pki`] with the SANs given. A root that already holds
+/// etc/kubernetes/admin.conf (a fixture's, without credentials) keeps its server.
+pub fn write_kubeadm_pki_with(root: &Path, node: &str, brk: Break, sans: &Sans) {
+    let server_url = std::fs::read_to_string(root.join("etc/kubernetes/admin.conf"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.trim().strip_prefix("server: ").map(str::to_string))
+        })
+        .unwrap_or_else(|| sans.server.clone());
     write(root, "etc/hostname", &format!("{node}\n"), 0o644);
     let cluster = ca(root, "ca", "kubernetes");
     let etcd = ca(root, "etcd/ca", "etcd-ca");
@@ -130,7 +186,7 @@ pub fn write_kubeadm_pki(root: &Path, node: &str, brk: Break) {
         write(root, &format!("etc/kubernetes/pki/{rel}.crt"), &cert, 0o644);
         write(root, &format!("etc/kubernetes/pki/{rel}.key"), &key, 0o600);
     };
-    let etcd_sans = [node, "localhost", "127.0.0.1", "::1", "10.0.0.10"];
+    let etcd_sans: Vec<&str> = sans.etcd.iter().map(String::as_str).collect();
     put(
         "etcd/server",
         leaf(&etcd, params(node, &[], &etcd_sans), true, true),
@@ -165,21 +221,11 @@ pub fn write_kubeadm_pki(root: &Path, node: &str, brk: Break) {
             true,
         ),
     );
-    let mut sans = vec![
-        "kubernetes",
-        "kubernetes.default",
-        "kubernetes.default.svc",
-        "kubernetes.default.svc.cluster.local",
-        node,
-        "10.96.0.1",
-        "10.0.0.10",
-    ];
+    let mut apiserver_sans: Vec<&str> = sans.apiserver.iter().map(String::as_str).collect();
     if brk == Break::MissingSan {
-        sans.retain(|s| *s != "kubernetes.default.svc");
+        apiserver_sans.retain(|s| *s != "kubernetes.default.svc");
     }
     if brk == Break::Ipv6Advertise {
-        sans.retain(|s| *s != "10.0.0.10");
-        sans.push("fd00:10::a");
         let manifest = root.join("etc/kubernetes/manifests/kube-apiserver.yaml");
         let text = std::fs::read_to_string(&manifest).unwrap();
         assert!(text.contains("--advertise-address=10.0.0.10"));
@@ -206,7 +252,7 @@ pub fn write_kubeadm_pki(root: &Path, node: &str, brk: Break) {
     };
     let (cert, key) = leaf(
         apiserver_issuer.as_ref().unwrap_or(&cluster),
-        params("kube-apiserver", &[], &sans),
+        params("kube-apiserver", &[], &apiserver_sans),
         server,
         !server,
     );
@@ -275,7 +321,7 @@ pub fn write_kubeadm_pki(root: &Path, node: &str, brk: Break) {
         write(
             root,
             &format!("etc/kubernetes/{file}"),
-            &kubeconfig(user, &cert, &key),
+            &kubeconfig(&server_url, user, &cert, &key),
             0o600,
         );
     }
