@@ -11,7 +11,8 @@
 #    `docker run --rm` of the same image doing the same, in one run.
 # 4. Where root and ../shared/peers/kubernetes are: the kubelet group against a real kubelet the
 #    harness starts, and the control plane's memory with 110 pods through it
-#    (scripts/bench_kubelet.py).
+#    (scripts/bench_kubelet.py); then 40 signal trials at random points of the kubelet and
+#    Docker groups (scripts/bench_signals.py; BENCH_SIGNALS=0 skips them).
 #
 #   scripts/bench.sh [RUNS]        (default 100 runs each)
 set -euo pipefail
@@ -170,6 +171,13 @@ if [ "$(id -u)" = 0 ] && [ -f "$shared/peers/kubernetes/node-env.sh" ]; then
   endpoint=$(bash "$shared/peers/kubernetes/node-env.sh" start "$work/node-env" | tail -n 1)
   python3 "$here/scripts/bench_kubelet.py" "$ours" "$kdir/kubelet" "$endpoint" \
     k8s.gcr.io/pause:3.2 "$work" 110 || true
+  # Signals at random points of the Docker and kubelet groups (about 25 minutes; BENCH_SIGNALS=0
+  # skips them): valid results after SIGTERM and SIGINT, nothing left after the next run.
+  if [ "${BENCH_SIGNALS:-1}" != 0 ]; then
+    echo
+    python3 "$here/scripts/bench_signals.py" "$ours" "$work" "$kdir/kubelet" "$endpoint" \
+      "$work/node-env/containerd.sock" || true
+  fi
   bash "$shared/peers/kubernetes/node-env.sh" stop "$work/node-env"
 else
   echo
