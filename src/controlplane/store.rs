@@ -285,6 +285,46 @@ impl Store {
             .wait_timeout_while(guard, timeout, |inner| inner.rv <= rv);
     }
 
+    /// Blocks until an object of `resource` named `name` changes (is created, modified or
+    /// deleted) after `rv`, or `timeout` passes; whether it changed. Other writes (the many a
+    /// kubelet makes to other objects) do not wake it. When the history kept no longer reaches
+    /// back to `rv`, it answers true: it cannot tell.
+    pub fn wait_for_change_of(
+        &self,
+        rv: u64,
+        timeout: std::time::Duration,
+        resource: &str,
+        name: &str,
+    ) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut guard = self.lock();
+        loop {
+            if guard.history.front().is_some_and(|e| e.rv > rv + 1) {
+                return true;
+            }
+            let changed = guard
+                .history
+                .iter()
+                .rev()
+                .take_while(|e| e.rv > rv)
+                .any(|e| e.resource == resource && e.object.field("metadata.name") == Some(name));
+            if changed {
+                return true;
+            }
+            let seen = guard.rv;
+            let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
+                return false;
+            };
+            guard = match self
+                .changed
+                .wait_timeout_while(guard, left, |inner| inner.rv <= seen)
+            {
+                Ok((g, _)) => g,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
     fn record(
         &self,
         inner: &mut Inner,
@@ -630,6 +670,30 @@ mod tests {
             s.create("pods", "default", json!({"metadata": {}}), false),
             Err(StoreError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_wait_wakes_for_its_object_only() {
+        let s = std::sync::Arc::new(Store::starting_at(0));
+        s.create("pods", "ns", pod("a", "n1"), false).unwrap();
+        let rv = s.resource_version();
+        let short = std::time::Duration::from_millis(50);
+        assert!(!s.wait_for_change_of(rv, short, "pods", "a"));
+        // Writes to other objects, of the same kind or not, do not wake it.
+        s.create("pods", "ns", pod("b", "n1"), false).unwrap();
+        s.create("leases", "kube-node-lease", pod("a", ""), false)
+            .unwrap();
+        assert!(!s.wait_for_change_of(rv, short, "pods", "a"));
+        // A change made while it waits does.
+        let writer = std::sync::Arc::clone(&s);
+        let write = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let mut a = writer.get("pods", "ns", "a").unwrap();
+            a["spec"]["nodeName"] = json!("n2");
+            writer.update("pods", "ns", "a", a, false).unwrap();
+        });
+        assert!(s.wait_for_change_of(rv, std::time::Duration::from_secs(10), "pods", "a"));
+        write.join().unwrap();
     }
 
     #[test]

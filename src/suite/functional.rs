@@ -302,15 +302,24 @@ impl Session<'_> {
     }
 }
 
+/// The object a wait is about, as the store names it: (resource, name). The wait probes again
+/// when that object changes, not at every write of the kubelet.
+type About<'a> = (&'a str, &'a str);
+
+/// How long a wait goes without probing when its object does not change: the probe's answer
+/// can depend on time alone only through what the object says, so this is a safety net.
+const REPROBE: Duration = Duration::from_secs(5);
+
 /// Polls `probe` until it gives a value or the time is up; says what it waits for on the
 /// console now and then, with the state it last saw.
 fn wait_for<T>(
     s: &Session<'_>,
     what: &str,
+    about: About<'_>,
     limit: Duration,
     probe: impl FnMut() -> Result<T, String>,
 ) -> Result<T, String> {
-    wait_described(s, what, limit, probe, || None)
+    wait_described(s, what, about, limit, probe, || None)
 }
 
 /// Clears the thread's record of its wait however the wait ends, a panic included.
@@ -328,6 +337,7 @@ impl Drop for DoneWaiting {
 fn wait_described<T>(
     s: &Session<'_>,
     what: &str,
+    about: About<'_>,
     limit: Duration,
     mut probe: impl FnMut() -> Result<T, String>,
     more: impl Fn() -> Option<String>,
@@ -379,14 +389,29 @@ fn wait_described<T>(
             ));
             next_report += Duration::from_secs(10);
         }
-        // Everything the kubelet does is a write to the store: probe again at its next write,
-        // but not more often than every 200 ms: a probe is a request, a kubelet writes many
-        // times a second (events, statuses, leases), and what a test waits for takes seconds.
+        // Everything the kubelet does is a write to the store: probe again when it writes the
+        // object waited on, but not more often than every 200 ms: a probe is a request, a
+        // kubelet writes many times a second (events, statuses, leases), and what a test waits
+        // for takes seconds. Every `poll` the kubelet's exit and the limit are looked at.
         let settle = s.waits.poll.min(Duration::from_millis(200));
         if let Some(rest) = settle.checked_sub(probed.elapsed()) {
             std::thread::sleep(rest);
         }
-        s.cp.store.wait_for_change(rv, s.waits.poll);
+        let (resource, name) = about;
+        while !s
+            .cp
+            .store
+            .wait_for_change_of(rv, s.waits.poll, resource, name)
+        {
+            let waited = begin.elapsed();
+            if probed.elapsed() >= REPROBE.max(s.waits.poll)
+                || waited >= limit
+                || waited >= next_report
+                || s.managed.and_then(Managed::exited).is_some()
+            {
+                break;
+            }
+        }
     }
 }
 
@@ -467,7 +492,7 @@ fn node_ready(ctx: &Context) -> Outcome {
     };
     let path = format!("/api/v1/nodes/{}", s.node);
     let what = format!("node {} to be Ready", s.node);
-    let node = wait_for(&s, &what, s.waits.node_ready, || {
+    let node = wait_for(&s, &what, ("nodes", &s.node), s.waits.node_ready, || {
         let node = s
             .api
             .get(&path)
@@ -525,6 +550,7 @@ fn node_lease(ctx: &Context) -> Outcome {
     let first = wait_for(
         &s,
         &format!("lease {} to exist", s.node),
+        ("leases", &s.node),
         s.waits.node_ready,
         || {
             s.api
@@ -547,6 +573,7 @@ fn node_lease(ctx: &Context) -> Outcome {
     let renewed = wait_for(
         &s,
         &format!("lease {} to be renewed", s.node),
+        ("leases", &s.node),
         Duration::from_secs(duration.max(10) + 10),
         || {
             let lease = s
@@ -656,6 +683,7 @@ impl Drop for StaticPod<'_> {
         let _ = wait_described(
             self.s,
             &format!("mirror pod {} to be deleted", self.mirror_name()),
+            ("pods", &self.mirror_name()),
             self.s.waits.mirror_pod,
             || match self.s.api.get(&path) {
                 Ok(None) => Ok(()),
@@ -737,6 +765,7 @@ fn wait_mirror_running(
     wait_described(
         s,
         &format!("mirror pod {name} to be Running"),
+        ("pods", &name),
         s.waits.mirror_pod,
         || {
             let pod = s
@@ -771,6 +800,7 @@ fn node_uid(s: &Session<'_>) -> Result<String, String> {
     let node = wait_for(
         s,
         &format!("node {} to register", s.node),
+        ("nodes", &s.node),
         s.waits.node_ready,
         || {
             s.api
@@ -970,6 +1000,7 @@ impl<'a> ApiPod<'a> {
         wait_described(
             self.s,
             &format!("pod {} {what}", self.name),
+            ("pods", &self.name),
             self.s.waits.pod_start,
             || {
                 let pod = self
@@ -1001,6 +1032,7 @@ impl Drop for ApiPod<'_> {
         let gone = wait_described(
             self.s,
             &format!("pod {} to be removed", self.name),
+            ("pods", &self.name),
             removal(&self.s.waits),
             || match self.s.api.get(&path) {
                 Ok(None) => Ok(()),
@@ -1473,6 +1505,7 @@ fn graceful_delete(ctx: &Context) -> Outcome {
     let gone = wait_described(
         &s,
         &format!("pod {} to be removed", pod.name),
+        ("pods", &pod.name),
         limit,
         || match s.api.get(&pod.path()) {
             Ok(None) => Ok(()),
