@@ -349,3 +349,39 @@ fn the_binary_exits_promptly_on_sigterm_with_a_half_sent_request() {
     let mut cp = cp;
     assert!(cp.terminate_within(Duration::from_secs(3)));
 }
+
+#[test]
+fn bodies_held_at_once_are_bounded_and_the_rest_answered_429_at_once() {
+    let s = Server::start(Limits {
+        body_read: Duration::from_secs(10),
+        body_bytes: 4 << 20,
+        ..Limits::default()
+    });
+    let cms = "/api/v1/namespaces/default/configmaps";
+    // Two clients that announce 2 MiB bodies and send a byte of each hold the whole budget.
+    let announce = |len: usize| {
+        let mut c = s.connect();
+        write!(
+            c,
+            "POST {cms} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n{{"
+        )
+        .unwrap();
+        c
+    };
+    let held: Vec<TcpStream> = (0..2).map(|_| announce(2 << 20)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A third is refused before its body is read, as kube-apiserver's max-in-flight filter does.
+    let begin = Instant::now();
+    let third = announce(2 << 20);
+    // Read by its length: the connection closes once the unread body is drained or given up.
+    let (code, body) = keep_alive_answer(&mut BufReader::new(third));
+    assert_eq!(code, 429, "{body}");
+    assert_eq!(body, "Too many requests, please try again later.\n");
+    assert!(begin.elapsed() < Duration::from_secs(5));
+    // A request without a body is still served, and once the held ones go, bodies are again.
+    assert_eq!(s.request("GET", "/healthz", "").0, 200);
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"after"}}"#;
+    assert_eq!(s.request("POST", cms, cm).0, 201);
+}

@@ -46,6 +46,11 @@ pub struct Limits {
     /// How long stopping waits for the requests being answered. Default 2 s; then every
     /// connection is dropped, half-sent requests and all.
     pub shutdown_grace: Duration,
+    /// Request body bytes held at once, all connections together (a body is counted from its
+    /// `Content-Length`, or as `MAX_BODY` when chunked, until its request is answered). Default
+    /// 16 MiB; a request that would pass it is answered 429 at once with `Retry-After: 1`, as
+    /// kube-apiserver's max-in-flight filter answers (client-go retries it).
+    pub body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -56,6 +61,7 @@ impl Default for Limits {
             idle: Duration::from_secs(90),
             max_connections: 256,
             shutdown_grace: Duration::from_secs(2),
+            body_bytes: 16 << 20,
         }
     }
 }
@@ -68,7 +74,17 @@ pub(super) async fn serve(
     limits: Limits,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let app = app.layer(axum::middleware::from_fn_with_state(limits, bound_body));
+    // Counted in KiB: a semaphore holds fewer permits than a large budget has bytes.
+    let bodies = Arc::new(Semaphore::new(
+        limits
+            .body_bytes
+            .div_ceil(1024)
+            .clamp(1, Semaphore::MAX_PERMITS),
+    ));
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        (limits, bodies),
+        bound_body,
+    ));
     let slots = Arc::new(Semaphore::new(
         limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
     ));
@@ -351,8 +367,13 @@ const DRAIN_MAX: usize = 4 * MAX_BODY;
 
 /// Reads a request's body before the API sees it: a `Content-Length` over `MAX_BODY` is a 413
 /// before any of it is read, a longer chunked body a 413 at the limit, and a body not complete
-/// within `limits.body_read` a 408. Each closes the connection.
-async fn bound_body(State(limits): State<Limits>, req: Request, next: Next) -> Response {
+/// within `limits.body_read` a 408. Each closes the connection. A body that would take the
+/// bodies held at once past `limits.body_bytes` is a 429 before any of it is read.
+async fn bound_body(
+    State((limits, bodies)): State<(Limits, Arc<Semaphore>)>,
+    req: Request,
+    next: Next,
+) -> Response {
     let max = u64::try_from(MAX_BODY).unwrap_or(u64::MAX);
     let declared = req
         .headers()
@@ -373,6 +394,15 @@ async fn bound_body(State(limits): State<Limits>, req: Request, next: Next) -> R
     if req.body().is_end_stream() {
         return next.run(req).await;
     }
+    let size = declared.map_or(MAX_BODY, |n| usize::try_from(n).unwrap_or(MAX_BODY));
+    let kib = u32::try_from(size.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    // Held until the request is answered: the body lives as long as its handler runs.
+    let Ok(_held) = bodies.try_acquire_many_owned(kib) else {
+        if !expects_continue {
+            drain(req.into_body(), limits.body_read);
+        }
+        return too_many_requests();
+    };
     let (parts, body) = req.into_parts();
     match tokio::time::timeout(limits.body_read, read_body(body)).await {
         Ok(Read::Whole(body)) => next.run(Request::from_parts(parts, Body::from(body))).await,
@@ -446,6 +476,30 @@ fn too_large() -> Response {
         &format!("Request entity too large: limit is {MAX_BODY}"),
         None,
     ))
+}
+
+/// kube-apiserver's answer when its requests in flight are at their limit
+/// (k8s.io/apiserver/pkg/server/filters/maxinflight.go, `tooManyRequests`): plain text, with
+/// `Retry-After: 1`. The connection is closed, as the body is not read.
+fn too_many_requests() -> Response {
+    use axum::response::IntoResponse;
+    let mut resp = (
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        "Too many requests, please try again later.\n",
+    )
+        .into_response();
+    // As Go's http.Error writes it.
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    closing(resp)
 }
 
 fn closing(mut resp: Response) -> Response {
