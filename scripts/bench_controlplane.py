@@ -163,6 +163,54 @@ def main():
     finally:
         p.terminate()
         p.wait()
+    hostile_clients(ours)
+
+
+def hostile_clients(ours):
+    """256 clients (the connection limit) each announcing a 3 MiB body (the body limit) and
+    sending 1 MiB of it, slowly: the control plane's peak memory, and a well-behaved client's
+    request answered meanwhile."""
+    port = free_port()
+    p = subprocess.Popen([ours, "control-plane", "--api-server-port", str(port)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    socks, refused = [], 0
+    try:
+        while get(port, "/readyz")[0] != 200:
+            time.sleep(0.005)
+        head = (b"POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (3 << 20))
+        for _ in range(255):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(head)
+            socks.append(s)
+        chunk = b" " * (64 << 10)
+        for _ in range(16):
+            for s in socks:
+                try:
+                    s.sendall(chunk)
+                except OSError:
+                    pass
+        time.sleep(0.5)
+        begin = time.monotonic()
+        status, _ = get(port, "/api/v1/namespaces/default/configmaps")
+        answered = time.monotonic() - begin
+        for s in socks:
+            s.settimeout(0.01)
+            try:
+                refused += b" 429 " in s.recv(100)
+            except OSError:
+                pass
+        with open(f"/proc/{p.pid}/status") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        hwm = int(fields["VmHWM"].split()[0]) / 1024
+        print(f"255 clients each sending 1 MiB of a 3 MiB body: peak {hwm:.1f} MiB (bodies held "
+              f"at once are bounded at 16 MiB), {refused} answered 429 at once; a list meanwhile: "
+              f"{status} in {answered * 1000:.0f} ms")
+    finally:
+        for s in socks:
+            s.close()
+        p.terminate()
+        p.wait()
 
 
 if __name__ == "__main__":

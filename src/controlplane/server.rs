@@ -158,7 +158,12 @@ async fn connection(
     // hyper's own header_read_timeout also runs while a kept-alive connection waits for its next
     // request, so it would close idle connections at the header bound, racing a kubelet's
     // 10-second heartbeats; the header and idle bounds are kept here instead.
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+    // A connection's read buffer grows to hyper's default of about 400 KiB while a body
+    // streams in faster than it is consumed: 256 connections would hold 100 MiB. 64 KiB holds
+    // any header a kubelet or kubectl sends.
+    let conn = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(MAX_READ_BUFFER)
+        .serve_connection(io, service);
     tokio::pin!(conn);
     let mut stopping = false;
     loop {
@@ -467,6 +472,10 @@ fn drain(mut body: Body, within: Duration) {
         }
     }));
 }
+
+/// The most a connection buffers of what its client sent and the server has not read yet,
+/// headers included (bytes).
+const MAX_READ_BUFFER: usize = 64 << 10;
 
 /// kube-apiserver's answer to a body over its limit.
 fn too_large() -> Response {

@@ -288,23 +288,29 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
+    /// Starts one on a port the kernel picks, read from the line it prints: a port picked
+    /// beforehand could be taken by another test's server in between.
     pub fn start() -> Self {
-        let port = free_port();
-        let child = command()
-            .args(["control-plane", "--api-server-port", &port.to_string()])
-            .stdout(std::process::Stdio::null())
+        use std::io::BufRead;
+        let mut child = command()
+            .args(["control-plane", "--api-server-port", "0"])
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("the control plane starts");
-        let server = ControlPlane { child, port };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the control plane did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        server
+        let stdout = child.stdout.take().expect("its stdout");
+        let mut first = String::new();
+        let mut lines = std::io::BufReader::new(stdout);
+        lines
+            .read_line(&mut first)
+            .expect("it says where it serves");
+        let port = first
+            .trim()
+            .rsplit_once(':')
+            .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {first:?}"));
+        // Read on, so a line it prints later never blocks it on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
+        ControlPlane { child, port }
     }
 }
 
