@@ -499,6 +499,7 @@ impl Services {
                     kubelet::namespace_labels(&state.namespace),
                     |_| true,
                     &format!("dead run {id}"),
+                    true,
                 ));
             }
         }
@@ -551,17 +552,38 @@ impl Services {
         labels: std::collections::HashMap<String, String>,
         pick: impl Fn(&cri::PodSandbox) -> bool,
         whose: &str,
+        settle: bool,
     ) -> Vec<String> {
         let socket = socket.display().to_string();
         let removed = self.block_on(Duration::from_secs(120), async {
             let cri = cri::Cri::connect(&socket).await?;
             let mut lines = Vec::new();
-            for sandbox in cri.sandboxes(labels).await?.into_iter().filter(|s| pick(s)) {
-                let name = sandbox.metadata.map_or(String::new(), |m| m.name);
-                lines.push(match cri.remove_sandbox(&sandbox.id).await {
-                    Ok(()) => format!("removed pod sandbox {name} ({}) of {whose}", sandbox.id),
-                    Err(e) => format!("could not remove pod sandbox {name} of {whose}: {e}"),
-                });
+            // A kubelet stopped mid-way leaves sandboxes the runtime is still creating, listed
+            // only once made: looked for again until two looks 2 s apart find none (at most
+            // 12 s), always with `settle`, else when the first look found some (pods were
+            // still being made).
+            let (mut quiet, mut looks, mut settle) = (0, 0, settle);
+            loop {
+                let found: Vec<cri::PodSandbox> = cri
+                    .sandboxes(labels.clone())
+                    .await?
+                    .into_iter()
+                    .filter(|s| pick(s))
+                    .collect();
+                quiet = if found.is_empty() { quiet + 1 } else { 0 };
+                settle |= looks == 0 && !found.is_empty();
+                for sandbox in found {
+                    let name = sandbox.metadata.map_or(String::new(), |m| m.name);
+                    lines.push(match cri.remove_sandbox(&sandbox.id).await {
+                        Ok(()) => format!("removed pod sandbox {name} ({}) of {whose}", sandbox.id),
+                        Err(e) => format!("could not remove pod sandbox {name} of {whose}: {e}"),
+                    });
+                }
+                looks += 1;
+                if !settle || quiet >= 2 || looks >= 6 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
             }
             Ok::<_, String>(lines)
         });
@@ -587,6 +609,7 @@ impl Services {
                 std::collections::HashMap::new(),
                 |s| kubelet::made_by(managed, s),
                 "this run's kubelet",
+                false,
             ));
             lines.extend(managed.clean());
         }
