@@ -313,6 +313,27 @@ impl Finisher {
         }
     }
 
+    /// The node's facts for results.json: what the tests found, the rest from cheap reads of
+    /// the node's files, made on the side and waited for [`ASIDE_WAIT`] at most (a read can
+    /// hang on a dead mount; the results must not).
+    fn node_facts(&self, run: &RunRecord) -> report::facts::NodeFacts {
+        let found = report::facts::from_checks(&run.records);
+        if found.complete() {
+            return found;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (ctx, wanted) = (Arc::clone(&self.ctx), found.clone());
+        let spawned = std::thread::Builder::new()
+            .name("node-facts".into())
+            .spawn(move || {
+                let _ = tx.send(report::facts::from_node(&ctx.node, &wanted));
+            });
+        match spawned.ok().and_then(|_| rx.recv_timeout(ASIDE_WAIT).ok()) {
+            Some(read) => found.or(read),
+            None => found,
+        }
+    }
+
     fn finish(&self, run: RunRecord, interrupted: Option<&str>) -> Result<bool, UsageError> {
         let Ok(mut done) = self.done.lock() else {
             return Err(UsageError("the run's state was poisoned".into()));
@@ -329,6 +350,7 @@ impl Finisher {
             .and_then(|mut a| a.take())
             .and_then(|rx| rx.recv_timeout(ASIDE_WAIT).ok());
         self.remove_stale();
+        let facts = self.node_facts(&run);
         let mut written = Vec::new();
         let mut errors = Vec::new();
         for (file, rendered) in [
@@ -336,7 +358,10 @@ impl Finisher {
                 report::JUNIT_FILE,
                 report::junit::render(&run, &self.info, prepared),
             ),
-            (report::JSON_FILE, report::json::render(&run, &self.info)),
+            (
+                report::JSON_FILE,
+                report::json::render(&run, &self.info, &facts),
+            ),
         ] {
             let Some(results) = self.results.get() else {
                 errors.push(format!(

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::RunInfo;
+use super::facts::NodeFacts;
 use crate::runner::{RunRecord, TestRecord};
 use crate::suite::Verdict;
 
@@ -27,6 +28,8 @@ struct Results<'a> {
     /// or container it started is not counted): its overhead beside the run's duration.
     cpu_seconds: f64,
     counts: Counts,
+    /// What the node is: kernel, distribution, runtime, kubelet, architecture.
+    node: &'a NodeFacts,
     tests: &'a [TestRecord],
 }
 
@@ -37,7 +40,8 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-pub fn render(run: &RunRecord, info: &RunInfo) -> Result<String, String> {
+/// The whole file, pretty-printed, ending in a newline; the error names the file.
+pub fn render(run: &RunRecord, info: &RunInfo, node: &NodeFacts) -> Result<String, String> {
     let results = Results {
         tool: "node-conformance",
         info,
@@ -54,6 +58,7 @@ pub fn render(run: &RunRecord, info: &RunInfo) -> Result<String, String> {
             failed: run.count(Verdict::Failed),
             skipped: run.count(Verdict::Skipped),
         },
+        node,
         tests: &run.records,
     };
     serde_json::to_string_pretty(&results)

@@ -2,6 +2,7 @@
 
 pub mod certs;
 pub mod console;
+pub mod facts;
 pub mod json;
 pub mod junit;
 

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::{Context, Outcome, Recorder, Service, Test, describe};
 use crate::controlplane::client::Client;
+use crate::report::facts::go_arch;
 use crate::runtime::kubelet::Managed;
 use crate::runtime::{ControlPlane, PodWorkload, Unavailable};
 
@@ -471,18 +472,6 @@ fn condition<'v>(obj: &'v Value, kind: &str) -> Option<&'v Value> {
         .as_array()?
         .iter()
         .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
-}
-
-/// The architecture as Kubernetes labels it.
-fn go_arch(machine: &str) -> &str {
-    match machine {
-        "x86_64" => "amd64",
-        "aarch64" | "arm64" => "arm64",
-        m if m.starts_with("arm") => "arm",
-        "ppc64le" => "ppc64le",
-        "s390x" => "s390x",
-        m => m,
-    }
 }
 
 fn node_ready(ctx: &Context) -> Outcome {
