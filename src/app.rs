@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::cli::{RunArgs, SelectArgs};
+use crate::cli::{ReportArgs, RunArgs, SelectArgs};
+use crate::fleet;
 use crate::node::Node;
 use crate::node::rootfs::RootFs;
 use crate::report::{self, RunInfo, console::Console};
@@ -210,6 +211,83 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
         handle.close();
     }
     finisher.finish(run, None)
+}
+
+/// `report`: fleet.xml, fleet.json and fleet.html from the nodes' results. Inputs that cannot
+/// be read are named on stderr and left out; the report is written when at least one node's
+/// results were read (`Ok(true)`, whatever the nodes' verdicts). No readable node, or an
+/// output dir or file that cannot be written, is a usage error.
+pub fn report(args: &ReportArgs) -> Result<bool, UsageError> {
+    let (files, skipped) = fleet::discover(&args.dirs);
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let fleet = fleet::load(&files, skipped, threads);
+    for s in &fleet.skipped {
+        eprintln!(
+            "node-conformance: skipped {}: {}",
+            s.path.display(),
+            s.reason
+        );
+    }
+    if fleet.nodes.is_empty() {
+        return Err(UsageError(format!(
+            "no node's results could be read from {}: nothing to report",
+            args.dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let out = report::ResultDir::open(&args.output).map_err(UsageError)?;
+    if let Some(note) = &out.note {
+        println!("{note}");
+    }
+    // fleet.xml, the largest by far, is streamed to disk while the other two are made beside
+    // it in memory (a few MB for 5,000 nodes).
+    let (xml, side) = std::thread::scope(|scope| {
+        let side = scope.spawn(|| {
+            let render = |write: fn(&fleet::Fleet, &mut Vec<u8>) -> std::io::Result<()>| {
+                let mut bytes = Vec::new();
+                write(&fleet, &mut bytes).map(|()| bytes)
+            };
+            (render(fleet::json::write), render(fleet::html::write))
+        });
+        let xml = out.write_with(fleet::FLEET_XML, |mut w| {
+            fleet::junit::write(&fleet, &mut w)
+        });
+        (xml, side.join())
+    });
+    let mut written = Vec::new();
+    let mut errors = Vec::new();
+    let mut record = |name: &str, result: std::io::Result<()>| {
+        let path = out.path.join(name).display().to_string();
+        match result {
+            Ok(()) => written.push(path),
+            Err(e) => errors.push(format!("cannot write {path}: {e}")),
+        }
+    };
+    record(fleet::FLEET_XML, xml);
+    let (json, html) = side.unwrap_or_else(|_| {
+        let failed = || Err(std::io::Error::other("its rendering failed"));
+        (failed(), failed())
+    });
+    for (name, rendered) in [(fleet::FLEET_JSON, json), (fleet::FLEET_HTML, html)] {
+        record(name, rendered.and_then(|bytes| out.write(name, &bytes)));
+    }
+    println!(
+        "fleet of {} nodes, {} with failures; {} inputs skipped",
+        fleet.nodes.len(),
+        fleet.nodes_failed(),
+        fleet.skipped.len()
+    );
+    for w in &written {
+        println!("wrote {w}");
+    }
+    if errors.is_empty() {
+        Ok(true)
+    } else {
+        Err(UsageError(errors.join("; ")))
+    }
 }
 
 /// `control-plane --kubelet-binary`: the local control plane and a managed kubelet on this

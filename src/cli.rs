@@ -73,6 +73,9 @@ pub enum Command {
         )]
         pki_dir: PathBuf,
     },
+    /// Write one report for a fleet of nodes (fleet.xml, fleet.json, fleet.html) from each
+    /// node's results
+    Report(ReportArgs),
     /// Act as the test workload inside a test container (`--stdout T`, `--stderr T`,
     /// `--print-env NAME`, `--id`, `--write PATH`, `--termination-message PATH TEXT`,
     /// `--alloc-mib N`, `--sleep S`, `--serve PORT`, `--exit CODE`, run in order)
@@ -184,6 +187,22 @@ pub struct RunArgs {
         default_value = "/proc/self/exe"
     )]
     pub workload_binary: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Where fleet.xml, fleet.json and fleet.html are written (created if missing)
+    #[arg(
+        long,
+        env = "FLEET_REPORT_DIR",
+        value_name = "DIR",
+        default_value = "."
+    )]
+    pub output: PathBuf,
+    /// A node's result dir (holding its results.json), a directory of such dirs, or a
+    /// results.json itself
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
 }
 
 /// The inputs that are not valid UTF-8, named for a message: the environment variables the

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod cli;
 pub mod controlplane;
+pub mod fleet;
 pub mod node;
 pub mod podsecurity;
 pub mod report;

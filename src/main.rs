@@ -46,6 +46,7 @@ fn main() -> ExitCode {
             }
             true
         }),
+        Command::Report(args) => app::report(args),
         Command::Version => {
             println!("node-conformance {}", node_conformance::version());
             Ok(true)

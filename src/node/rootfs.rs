@@ -392,6 +392,8 @@ pub enum FileKind {
     Pki,
     /// The static harness binary the test image is made from.
     WorkloadBinary,
+    /// A node's `results.json`, read by `report` (a few hundred KiB for a full run).
+    Results,
 }
 
 impl FileKind {
@@ -403,6 +405,7 @@ impl FileKind {
             FileKind::Pki | FileKind::Manifest => 1 << 20,
             // A debug build of the harness, with its debug info, is about 200 MiB.
             FileKind::WorkloadBinary => 512 << 20,
+            FileKind::Results => 32 << 20,
         }
     }
 
@@ -414,6 +417,7 @@ impl FileKind {
             FileKind::Pki => "a certificate or key",
             FileKind::Manifest => "a static pod manifest",
             FileKind::WorkloadBinary => "the workload binary",
+            FileKind::Results => "a results.json",
         }
     }
 }

@@ -126,7 +126,22 @@ impl ResultDir {
 
     /// Writes `name` whole, as [`write_atomically`] does, in this directory.
     pub fn write(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
-        write_in(&self.fd, name, bytes)
+        write_in(&self.fd, name, |w| w.write_all(bytes))
+    }
+
+    /// Writes `name` as [`ResultDir::write`] does, from what `fill` writes into a buffered
+    /// writer: a large file is never held whole. An error from `fill` is returned, and the
+    /// temporary file removed.
+    pub fn write_with(
+        &self,
+        name: &str,
+        fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<()> {
+        write_in(&self.fd, name, |w| {
+            let mut buffered = io::BufWriter::with_capacity(1 << 16, w);
+            fill(&mut buffered)?;
+            buffered.flush()
+        })
     }
 }
 
@@ -151,10 +166,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    write_in(&fd, name, bytes)
+    write_in(&fd, name, |w| w.write_all(bytes))
 }
 
-fn write_in(dir: &OwnedFd, name: &str, bytes: &[u8]) -> io::Result<()> {
+fn write_in(
+    dir: &OwnedFd,
+    name: &str,
+    fill: impl FnOnce(&mut fs::File) -> io::Result<()>,
+) -> io::Result<()> {
     // A dotfile: a kubelet watching the directory (static pod manifests are written this way)
     // skips hidden files, so it never sees the file before its rename.
     let tmp = match name.rsplit_once('.') {
@@ -175,7 +194,7 @@ fn write_in(dir: &OwnedFd, name: &str, bytes: &[u8]) -> io::Result<()> {
         let _ = rustix::fs::unlinkat(dir, tmp.as_str(), rustix::fs::AtFlags::empty());
     };
     let mut file = fs::File::from(fd);
-    if let Err(e) = file.write_all(bytes) {
+    if let Err(e) = fill(&mut file) {
         unlink();
         return Err(e);
     }
