@@ -20,13 +20,59 @@ pub fn write(fleet: &Fleet, w: &mut impl Write) -> io::Result<()> {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"node-conformance fleet\" \
          tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time:.3}\">\n"
     )?;
+    // Every node runs the same tests and most share their messages: each is escaped once.
+    let mut escaped = Escaped {
+        tests: fleet
+            .tests
+            .iter()
+            .map(|t| {
+                let mut out = b"    <testcase name=\"".to_vec();
+                escape(&mut out, &t.name, true)?;
+                out.extend_from_slice(b"\" classname=\"");
+                escape(&mut out, &t.area, true)?;
+                Ok(out)
+            })
+            .collect::<io::Result<_>>()?,
+        attr: vec![None; fleet.strings.len()],
+        text: vec![None; fleet.strings.len()],
+    };
     for node in &fleet.nodes {
-        suite(fleet, node, w)?;
+        suite(fleet, node, &mut escaped, w)?;
     }
     w.write_all(b"</testsuites>\n")
 }
 
-fn suite(fleet: &Fleet, node: &NodeRun, w: &mut impl Write) -> io::Result<()> {
+/// Escaped forms, made on first use: each test's `<testcase name=".." classname=".."`
+/// opening, and interned strings as attribute values and as text.
+struct Escaped {
+    tests: Vec<Vec<u8>>,
+    attr: Vec<Option<Box<[u8]>>>,
+    text: Vec<Option<Box<[u8]>>>,
+}
+
+fn cached<'c>(
+    cache: &'c mut [Option<Box<[u8]>>],
+    fleet: &Fleet,
+    id: u32,
+    attr: bool,
+) -> io::Result<&'c [u8]> {
+    let Some(slot) = cache.get_mut(id as usize) else {
+        return Ok(b"");
+    };
+    if slot.is_none() {
+        let mut out = Vec::new();
+        escape(&mut out, fleet.strings.get(id), attr)?;
+        *slot = Some(out.into_boxed_slice());
+    }
+    Ok(slot.as_deref().unwrap_or_default())
+}
+
+fn suite(
+    fleet: &Fleet,
+    node: &NodeRun,
+    escaped: &mut Escaped,
+    w: &mut impl Write,
+) -> io::Result<()> {
     let c = node.counts;
     w.write_all(b"  <testsuite name=\"")?;
     escape(w, &node.hostname, true)?;
@@ -62,30 +108,26 @@ fn suite(fleet: &Fleet, node: &NodeRun, w: &mut impl Write) -> io::Result<()> {
     }
     w.write_all(b"    </properties>\n")?;
     for case in &node.cases {
-        let test = &fleet.tests[case.test as usize];
-        w.write_all(b"    <testcase name=\"")?;
-        escape(w, &test.name, true)?;
-        w.write_all(b"\" classname=\"")?;
-        escape(w, &test.area, true)?;
+        if let Some(open) = escaped.tests.get(case.test as usize) {
+            w.write_all(open)?;
+        }
         write!(w, "\" time=\"{:.3}\"", case.duration)?;
-        let message = fleet.strings.get(case.message);
         match case.verdict {
             Verdict::Passed => w.write_all(b"/>\n")?,
             Verdict::Failed => {
                 w.write_all(b">\n      <failure type=\"Failure\" message=\"")?;
-                escape(w, message, true)?;
+                w.write_all(cached(&mut escaped.attr, fleet, case.message, true)?)?;
                 w.write_all(b"\">")?;
-                escape(w, message, false)?;
-                let checks = fleet.strings.get(case.checks);
-                if !checks.is_empty() {
+                w.write_all(cached(&mut escaped.text, fleet, case.message, false)?)?;
+                if case.checks != 0 {
                     w.write_all(b"\n")?;
-                    escape(w, checks, false)?;
+                    w.write_all(cached(&mut escaped.text, fleet, case.checks, false)?)?;
                 }
                 w.write_all(b"</failure>\n    </testcase>\n")?;
             }
             Verdict::Skipped => {
                 w.write_all(b">\n      <skipped message=\"")?;
-                escape(w, message, true)?;
+                w.write_all(cached(&mut escaped.attr, fleet, case.message, true)?)?;
                 w.write_all(b"\"/>\n    </testcase>\n")?;
             }
         }
@@ -103,7 +145,12 @@ pub fn escape(w: &mut impl Write, s: &str, attr: bool) -> io::Result<()> {
     let b = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
-    while i < b.len() {
+    // Most text needs nothing: skip to the next byte that may.
+    while let Some(next) = b[i..]
+        .iter()
+        .position(|&c| c < 0x20 || matches!(c, b'&' | b'<' | b'>' | b'"' | 0xEF))
+    {
+        i += next;
         let c = b[i];
         let (skip, replacement): (usize, Option<&[u8]>) = match c {
             b'&' => (1, Some(b"&amp;")),

@@ -354,14 +354,27 @@ impl Fleet {
     fn add(&mut self, source: PathBuf, p: Parsed) {
         let mut counts = Counts::default();
         let mut cases = Vec::with_capacity(p.tests.len());
-        for t in p.tests {
+        for (at, t) in p.tests.into_iter().enumerate() {
             counts.add(t.verdict);
-            let test = self.test(t.name, t.area);
+            // Nodes list their tests in the same order, mostly with the same messages: the
+            // previous node's case at this position is a cheaper guess than a hash lookup.
+            let guess = self.nodes.last().and_then(|n| n.cases.get(at)).copied();
+            let test = match guess {
+                Some(g) if self.tests[g.test as usize].name == t.name => g.test,
+                _ => self.test(t.name, t.area),
+            };
+            let message = match (t.message, guess) {
+                (None, _) => 0,
+                (Some(m), Some(g)) if g.message != 0 && self.strings.get(g.message) == m => {
+                    g.message
+                }
+                (Some(m), _) => self.strings.intern(&m),
+            };
             cases.push(Case {
                 test,
                 verdict: t.verdict,
                 duration: t.duration,
-                message: t.message.map_or(0, |m| self.strings.intern(&m)),
+                message,
                 checks: t.checks.map_or(0, |c| self.strings.intern(&c)),
             });
         }

@@ -45,6 +45,7 @@ pub fn command() -> Command {
         "KUBELET_CONFIG",
         "KUBECONFIG_PATH",
         "PKI_DIR",
+        "FLEET_REPORT_DIR",
     ] {
         c.env_remove(var);
     }
