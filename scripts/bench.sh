@@ -9,7 +9,8 @@
 #    `docker run --memory=64m --cpus=0.5` with the harness's peak RSS; and one runtime
 #    conformance case done by the harness (create, start, wait, logs, remove) against
 #    `docker run --rm` of the same image doing the same, in one run.
-# 4. Where root and ../shared/peers/kubernetes are: the kubelet group against a real kubelet the
+# 4. The fleet report over 5,000 nodes (scripts/bench_fleet.py).
+# 5. Where root and ../shared/peers/kubernetes are: the kubelet group against a real kubelet the
 #    harness starts, and the control plane's memory with 110 pods through it
 #    (scripts/bench_kubelet.py); then 40 signal trials at random points of the kubelet and
 #    Docker groups (scripts/bench_signals.py; BENCH_SIGNALS=0 skips them).
@@ -162,6 +163,11 @@ PYK
 # peak RSS stay under 64 MB.
 echo
 python3 "$here/scripts/bench_hostile.py" "$ours" "$work" || true
+
+# The fleet report over 5,000 nodes' results, made from genuine runs on the fixture roots and
+# varied: wall time, peak RSS, the page's size.
+echo
+python3 "$here/scripts/bench_fleet.py" "$ours" "$work" 5000 || true
 
 # The kubelet group and the control plane against a real kubelet (1.20.2 from Debian's source,
 # cached; on a containerd of its own), where this machine can give it one (root, the peers).

@@ -4,7 +4,7 @@
 //!
 //! The fleet is embedded once, compactly (one JSON blob: each distinct string once, nodes as
 //! rows of numbers), and the page renders only what is on screen: a page of the matrix at a
-//! time, the first nodes of each failed test. 5,000 nodes make a page of about 1 MB; messages
+//! time, the first nodes of each failed test. 5,000 nodes make a page of about 1.3 MB; messages
 //! are shortened (to at least [`MIN_MESSAGE`] characters) when their total would pass
 //! [`MESSAGE_BUDGET`], and fleet.json keeps them whole.
 //!
