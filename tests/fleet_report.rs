@@ -200,6 +200,18 @@ fn results_json_says_what_the_node_is() {
         run.explain()
     );
     assert_eq!(node["os"], "Fixture Linux (old-kernel)");
+    assert_eq!(node["kubelet_version"], Value::Null);
+    // The kubelet package's version, from dpkg's database in the root.
+    let run = run_on(
+        &fixture("cgroup-v1-kubelet-1.35"),
+        &["--focus", "IPv4 forwarding"],
+    );
+    assert_eq!(
+        run.json()["node"]["kubelet_version"],
+        "v1.35.0",
+        "{}",
+        run.explain()
+    );
 }
 
 #[test]

@@ -133,9 +133,9 @@ fn cri_runtime(detail: &str) -> Option<Runtime> {
 
 /// What the node's cheap files and the kernel say, for the facts `wanted` lacks: the kernel
 /// release (`/proc/sys/kernel/osrelease` in the root, read once per run), os-release's
-/// `PRETTY_NAME`, and the machine's architecture (`uname`, a system call: the harness runs on
-/// the node it tests). Runtime and kubelet versions need a connection or a process, so they
-/// are left unknown here.
+/// `PRETTY_NAME`, the installed kubelet package's version (dpkg's database) and the machine's
+/// architecture (`uname`, a system call: the harness runs on the node it tests). The runtime
+/// in use needs a connection to tell, so it is left unknown here.
 pub fn from_node(node: &Node, wanted: &NodeFacts) -> NodeFacts {
     NodeFacts {
         kernel_release: match wanted.kernel_release {
@@ -147,11 +147,25 @@ pub fn from_node(node: &Node, wanted: &NodeFacts) -> NodeFacts {
             None => host::distribution(&node.root),
         },
         container_runtime: None,
-        kubelet_version: None,
+        kubelet_version: match wanted.kubelet_version {
+            Some(_) => None,
+            None => host::package_version(&node.root, "kubelet")
+                .and_then(|(v, _)| kubernetes_version(&v)),
+        },
         architecture: Some(
             go_arch(&rustix::system::uname().machine().to_string_lossy()).to_string(),
         ),
     }
+}
+
+/// A package's version as Kubernetes prints its own: `1.35.0-1.1` (or `1:1.35.0-1`) is
+/// `v1.35.0`; `None` when it does not start with a number.
+fn kubernetes_version(package: &str) -> Option<String> {
+    let without_epoch = package.split_once(':').map_or(package, |(_, v)| v);
+    let upstream = without_epoch.split('-').next()?;
+    upstream
+        .starts_with(|c: char| c.is_ascii_digit())
+        .then(|| format!("v{upstream}"))
 }
 
 /// The architecture as Kubernetes labels it, from `uname -m`.
@@ -299,6 +313,13 @@ mod tests {
         let facts = from_checks(&[skipped, unlisted]);
         assert_eq!(facts.os, None);
         assert_eq!(facts.kernel_release.as_deref(), Some("4.18.0-553.el8"));
+    }
+
+    #[test]
+    fn package_versions_are_written_as_kubernetes_writes_its_own() {
+        assert_eq!(kubernetes_version("1.35.0-1.1").as_deref(), Some("v1.35.0"));
+        assert_eq!(kubernetes_version("1:1.20.2-1").as_deref(), Some("v1.20.2"));
+        assert_eq!(kubernetes_version("garbage"), None);
     }
 
     #[test]
