@@ -218,7 +218,7 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
 /// results were read (`Ok(true)`, whatever the nodes' verdicts). No readable node, or an
 /// output dir or file that cannot be written, is a usage error.
 pub fn report(args: &ReportArgs) -> Result<bool, UsageError> {
-    let (files, skipped) = fleet::discover(&args.dirs);
+    let (files, skipped) = fleet::discover(&args.dirs, &args.output);
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let fleet = fleet::load(&files, skipped, threads);
     for s in &fleet.skipped {

@@ -358,6 +358,16 @@ fn one_report_for_the_fleet_with_broken_inputs_named_and_skipped() {
         .collect();
     names.sort();
     assert_eq!(names, ["fleet.html", "fleet.json", "fleet.xml"]);
+
+    // An output dir kept beside the nodes' dirs is not taken for a node's.
+    let inside = f.nodes.join("report");
+    for _ in 0..2 {
+        let out = report(&[&f.nodes], &inside);
+        assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 7, "{}", explain(&out));
+        assert!(!stderr.contains("/report"), "{}", explain(&out));
+    }
 }
 
 #[test]

@@ -39,8 +39,10 @@ pub struct Skipped {
 /// The `results.json` files named by `dirs`, in order, and the inputs that name none. Each
 /// entry is a node's result dir (holding `results.json`), a directory of such dirs (its
 /// subdirectories, one level down, in name order; a subdirectory without `results.json` is
-/// reported), or a `results.json` itself.
-pub fn discover(dirs: &[PathBuf]) -> (Vec<PathBuf>, Vec<Skipped>) {
+/// reported), or a `results.json` itself. A subdirectory that is `output` (the report's own
+/// directory, kept beside the nodes' ones) is passed over.
+pub fn discover(dirs: &[PathBuf], output: &Path) -> (Vec<PathBuf>, Vec<Skipped>) {
+    let output = std::fs::canonicalize(output).ok();
     let mut found = Vec::new();
     let mut skipped = Vec::new();
     let skip = |path: &Path, reason: &str| Skipped {
@@ -73,6 +75,7 @@ pub fn discover(dirs: &[PathBuf]) -> (Vec<PathBuf>, Vec<Skipped>) {
                 .filter_map(Result::ok)
                 .map(|e| e.path())
                 .filter(|p| p.is_dir())
+                .filter(|p| output.is_none() || std::fs::canonicalize(p).ok() != output)
                 .collect(),
             Err(e) => {
                 skipped.push(skip(dir, &e.to_string()));
@@ -487,7 +490,11 @@ mod tests {
             std::fs::write(all.join(name).join(RESULTS), body).unwrap();
         }
         std::fs::create_dir_all(all.join("empty")).unwrap();
-        let (files, skipped) = discover(&[all.clone(), t.path().join("missing")]);
+        std::fs::create_dir_all(all.join("report")).unwrap();
+        let (files, skipped) = discover(
+            &[all.clone(), t.path().join("missing")],
+            &all.join("report"),
+        );
         assert_eq!(files.len(), 6);
         assert_eq!(skipped.len(), 2, "{skipped:?}");
         let fleet = load(&files, skipped, 2);
