@@ -48,6 +48,27 @@ package_of() {
   esac
 }
 
+# The images hold a static binary and nothing else, so they are built for this machine's platform
+# and, for another architecture, re-labelled (scripts/image-platform.py): Docker's legacy
+# builder cannot build `FROM scratch` images for another platform (it stamps the steps with its
+# own and then refuses the COPY), and its cache hands one platform's build another's image.
+engine_arch=$(docker version -f '{{.Server.Arch}}' 2>/dev/null || echo amd64)
+build_for() { # ARCH DOCKERFILE TAG CONTEXT
+  local arch=$1 file=$2 tag=$3 context=$4
+  if [ "$arch" = "$engine_arch" ]; then
+    docker build --quiet -f "$file" --build-arg VERSION="$version" \
+      --build-arg REVISION="$revision" -t "$tag" "$context" >/dev/null
+    return
+  fi
+  local staged="node-conformance-staging-$$:$arch" variant=()
+  [ "$arch" = arm ] && variant=(v7)
+  docker build --quiet -f "$file" --build-arg VERSION="$version" \
+    --build-arg REVISION="$revision" -t "$staged" "$context" >/dev/null
+  docker save "$staged" | python3 "$here/scripts/image-platform.py" "$arch" "${variant[@]}" "$tag" \
+    | docker load >/dev/null
+  docker rmi "$staged" >/dev/null
+}
+
 built=()
 for arch in "${arches[@]}"; do
   target=$(target_of "$arch") || { echo "unknown architecture $arch (amd64, arm64, arm)" >&2; exit 2; }
@@ -79,12 +100,8 @@ for arch in "${arches[@]}"; do
   # A rebuild takes the tags from the previous images; those are removed, not left dangling.
   previous=$(docker image inspect -f '{{.Id}}' "$image" "$workload" 2>/dev/null || true)
   echo "$arch: building $image" >&2
-  docker build --quiet --platform "linux/$arch" -f "Dockerfile.$arch" \
-    --build-arg VERSION="$version" --build-arg REVISION="$revision" \
-    -t "$image" "$context" >/dev/null
-  docker build --quiet --platform "linux/$arch" -f images/workload/Dockerfile \
-    --build-arg VERSION="$version" --build-arg REVISION="$revision" \
-    -t "$workload" "$context" >/dev/null
+  build_for "$arch" "Dockerfile.$arch" "$image" "$context"
+  build_for "$arch" images/workload/Dockerfile "$workload" "$context"
   rm -rf "$context"
   current=$(docker image inspect -f '{{.Id}}' "$image" "$workload")
   for id in $previous; do
