@@ -504,40 +504,55 @@ impl Services {
             }
         }
         // Only where an Engine is there to ask: a node without Docker costs no connection. A
-        // connection of its own: the tests' (self.docker) is not held up by this one.
-        let docker = endpoints::discover(&node.root, Kind::Docker)
+        // connection of its own: the tests' (self.docker) is not held up by this one. An
+        // Engine that does not answer in time is said to have not been looked at: what dead
+        // runs left there stays for a later run, and the run says so.
+        let Some(socket) = endpoints::discover(&node.root, Kind::Docker)
             .into_iter()
             .find_map(|f| f.socket.ok())
-            .and_then(|socket| {
-                self.block_on(
-                    Duration::from_secs(10),
-                    docker::Docker::connect(socket, &self.run_id),
-                )
-                .ok()?
-                .ok()
-            });
-        if let Some(docker) = &docker {
-            let found = self.block_on(Duration::from_secs(30), docker.labelled_runs());
-            if let Ok(Ok(runs)) = found {
-                for id in runs
-                    .into_iter()
-                    .filter(|id| *id != self.run_id && !recovery::is_alive(id))
-                {
-                    if let Ok((removed, failed)) =
-                        self.block_on(Duration::from_secs(60), docker.remove_run(&id))
-                    {
-                        lines.extend(
-                            removed.into_iter().map(|r| {
-                                format!("removed {r} (left by run {id}, no longer running)")
-                            }),
-                        );
-                        lines.extend(
-                            failed
-                                .into_iter()
-                                .map(|f| format!("could not remove {f} (left by run {id})")),
-                        );
-                    }
+        else {
+            return lines;
+        };
+        let not_looked = |why: String| {
+            format!("could not look for what dead runs left in the Docker Engine: {why}")
+        };
+        let docker = match self.block_on(
+            Duration::from_secs(30),
+            docker::Docker::connect(socket, &self.run_id),
+        ) {
+            Ok(Ok(docker)) => docker,
+            Ok(Err(e)) | Err(e) => {
+                lines.push(not_looked(e));
+                return lines;
+            }
+        };
+        let runs = match self.block_on(Duration::from_secs(60), docker.labelled_runs()) {
+            Ok(Ok(runs)) => runs,
+            Ok(Err(e)) | Err(e) => {
+                lines.push(not_looked(e));
+                return lines;
+            }
+        };
+        for id in runs
+            .into_iter()
+            .filter(|id| *id != self.run_id && !recovery::is_alive(id))
+        {
+            match self.block_on(Duration::from_secs(60), docker.remove_run(&id)) {
+                Ok((removed, failed)) => {
+                    lines.extend(
+                        removed
+                            .into_iter()
+                            .map(|r| format!("removed {r} (left by run {id}, no longer running)")),
+                    );
+                    lines.extend(
+                        failed
+                            .into_iter()
+                            .map(|f| format!("could not remove {f} (left by run {id})")),
+                    );
                 }
+                Err(e) => lines.push(format!(
+                    "could not remove what run {id} left in the Docker Engine: {e}"
+                )),
             }
         }
         lines
