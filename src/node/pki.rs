@@ -374,10 +374,16 @@ pub struct Sourced {
 pub struct KubeadmInputs {
     /// `nodeRegistration.name`: the name the kubelet registers with.
     pub node_name: String,
-    /// `localAPIEndpoint.advertiseAddress`: kube-apiserver's `--advertise-address`, else the
+    /// `localAPIEndpoint.advertiseAddress`: kube-apiserver's `--advertise-address`, unless the
     /// host of the `kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint`
-    /// annotation, else the host of etcd's first `--advertise-client-urls`.
+    /// annotation, which kubeadm always writes from `localAPIEndpoint`
+    /// (cmd/kubeadm/app/phases/controlplane/manifests.go), names another address; else that
+    /// annotation's host; else the host of etcd's first `--advertise-client-urls`.
     pub advertise_address: Option<Sourced>,
+    /// kube-apiserver's `--advertise-address` where it is not the annotation's address:
+    /// `apiServer.extraArgs` overrode it, and kubeadm still takes the SANs from
+    /// `localAPIEndpoint` (`GetAPIServerAltNames`, `getAltNames`).
+    pub advertise_address_flag: Option<Sourced>,
     /// `networking.serviceSubnet`, comma-separated CIDRs: `--service-cluster-ip-range` of
     /// kube-apiserver, else of kube-controller-manager.
     pub service_subnet: Option<Sourced>,
@@ -450,9 +456,12 @@ pub fn kubeadm_inputs(node: &super::Node) -> KubeadmInputs {
             })
         })
     };
-    let advertise_address = flag("kube-apiserver", "advertise-address")
-        .or_else(annotation)
-        .or_else(etcd_url);
+    let advertise_flag = flag("kube-apiserver", "advertise-address");
+    // Where the two agree the flag is named, as the operator knows it.
+    let (advertise_address, advertise_address_flag) = match (annotation(), advertise_flag) {
+        (Some(a), Some(f)) if !same_address(&a.value, &f.value) => (Some(a), Some(f)),
+        (a, f) => (f.or(a).or_else(etcd_url), None),
+    };
     let service_subnet = flag("kube-apiserver", "service-cluster-ip-range")
         .or_else(|| flag("kube-controller-manager", "service-cluster-ip-range"));
     let dns_domain = node.kubelet().ok().and_then(|k| {
@@ -473,6 +482,7 @@ pub fn kubeadm_inputs(node: &super::Node) -> KubeadmInputs {
     KubeadmInputs {
         node_name: node.name().to_string(),
         advertise_address,
+        advertise_address_flag,
         service_subnet,
         dns_domain,
         control_plane_endpoint,
@@ -488,6 +498,15 @@ fn is_component(pod: &k8s_openapi::api::core::v1::Pod, component: &str) -> bool 
         .and_then(|l| l.get("component"))
         .map(String::as_str);
     label == Some(component) || name == component || name.starts_with(&format!("{component}-"))
+}
+
+/// Whether two textual addresses name the same IP (`fd00:10:0:0:0:0:0:a` is `fd00:10::a`);
+/// text that is not an IP compares as written.
+fn same_address(a: &str, b: &str) -> bool {
+    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
+        (Ok(x), Ok(y)) => x.to_canonical() == y.to_canonical(),
+        _ => a == b,
+    }
 }
 
 /// The host of `host:port`, `[v6]:port` or a bare host, brackets removed.
