@@ -24,6 +24,8 @@ use x509_parser::prelude::*;
 
 const DEFAULT_KUBEADM: &str = "/var/cache/node-conformance-peers/kubeadm-1.20.2/kubeadm";
 const CONFIG: &str = "kubeadm-config.yaml";
+/// kubeadm's default certificatesDir, relative to the root.
+const PKI: &str = "etc/kubernetes/pki";
 
 const APISERVER: &str = "the API server's serving certificate (apiserver.crt) is valid";
 const ETCD_SERVER: &str = "the etcd server certificate (etcd/server.crt) is valid";
@@ -61,6 +63,8 @@ fn kubeadm() -> Option<PathBuf> {
 /// One kubeadm configuration and what its user added to kubeadm's own SANs.
 struct Case {
     node: &'static str,
+    /// kubeadm's certificatesDir, relative to the root.
+    pki: &'static str,
     /// InitConfiguration and ClusterConfiguration, kubeadm.k8s.io/v1beta2 (kubeadm 1.20).
     config: String,
     apiserver_cert_sans: &'static [&'static str],
@@ -123,7 +127,7 @@ fn kubeadm_root(kubeadm: &Path, case: &Case) -> (tempfile::TempDir, PathBuf) {
     let on_host: Vec<bool> = HOST_PATHS.iter().map(|p| Path::new(p).exists()).collect();
     run_kubeadm(kubeadm, &root, &["init", "phase", "certs", "all"]);
     // kubeadm honoured --rootfs before it is let near the kubelet.
-    assert!(root.join("etc/kubernetes/pki/ca.crt").exists());
+    assert!(root.join(case.pki).join("ca.crt").exists());
     for (p, before) in HOST_PATHS.iter().zip(&on_host) {
         assert_eq!(
             Path::new(p).exists(),
@@ -286,7 +290,7 @@ fn passes_on_kubeadms_output(kubeadm: &Path, case: &Case) -> (tempfile::TempDir,
     for (name, verdict) in &verdicts {
         assert_eq!(verdict, "passed", "{name}\n{}", run.explain());
     }
-    let pki = root.join("etc/kubernetes/pki");
+    let pki = root.join(case.pki);
     for (test, file, user) in [
         (APISERVER, "apiserver.crt", case.apiserver_cert_sans),
         (ETCD_SERVER, "etcd/server.crt", case.etcd_server_cert_sans),
@@ -359,10 +363,10 @@ fn passes_on_kubeadms_output(kubeadm: &Path, case: &Case) -> (tempfile::TempDir,
     (dir, root, run)
 }
 
-/// Re-issues `file` (relative to the PKI directory) with its own key, CN and organizations and
-/// kubeadm's usages for it, signed by the CA kubeadm made (`ca`), with every SAN but `drop`.
-fn reissue_without(root: &Path, file: &str, ca: &str, drop: &str, client: bool) {
-    let pki = root.join("etc/kubernetes/pki");
+/// Re-issues `file` (relative to the PKI directory `pki`) with its own key, CN and
+/// organizations and kubeadm's usages for it, signed by the CA kubeadm made (`ca`), with every
+/// SAN but `drop`.
+fn reissue_without(pki: &Path, file: &str, ca: &str, drop: &str, client: bool) {
     let crt = pki.join(file);
     let key = crt.with_extension("key");
     let pem = std::fs::read(&crt).unwrap();
@@ -461,6 +465,7 @@ fn defaults_with_an_ipv4_advertise_address() {
     let Some(kubeadm) = kubeadm() else { return };
     let case = Case {
         node: "kubeadm-ipv4",
+        pki: PKI,
         config: config("kubeadm-ipv4", "10.0.0.10", ""),
         apiserver_cert_sans: &[],
         etcd_server_cert_sans: &[],
@@ -482,7 +487,13 @@ fn defaults_with_an_ipv4_advertise_address() {
     );
     // kubeadm's default service subnet and DNS domain, read from what it wrote, not assumed.
     assert!(check(&run, APISERVER, "SAN inputs").is_none());
-    reissue_without(&root, "apiserver.crt", "ca.crt", "10.0.0.10", false);
+    reissue_without(
+        &root.join(PKI),
+        "apiserver.crt",
+        "ca.crt",
+        "10.0.0.10",
+        false,
+    );
     fails_exactly(
         &root,
         APISERVER,
@@ -496,6 +507,7 @@ fn dual_stack_service_subnets() {
     let Some(kubeadm) = kubeadm() else { return };
     let case = Case {
         node: "kubeadm-dual-stack",
+        pki: PKI,
         // kubeadm 1.20 takes a second service CIDR only behind the IPv6DualStack gate.
         config: config(
             "kubeadm-dual-stack",
@@ -531,6 +543,7 @@ fn an_ipv6_advertise_address_and_service_subnet() {
     let Some(kubeadm) = kubeadm() else { return };
     let case = Case {
         node: "kubeadm-ipv6",
+        pki: PKI,
         config: config(
             "kubeadm-ipv6",
             "fd00:10::a",
@@ -544,7 +557,13 @@ fn an_ipv6_advertise_address_and_service_subnet() {
     let (_, sans) = harness_sans(&run, APISERVER);
     assert!(sans.contains("fd00:10:96::1") && sans.contains("fd00:10::a"));
     assert!(!sans.contains("10.96.0.1"));
-    reissue_without(&root, "etcd/server.crt", "etcd/ca.crt", "::1", true);
+    reissue_without(
+        &root.join(PKI),
+        "etcd/server.crt",
+        "etcd/ca.crt",
+        "::1",
+        true,
+    );
     fails_exactly(&root, ETCD_SERVER, "SANs missing ::1; has");
 }
 
@@ -553,6 +572,7 @@ fn a_control_plane_endpoint_name_cert_sans_and_a_dns_domain() {
     let Some(kubeadm) = kubeadm() else { return };
     let case = Case {
         node: "kubeadm-endpoint",
+        pki: PKI,
         config: config(
             "kubeadm-endpoint",
             "10.0.0.10",
@@ -570,7 +590,7 @@ fn a_control_plane_endpoint_name_cert_sans_and_a_dns_domain() {
     assert!(sans.contains("kubernetes.default.svc.corp.example"));
     assert!(!sans.contains("kubernetes.default.svc.cluster.local"));
     reissue_without(
-        &root,
+        &root.join(PKI),
         "apiserver.crt",
         "ca.crt",
         "k8s-api.example.test",
@@ -589,6 +609,7 @@ fn etcd_server_and_peer_cert_sans() {
     let Some(kubeadm) = kubeadm() else { return };
     let case = Case {
         node: "kubeadm-etcd-sans",
+        pki: PKI,
         config: config(
             "kubeadm-etcd-sans",
             "10.0.0.10",
@@ -601,7 +622,7 @@ fn etcd_server_and_peer_cert_sans() {
     };
     let (_dir, root, _run) = passes_on_kubeadms_output(&kubeadm, &case);
     reissue_without(
-        &root,
+        &root.join(PKI),
         "etcd/peer.crt",
         "etcd/ca.crt",
         "kubeadm-etcd-sans",
@@ -619,6 +640,7 @@ fn an_advertise_address_overridden_by_api_server_extra_args() {
     let Some(kubeadm) = kubeadm() else { return };
     let case = Case {
         node: "kubeadm-extra-args",
+        pki: PKI,
         config: config(
             "kubeadm-extra-args",
             "10.0.0.10",
@@ -643,12 +665,53 @@ fn an_advertise_address_overridden_by_api_server_extra_args() {
             "{note}"
         );
     }
-    reissue_without(&root, "apiserver.crt", "ca.crt", "10.0.0.10", false);
+    reissue_without(
+        &root.join(PKI),
+        "apiserver.crt",
+        "ca.crt",
+        "10.0.0.10",
+        false,
+    );
     fails_exactly(
         &root,
         APISERVER,
         "SANs missing 10.0.0.10 (the advertise address, annotation \
          kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint \
          (/etc/kubernetes/manifests/kube-apiserver.yaml))",
+    );
+}
+
+#[test]
+fn a_certificates_dir_of_its_own() {
+    let Some(kubeadm) = kubeadm() else { return };
+    let case = Case {
+        node: "kubeadm-cert-dir",
+        pki: "etc/kubernetes/custom-pki",
+        config: config(
+            "kubeadm-cert-dir",
+            "10.0.0.10",
+            "certificatesDir: /etc/kubernetes/custom-pki\n",
+        ),
+        apiserver_cert_sans: &[],
+        etcd_server_cert_sans: &[],
+        etcd_peer_cert_sans: &[],
+    };
+    // kubeadm names the directory in kube-apiserver's --client-ca-file and the kubelet's
+    // clientCAFile, and writes nothing to /etc/kubernetes/pki.
+    let (_dir, root, run) = passes_on_kubeadms_output(&kubeadm, &case);
+    assert!(!root.join(PKI).exists());
+    let notes = run.json()["tests"].to_string();
+    assert!(!notes.contains("/etc/kubernetes/pki/"), "{notes}");
+    reissue_without(
+        &root.join(case.pki),
+        "apiserver.crt",
+        "ca.crt",
+        "kubeadm-cert-dir",
+        false,
+    );
+    fails_exactly(
+        &root,
+        APISERVER,
+        "/etc/kubernetes/custom-pki/apiserver.crt: SANs missing kubeadm-cert-dir (the node's name)",
     );
 }

@@ -299,6 +299,54 @@ fn an_advertise_address_overridden_by_extra_args_leaves_kubeadms_sans() {
 }
 
 #[test]
+fn the_pki_is_found_where_kubeadms_certificates_dir_put_it() {
+    // kubeadm's certificatesDir: /etc/kubernetes/custom-pki, named by the kubelet's clientCAFile.
+    let (_dir, root) = pki_node(Break::None);
+    std::fs::rename(
+        root.join("etc/kubernetes/pki"),
+        root.join("etc/kubernetes/custom-pki"),
+    )
+    .unwrap();
+    let config = root.join("var/lib/kubelet/config.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("clientCAFile: /etc/kubernetes/pki/ca.crt"));
+    std::fs::write(
+        &config,
+        text.replace(
+            "clientCAFile: /etc/kubernetes/pki/ca.crt",
+            "clientCAFile: /etc/kubernetes/custom-pki/ca.crt",
+        ),
+    )
+    .unwrap();
+    let run = run_on(&root, &["--focus", "PKI"]);
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    assert!(
+        run.json()["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["name"].as_str().unwrap().contains(" PKI "))
+            .all(|t| t["verdict"] == "passed"),
+        "{}",
+        run.explain()
+    );
+    let out = system_out(&run.case("(apiserver.crt)"));
+    assert!(
+        out.contains("/etc/kubernetes/custom-pki/apiserver.crt: CN=kube-apiserver"),
+        "{out}"
+    );
+    // --pki-dir still decides.
+    let run = run_on(
+        &root,
+        &["--focus", "PKI", "--pki-dir", "/etc/kubernetes/pki"],
+    );
+    assert_eq!(
+        failed(&run),
+        vec!["the cluster CA (ca.crt) is valid".to_string()]
+    );
+}
+
+#[test]
 fn extra_sans_pass_unless_kubeadm_would_refuse_them() {
     let mut sans = Sans::kubeadm("node1", "10.0.0.10");
     sans.apiserver.push("lb.example.test".into());

@@ -398,36 +398,72 @@ pub struct KubeadmInputs {
 const APISERVER_ENDPOINT_ANNOTATION: &str =
     "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint";
 
-/// Reads [`KubeadmInputs`] from the node's static pods, kubelet configuration and
-/// kubeconfigs. Never fails: what cannot be read is `None`.
-pub fn kubeadm_inputs(node: &super::Node) -> KubeadmInputs {
+type StaticPod<'a> = (&'a Path, &'a k8s_openapi::api::core::v1::Pod);
+
+/// The node's static pods, each with its file.
+fn static_pods(node: &super::Node) -> Vec<StaticPod<'_>> {
     let (_, manifests) = node.static_pods();
-    let pods: Vec<(&Path, &k8s_openapi::api::core::v1::Pod)> = manifests
+    manifests
         .map(|ms| {
             ms.iter()
                 .filter_map(|m| m.pods.as_ref().ok().map(|p| (m.file.as_path(), p)))
                 .flat_map(|(file, pods)| pods.iter().map(move |p| (file, p)))
                 .collect()
         })
-        .unwrap_or_default();
-    let flag = |component: &str, name: &str| -> Option<Sourced> {
-        pods.iter().find_map(|(file, pod)| {
-            if !is_component(pod, component) {
-                return None;
-            }
-            let c = pod.spec.as_ref()?.containers.first()?;
-            let prefix = format!("--{name}=");
-            c.command
-                .iter()
-                .flatten()
-                .chain(c.args.iter().flatten())
-                .find_map(|a| a.strip_prefix(&prefix))
-                .map(|v| Sourced {
-                    value: v.to_string(),
-                    from: format!("--{name} of {} ({})", component, file.display()),
-                })
-        })
+        .unwrap_or_default()
+}
+
+/// `--<name>=` of the first container of `component`'s static pod.
+fn component_flag(pods: &[StaticPod<'_>], component: &str, name: &str) -> Option<Sourced> {
+    pods.iter().find_map(|(file, pod)| {
+        if !is_component(pod, component) {
+            return None;
+        }
+        let c = pod.spec.as_ref()?.containers.first()?;
+        let prefix = format!("--{name}=");
+        c.command
+            .iter()
+            .flatten()
+            .chain(c.args.iter().flatten())
+            .find_map(|a| a.strip_prefix(&prefix))
+            .map(|v| Sourced {
+                value: v.to_string(),
+                from: format!("--{name} of {} ({})", component, file.display()),
+            })
+    })
+}
+
+/// kubeadm's `CACertName`: the cluster CA's file in `certificatesDir`.
+const CA_CERT_NAME: &str = "ca.crt";
+
+/// kubeadm's `certificatesDir` as the node shows it: the directory of kube-apiserver's
+/// `--client-ca-file`, else of the kubelet's `authentication.x509.clientCAFile`, which kubeadm
+/// sets to `<certificatesDir>/ca.crt` (cmd/kubeadm/app/phases/controlplane/manifests.go,
+/// cmd/kubeadm/app/componentconfigs/kubelet.go; on workers too, from the cluster's
+/// ClusterConfiguration). `None` where neither names a `ca.crt` by an absolute path.
+pub fn kubeadm_cert_dir(node: &super::Node) -> Option<PathBuf> {
+    let dir_of = |file: &str| -> Option<PathBuf> {
+        let path = Path::new(file);
+        if !path.is_absolute() || path.file_name()? != CA_CERT_NAME {
+            return None;
+        }
+        path.parent().map(Path::to_path_buf)
     };
+    component_flag(&static_pods(node), "kube-apiserver", "client-ca-file")
+        .and_then(|f| dir_of(&f.value))
+        .or_else(|| {
+            node.kubelet()
+                .ok()?
+                .str("authentication.x509.clientCAFile")
+                .and_then(dir_of)
+        })
+}
+
+/// Reads [`KubeadmInputs`] from the node's static pods, kubelet configuration and
+/// kubeconfigs. Never fails: what cannot be read is `None`.
+pub fn kubeadm_inputs(node: &super::Node) -> KubeadmInputs {
+    let pods = static_pods(node);
+    let flag = |component: &str, name: &str| component_flag(&pods, component, name);
     let annotation = || {
         pods.iter().find_map(|(file, pod)| {
             if !is_component(pod, "kube-apiserver") {
