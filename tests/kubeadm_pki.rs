@@ -308,10 +308,10 @@ fn passes_on_kubeadms_output(kubeadm: &Path, case: &Case) -> (tempfile::TempDir,
         );
     }
     // Where kubeadm 1.20 and current kubeadm differ, both forms are accepted (README "PKI"):
-    // 1.20 names the cluster CA "kubernetes" and the front proxy CA "front-proxy-ca" (current:
-    // "kubernetes-ca", "kubernetes-front-proxy-ca"), puts apiserver-kubelet-client and admin.conf
-    // in system:masters (current: kubeadm:cluster-admins), and apiserver-etcd-client and
-    // etcd/healthcheck-client in system:masters too (current: no organization).
+    // 1.20 puts apiserver-kubelet-client and admin.conf in system:masters (current:
+    // kubeadm:cluster-admins), and apiserver-etcd-client and etcd/healthcheck-client in
+    // system:masters too (current: no organization). The CAs' CNs are kubeadm's in both, not
+    // the documented kubernetes-ca and kubernetes-front-proxy-ca.
     for (test, item, detail) in [
         ("(ca.crt)", "CN", "kubernetes (kubeadm's form)"),
         (
