@@ -7,17 +7,25 @@
 #
 #   dir=$(scripts/peer-kubeadm.sh)   # then $dir/kubeadm
 #
-# Needs root (apt-get) and network access to Debian's archive. Takes several minutes on 2 cores
-# the first time; Go's build cache is kept in $GOCACHE (default
-# /var/cache/node-conformance-peers/go-build) so a rebuild compiles only what changed. OUT
-# overrides the directory the binary is cached in.
+# Needs root (apt-get) and network access to Debian's archive. Takes about 5 minutes on 2 cores
+# the first time. Go's build cache is kept in $GOCACHE (default
+# /var/cache/node-conformance-peers/go-build) and the source is unpacked at the same path every
+# time (Go's cache keys name a package's directory), so a rebuild compiles only what changed.
+# OUT overrides the directory the binary is cached in.
 set -euo pipefail
 VERSION=1.20.2
-OUT=${OUT:-/var/cache/node-conformance-peers/kubeadm-$VERSION}
-GOCACHE=${GOCACHE:-/var/cache/node-conformance-peers/go-build}
+PEERS=/var/cache/node-conformance-peers
+OUT=${OUT:-$PEERS/kubeadm-$VERSION}
+GOCACHE=${GOCACHE:-$PEERS/go-build}
+if [ -x "$OUT/kubeadm" ]; then echo "$OUT"; exit 0; fi
+mkdir -p "$PEERS"
+# One build at a time: they share the source path. The one that waited finds the binary.
+exec 9>"$PEERS/kubeadm-$VERSION.lock"
+flock 9
 if [ -x "$OUT/kubeadm" ]; then echo "$OUT"; exit 0; fi
 export DEBIAN_FRONTEND=noninteractive
-log=$(mktemp); work=$(mktemp -d)
+work=$PEERS/kubeadm-$VERSION.build
+log=$(mktemp)
 trap 'rm -rf "$log" "$work"' EXIT
 {
   # Source packages need a deb-src entry for the same archive the machine already uses.
@@ -34,6 +42,8 @@ SRC
   # golang-go is Go 1.19; reflect2 1.0.1 (vendored by Kubernetes 1.20) faults on Go >= 1.18,
   # so Debian's reflect2 1.0.2 replaces it.
   apt-get install -y -qq golang-go rsync golang-github-modern-go-reflect2-dev
+  rm -rf "$work"
+  mkdir -p "$work"
   cd "$work"
   apt-get source --download-only "kubernetes=1.20.5+really$VERSION-1.1+deb12u1" || apt-get source --download-only kubernetes
   tar xzf kubernetes_*.orig.tar.gz
