@@ -121,7 +121,9 @@ pub struct RunArgs {
     /// The kubelet's static pod directory on the node [default: /etc/kubernetes/manifests]
     #[arg(long, env = "POD_MANIFEST_PATH", value_name = "DIR")]
     pub pod_manifest_path: Option<PathBuf>,
-    /// The cluster's certificate directory on the node [default: /etc/kubernetes/pki]
+    /// The cluster's certificate directory on the node [default: kubeadm's certificatesDir, the
+    /// directory of kube-apiserver's --client-ca-file or the kubelet's clientCAFile where that
+    /// is a ca.crt, else /etc/kubernetes/pki]
     #[arg(long, env = "PKI_DIR", value_name = "DIR")]
     pub pki_dir: Option<PathBuf>,
     /// The kubelet's KubeletConfiguration file on the node [default: from the kubelet process,

@@ -245,6 +245,108 @@ fn the_cluster_dns_domain_names_the_fully_qualified_service() {
 }
 
 #[test]
+fn an_advertise_address_overridden_by_extra_args_leaves_kubeadms_sans() {
+    // apiServer.extraArgs set --advertise-address to 10.0.0.20; kubeadm's annotation keeps
+    // localAPIEndpoint, 10.0.0.10, from which kubeadm made every SAN (as kubeadm 1.20 does in
+    // tests/kubeadm_pki.rs).
+    let (_dir, root) = pki_node_with("kubeadm-node", &Sans::kubeadm("node1", "10.0.0.10"));
+    let manifest = root.join("etc/kubernetes/manifests/kube-apiserver.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text
+        .replace(
+            "  namespace: kube-system\n",
+            "  namespace: kube-system\n  annotations:\n    \
+             kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint: 10.0.0.10:6443\n",
+        )
+        .replace(
+            "--advertise-address=10.0.0.10",
+            "--advertise-address=10.0.0.20",
+        );
+    std::fs::write(&manifest, text).unwrap();
+    let run = run_on(&root, &["--focus", "PKI"]);
+    assert!(failed(&run).is_empty(), "{}", run.explain());
+    for case in ["(apiserver.crt)", "(etcd/server.crt)", "(etcd/peer.crt)"] {
+        let out = system_out(&run.case(case));
+        assert!(
+            out.contains(
+                "[info] SAN inputs: --advertise-address of kube-apiserver \
+                 (/etc/kubernetes/manifests/kube-apiserver.yaml) is 10.0.0.20, not kubeadm's \
+                 localAPIEndpoint 10.0.0.10"
+            ),
+            "{out}"
+        );
+    }
+    // The annotation's address is the one required.
+    let mut sans = Sans::kubeadm("node1", "10.0.0.10");
+    sans.apiserver.retain(|s| s != "10.0.0.10");
+    write_kubeadm_pki_with(&root, "node1", Break::None, &sans);
+    let run = run_on(&root, &["--focus", "PKI"]);
+    assert_eq!(
+        failed(&run),
+        vec![APISERVER.to_string()],
+        "{}",
+        run.explain()
+    );
+    let m = message(&run.case("(apiserver.crt)"));
+    assert!(
+        m.contains(
+            "SANs missing 10.0.0.10 (the advertise address, annotation \
+             kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint \
+             (/etc/kubernetes/manifests/kube-apiserver.yaml))"
+        ),
+        "{m}"
+    );
+}
+
+#[test]
+fn the_pki_is_found_where_kubeadms_certificates_dir_put_it() {
+    // kubeadm's certificatesDir: /etc/kubernetes/custom-pki, named by the kubelet's clientCAFile.
+    let (_dir, root) = pki_node(Break::None);
+    std::fs::rename(
+        root.join("etc/kubernetes/pki"),
+        root.join("etc/kubernetes/custom-pki"),
+    )
+    .unwrap();
+    let config = root.join("var/lib/kubelet/config.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("clientCAFile: /etc/kubernetes/pki/ca.crt"));
+    std::fs::write(
+        &config,
+        text.replace(
+            "clientCAFile: /etc/kubernetes/pki/ca.crt",
+            "clientCAFile: /etc/kubernetes/custom-pki/ca.crt",
+        ),
+    )
+    .unwrap();
+    let run = run_on(&root, &["--focus", "PKI"]);
+    assert_eq!(run.code(), 0, "{}", run.explain());
+    assert!(
+        run.json()["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["name"].as_str().unwrap().contains(" PKI "))
+            .all(|t| t["verdict"] == "passed"),
+        "{}",
+        run.explain()
+    );
+    let out = system_out(&run.case("(apiserver.crt)"));
+    assert!(
+        out.contains("/etc/kubernetes/custom-pki/apiserver.crt: CN=kube-apiserver"),
+        "{out}"
+    );
+    // --pki-dir still decides.
+    let run = run_on(
+        &root,
+        &["--focus", "PKI", "--pki-dir", "/etc/kubernetes/pki"],
+    );
+    assert_eq!(
+        failed(&run),
+        vec!["the cluster CA (ca.crt) is valid".to_string()]
+    );
+}
+
+#[test]
 fn extra_sans_pass_unless_kubeadm_would_refuse_them() {
     let mut sans = Sans::kubeadm("node1", "10.0.0.10");
     sans.apiserver.push("lb.example.test".into());

@@ -33,7 +33,7 @@ pub const DEFAULT_POD_MANIFEST_DIR: &str = "/etc/kubernetes/manifests";
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub pod_manifest_path: Option<PathBuf>,
-    /// The certificate directory [default: /etc/kubernetes/pki].
+    /// The certificate directory [default: kubeadm's, see [`Node::pki_dir`]].
     pub pki_dir: Option<PathBuf>,
     pub kubelet: kubelet::Hints,
 }
@@ -47,6 +47,7 @@ pub struct Node {
     kernel_config: OnceLock<Option<KernelConfigText>>,
     kubelet: OnceLock<Result<kubelet::Kubelet, String>>,
     name: OnceLock<String>,
+    pki_dir: OnceLock<PathBuf>,
     static_pods: OnceLock<(PathBuf, Result<Vec<staticpods::Manifest>, FsError>)>,
     kubeconfigs: Mutex<HashMap<PathBuf, KubeconfigRead>>,
 }
@@ -60,6 +61,7 @@ impl Node {
             kernel_config: OnceLock::new(),
             kubelet: OnceLock::new(),
             name: OnceLock::new(),
+            pki_dir: OnceLock::new(),
             static_pods: OnceLock::new(),
             kubeconfigs: Mutex::new(HashMap::new()),
         }
@@ -131,11 +133,17 @@ impl Node {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_POD_MANIFEST_DIR))
     }
 
+    /// The certificate directory: --pki-dir, else kubeadm's `certificatesDir` as the node
+    /// shows it ([`pki::kubeadm_cert_dir`]), else kubeadm's default. Found once.
     pub fn pki_dir(&self) -> PathBuf {
-        self.options
-            .pki_dir
+        if let Some(dir) = &self.options.pki_dir {
+            return dir.clone();
+        }
+        self.pki_dir
+            .get_or_init(|| {
+                pki::kubeadm_cert_dir(self).unwrap_or_else(|| PathBuf::from(pki::DEFAULT_PKI_DIR))
+            })
             .clone()
-            .unwrap_or_else(|| PathBuf::from(pki::DEFAULT_PKI_DIR))
     }
 
     /// The kubeconfig at `path` (and the files it names), read once per run however many

@@ -374,10 +374,16 @@ pub struct Sourced {
 pub struct KubeadmInputs {
     /// `nodeRegistration.name`: the name the kubelet registers with.
     pub node_name: String,
-    /// `localAPIEndpoint.advertiseAddress`: kube-apiserver's `--advertise-address`, else the
+    /// `localAPIEndpoint.advertiseAddress`: kube-apiserver's `--advertise-address`, unless the
     /// host of the `kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint`
-    /// annotation, else the host of etcd's first `--advertise-client-urls`.
+    /// annotation, which kubeadm always writes from `localAPIEndpoint`
+    /// (cmd/kubeadm/app/phases/controlplane/manifests.go), names another address; else that
+    /// annotation's host; else the host of etcd's first `--advertise-client-urls`.
     pub advertise_address: Option<Sourced>,
+    /// kube-apiserver's `--advertise-address` where it is not the annotation's address:
+    /// `apiServer.extraArgs` overrode it, and kubeadm still takes the SANs from
+    /// `localAPIEndpoint` (`GetAPIServerAltNames`, `getAltNames`).
+    pub advertise_address_flag: Option<Sourced>,
     /// `networking.serviceSubnet`, comma-separated CIDRs: `--service-cluster-ip-range` of
     /// kube-apiserver, else of kube-controller-manager.
     pub service_subnet: Option<Sourced>,
@@ -392,36 +398,72 @@ pub struct KubeadmInputs {
 const APISERVER_ENDPOINT_ANNOTATION: &str =
     "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint";
 
-/// Reads [`KubeadmInputs`] from the node's static pods, kubelet configuration and
-/// kubeconfigs. Never fails: what cannot be read is `None`.
-pub fn kubeadm_inputs(node: &super::Node) -> KubeadmInputs {
+type StaticPod<'a> = (&'a Path, &'a k8s_openapi::api::core::v1::Pod);
+
+/// The node's static pods, each with its file.
+fn static_pods(node: &super::Node) -> Vec<StaticPod<'_>> {
     let (_, manifests) = node.static_pods();
-    let pods: Vec<(&Path, &k8s_openapi::api::core::v1::Pod)> = manifests
+    manifests
         .map(|ms| {
             ms.iter()
                 .filter_map(|m| m.pods.as_ref().ok().map(|p| (m.file.as_path(), p)))
                 .flat_map(|(file, pods)| pods.iter().map(move |p| (file, p)))
                 .collect()
         })
-        .unwrap_or_default();
-    let flag = |component: &str, name: &str| -> Option<Sourced> {
-        pods.iter().find_map(|(file, pod)| {
-            if !is_component(pod, component) {
-                return None;
-            }
-            let c = pod.spec.as_ref()?.containers.first()?;
-            let prefix = format!("--{name}=");
-            c.command
-                .iter()
-                .flatten()
-                .chain(c.args.iter().flatten())
-                .find_map(|a| a.strip_prefix(&prefix))
-                .map(|v| Sourced {
-                    value: v.to_string(),
-                    from: format!("--{name} of {} ({})", component, file.display()),
-                })
-        })
+        .unwrap_or_default()
+}
+
+/// `--<name>=` of the first container of `component`'s static pod.
+fn component_flag(pods: &[StaticPod<'_>], component: &str, name: &str) -> Option<Sourced> {
+    pods.iter().find_map(|(file, pod)| {
+        if !is_component(pod, component) {
+            return None;
+        }
+        let c = pod.spec.as_ref()?.containers.first()?;
+        let prefix = format!("--{name}=");
+        c.command
+            .iter()
+            .flatten()
+            .chain(c.args.iter().flatten())
+            .find_map(|a| a.strip_prefix(&prefix))
+            .map(|v| Sourced {
+                value: v.to_string(),
+                from: format!("--{name} of {} ({})", component, file.display()),
+            })
+    })
+}
+
+/// kubeadm's `CACertName`: the cluster CA's file in `certificatesDir`.
+const CA_CERT_NAME: &str = "ca.crt";
+
+/// kubeadm's `certificatesDir` as the node shows it: the directory of kube-apiserver's
+/// `--client-ca-file`, else of the kubelet's `authentication.x509.clientCAFile`, which kubeadm
+/// sets to `<certificatesDir>/ca.crt` (cmd/kubeadm/app/phases/controlplane/manifests.go,
+/// cmd/kubeadm/app/componentconfigs/kubelet.go; on workers too, from the cluster's
+/// ClusterConfiguration). `None` where neither names a `ca.crt` by an absolute path.
+pub fn kubeadm_cert_dir(node: &super::Node) -> Option<PathBuf> {
+    let dir_of = |file: &str| -> Option<PathBuf> {
+        let path = Path::new(file);
+        if !path.is_absolute() || path.file_name()? != CA_CERT_NAME {
+            return None;
+        }
+        path.parent().map(Path::to_path_buf)
     };
+    component_flag(&static_pods(node), "kube-apiserver", "client-ca-file")
+        .and_then(|f| dir_of(&f.value))
+        .or_else(|| {
+            node.kubelet()
+                .ok()?
+                .str("authentication.x509.clientCAFile")
+                .and_then(dir_of)
+        })
+}
+
+/// Reads [`KubeadmInputs`] from the node's static pods, kubelet configuration and
+/// kubeconfigs. Never fails: what cannot be read is `None`.
+pub fn kubeadm_inputs(node: &super::Node) -> KubeadmInputs {
+    let pods = static_pods(node);
+    let flag = |component: &str, name: &str| component_flag(&pods, component, name);
     let annotation = || {
         pods.iter().find_map(|(file, pod)| {
             if !is_component(pod, "kube-apiserver") {
@@ -450,9 +492,12 @@ pub fn kubeadm_inputs(node: &super::Node) -> KubeadmInputs {
             })
         })
     };
-    let advertise_address = flag("kube-apiserver", "advertise-address")
-        .or_else(annotation)
-        .or_else(etcd_url);
+    let advertise_flag = flag("kube-apiserver", "advertise-address");
+    // Where the two agree the flag is named, as the operator knows it.
+    let (advertise_address, advertise_address_flag) = match (annotation(), advertise_flag) {
+        (Some(a), Some(f)) if !same_address(&a.value, &f.value) => (Some(a), Some(f)),
+        (a, f) => (f.or(a).or_else(etcd_url), None),
+    };
     let service_subnet = flag("kube-apiserver", "service-cluster-ip-range")
         .or_else(|| flag("kube-controller-manager", "service-cluster-ip-range"));
     let dns_domain = node.kubelet().ok().and_then(|k| {
@@ -473,6 +518,7 @@ pub fn kubeadm_inputs(node: &super::Node) -> KubeadmInputs {
     KubeadmInputs {
         node_name: node.name().to_string(),
         advertise_address,
+        advertise_address_flag,
         service_subnet,
         dns_domain,
         control_plane_endpoint,
@@ -488,6 +534,15 @@ fn is_component(pod: &k8s_openapi::api::core::v1::Pod, component: &str) -> bool 
         .and_then(|l| l.get("component"))
         .map(String::as_str);
     label == Some(component) || name == component || name.starts_with(&format!("{component}-"))
+}
+
+/// Whether two textual addresses name the same IP (`fd00:10:0:0:0:0:0:a` is `fd00:10::a`);
+/// text that is not an IP compares as written.
+fn same_address(a: &str, b: &str) -> bool {
+    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
+        (Ok(x), Ok(y)) => x.to_canonical() == y.to_canonical(),
+        _ => a == b,
+    }
 }
 
 /// The host of `host:port`, `[v6]:port` or a bare host, brackets removed.

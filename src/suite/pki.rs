@@ -95,7 +95,16 @@ pub fn expected_alt_names(which: Sans, inputs: &KubeadmInputs) -> ExpectedAltNam
             None
         }
         Some(a) => match a.value.parse::<IpAddr>() {
-            Ok(ip) => Some((ip, a.from.clone())),
+            Ok(ip) => {
+                if let Some(f) = &inputs.advertise_address_flag {
+                    e.notes.push(format!(
+                        "{} is {}, not kubeadm's localAPIEndpoint {} ({}): apiServer.extraArgs \
+                         overrode it, and kubeadm takes the SANs from localAPIEndpoint",
+                        f.from, f.value, a.value, a.from
+                    ));
+                }
+                Some((ip, a.from.clone()))
+            }
             Err(_) => {
                 e.refused.push(format!(
                     "advertise address {:?} ({}) is not a valid textual representation of an IP \
@@ -1040,6 +1049,7 @@ mod tests {
         let inputs = KubeadmInputs {
             node_name: "cp1".into(),
             advertise_address: sourced("192.168.0.10"),
+            advertise_address_flag: None,
             service_subnet: sourced("10.96.0.0/16,fd00:10:96::/112"),
             dns_domain: sourced("corp.example"),
             control_plane_endpoint: sourced("k8s-api.corp.example"),
@@ -1070,6 +1080,26 @@ mod tests {
         assert_eq!(names(&e).len(), 7);
         assert!(names(&e).contains(&"kubernetes.default.svc.cluster.local".to_string()));
         assert_eq!(e.notes.len(), 2, "{:?}", e.notes);
+    }
+
+    #[test]
+    fn an_overridden_advertise_address_is_noted_and_local_api_endpoint_required() {
+        let inputs = KubeadmInputs {
+            node_name: "cp1".into(),
+            advertise_address: sourced("10.0.0.10"),
+            advertise_address_flag: sourced("10.0.0.20"),
+            ..KubeadmInputs::default()
+        };
+        for which in [Sans::ApiServer, Sans::EtcdServer, Sans::EtcdPeer] {
+            let e = expected_alt_names(which, &inputs);
+            assert!(names(&e).contains(&"10.0.0.10".to_string()));
+            assert!(!names(&e).contains(&"10.0.0.20".to_string()));
+            assert!(
+                e.notes[0].starts_with("test is 10.0.0.20, not kubeadm's localAPIEndpoint"),
+                "{:?}",
+                e.notes
+            );
+        }
     }
 
     #[test]
