@@ -149,6 +149,43 @@ pub struct ListPodSandboxResponse {
     pub items: Vec<PodSandbox>,
 }
 
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ContainerFilter {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(map = "string, string", tag = "4")]
+    pub label_selector: std::collections::HashMap<String, String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListContainersRequest {
+    #[prost(message, optional, tag = "1")]
+    pub filter: Option<ContainerFilter>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Container {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(string, tag = "2")]
+    pub pod_sandbox_id: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListContainersResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub containers: Vec<Container>,
+}
+
+/// StopContainerRequest (with `timeout`, seconds) and RemoveContainerRequest (without).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ContainerIdRequest {
+    #[prost(string, tag = "1")]
+    pub container_id: String,
+    #[prost(int64, tag = "2")]
+    pub timeout: i64,
+}
+
 /// StopPodSandboxRequest and RemovePodSandboxRequest alike.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct PodSandboxIdRequest {
@@ -366,6 +403,42 @@ impl Cri {
             .await
             .map_err(|s| self.failed("ListPodSandbox", &s))?;
         Ok(listed.items)
+    }
+
+    /// The containers whose labels include every one of `labels` (the kubelet labels each
+    /// with its pod's namespace, name and UID).
+    pub async fn containers(
+        &self,
+        labels: std::collections::HashMap<String, String>,
+    ) -> Result<Vec<Container>, String> {
+        let request = ListContainersRequest {
+            filter: Some(ContainerFilter {
+                id: String::new(),
+                label_selector: labels,
+            }),
+        };
+        let listed: ListContainersResponse = self
+            .call("RuntimeService", "ListContainers", request)
+            .await
+            .map_err(|s| self.failed("ListContainers", &s))?;
+        Ok(listed.containers)
+    }
+
+    /// Stops a container at once and removes it: one whose pod sandbox was removed while
+    /// its kubelet was still creating it is not removed with the sandbox.
+    pub async fn remove_container(&self, id: &str) -> Result<(), String> {
+        let request = |timeout| ContainerIdRequest {
+            container_id: id.to_string(),
+            timeout,
+        };
+        // Stopping one that is not running is no error; removing is what must succeed.
+        let _ = self
+            .call::<_, Empty>("RuntimeService", "StopContainer", request(0))
+            .await;
+        self.call::<_, Empty>("RuntimeService", "RemoveContainer", request(0))
+            .await
+            .map(|_| ())
+            .map_err(|s| self.failed("RemoveContainer", &s))
     }
 
     /// Stops a pod sandbox and removes it with its containers, as the CRI defines

@@ -594,6 +594,20 @@ impl Services {
                         Err(e) => format!("could not remove pod sandbox {name} of {whose}: {e}"),
                     });
                 }
+                // A container the kubelet was creating when its sandbox went outlives it;
+                // found by its pod's labels, where the sandboxes are selected by label.
+                if !labels.is_empty() {
+                    for container in cri.containers(labels.clone()).await? {
+                        quiet = 0;
+                        lines.push(match cri.remove_container(&container.id).await {
+                            Ok(()) => format!("removed container {} of {whose}", container.id),
+                            Err(e) => format!(
+                                "could not remove container {} of {whose}: {e}",
+                                container.id
+                            ),
+                        });
+                    }
+                }
                 looks += 1;
                 if !settle || quiet >= 2 || looks >= 6 {
                     break;
