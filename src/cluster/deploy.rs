@@ -106,7 +106,9 @@ fn env(name: &str, value: &str) -> EnvVar {
 }
 
 /// The harness's container: `run --keep-running`, privileged, the host's root read-only at
-/// `/rootfs` (mount propagation from the host, so a mount made after the pod started is seen).
+/// `/rootfs`, mounted as `docker run -v /:/rootfs:ro` does (no propagation from the host:
+/// `HostToContainer` needs the host's `/` to be a shared or slave mount, which not every node
+/// has, and the run reads files, not mounts made after it started).
 fn container(o: &Options, name: &str, result_dir: &str) -> Container {
     let mut env_vars = vec![
         env("ROOTFS", "/rootfs"),
@@ -159,7 +161,6 @@ fn container(o: &Options, name: &str, result_dir: &str) -> Container {
                 name: "rootfs".into(),
                 mount_path: "/rootfs".into(),
                 read_only: Some(true),
-                mount_propagation: Some("HostToContainer".into()),
                 ..Default::default()
             },
             VolumeMount {
