@@ -693,14 +693,22 @@ fn every_node_of_a_real_cluster_runs_the_daemonset_and_is_collected() {
         std::fs::read(host.join("results.json")).expect("results on the node"),
         std::fs::read(node_dir.join("results.json")).expect("collected")
     );
-    let ready = run(&mut cluster.kubectl(&[
-        "get",
-        "pods",
-        "-n",
-        NAMESPACE,
-        "-o",
-        "jsonpath={.items[0].status.conditions[?(@.type==\"Ready\")].status}",
-    ]));
+    // The readiness probe runs every 10 s: Ready follows the results within one period.
+    let began_ready = Instant::now();
+    let ready = loop {
+        let ready = run(&mut cluster.kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            NAMESPACE,
+            "-o",
+            "jsonpath={.items[0].status.conditions[?(@.type==\"Ready\")].status}",
+        ]));
+        if ready.trim() == "True" || began_ready.elapsed() > Duration::from_secs(30) {
+            break ready;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
     assert_eq!(ready.trim(), "True");
     eprintln!(
         "the pod's run: peak RSS {} KiB, {} CPU seconds; {counts}",
