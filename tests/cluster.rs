@@ -112,8 +112,13 @@ impl NodeEnvLock {
             .expect("/tmp/node-env.lock");
         if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
             eprintln!("waiting for /tmp/node-env.lock, held by another user of node-env.sh");
+            let began = Instant::now();
             rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
                 .expect("flock /tmp/node-env.lock");
+            eprintln!(
+                "took /tmp/node-env.lock after {} s",
+                began.elapsed().as_secs()
+            );
         }
         NodeEnvLock { _file: file }
     }
@@ -415,6 +420,7 @@ fn rand_u128() -> u128 {
 
 fn start_cluster(peers: &Path) -> Cluster {
     let lock = NodeEnvLock::take();
+    let up = Instant::now();
     let dir = tempfile::Builder::new()
         .prefix("nc-cluster")
         .tempdir()
@@ -545,6 +551,7 @@ fn start_cluster(peers: &Path) -> Cluster {
         );
         std::thread::sleep(Duration::from_secs(1));
     }
+    eprintln!("cluster up in {} s", up.elapsed().as_secs());
     c
 }
 
@@ -578,8 +585,8 @@ fn sonobuoy_daemonset(plugin: &Value) -> Value {
 #[test]
 fn every_node_of_a_real_cluster_runs_the_daemonset_and_is_collected() {
     let Some(peers) = peers() else { return };
-    let began = Instant::now();
     let cluster = start_cluster(&peers);
+    let began = Instant::now();
     let image = cluster.image.clone().expect("image");
     let run_id = format!("e2e{}", std::process::id());
 
@@ -739,7 +746,10 @@ fn every_node_of_a_real_cluster_runs_the_daemonset_and_is_collected() {
             .join(&run_id)
             .exists()
     );
-    eprintln!("cluster test: {:.0} s", began.elapsed().as_secs_f64());
+    eprintln!(
+        "cluster test: {:.0} s after the cluster was up",
+        began.elapsed().as_secs_f64()
+    );
 }
 
 /// `run` as Sonobuoy starts it: SONOBUOY_RESULTS_DIR set, the done file naming a tarball of
@@ -869,4 +879,139 @@ fn under_sonobuoy_a_usage_error_is_what_done_names() {
     let block = logs::decode(&out).expect("a block").expect("whole");
     assert_eq!(block.exit, 2);
     assert!(block.error.unwrap().contains("regular expression"));
+}
+
+/// A fake API server for `collect`: answers each GET by its path (the query dropped), 404
+/// otherwise, and records the paths asked.
+fn fake_api(
+    answers: Vec<(String, u16, String)>,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&asked);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&buf).into_owned();
+            let target = head.split(' ').nth(1).unwrap_or_default().to_string();
+            seen.lock().unwrap().push(target.clone());
+            let path = target.split('?').next().unwrap_or_default();
+            let (status, body) = answers
+                .iter()
+                .find(|(p, _, _)| p == path)
+                .map(|(_, s, b)| (*s, b.clone()))
+                .unwrap_or((404, r#"{"kind":"Status","message":"not found"}"#.into()));
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, asked)
+}
+
+/// `collect` names each node: collected, not done (with its pod's state), failed (with why),
+/// and the pods the DaemonSet has yet to make; only the collected node gets a directory.
+#[test]
+fn collect_names_nodes_not_done_and_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = br#"{"counts": {"tests": 72, "passed": 7, "failed": 0, "skipped": 65}}"#;
+    let block = logs::encode(
+        "r1",
+        0,
+        None,
+        &[
+            ("junit_01.xml", b"<testsuites/>"),
+            ("results.json", results),
+        ],
+    );
+    let pod = |name: &str, node: &str, phase: &str, waiting: Value| {
+        json!({"metadata": {"name": name, "creationTimestamp": "2026-01-01T00:00:00Z"},
+               "spec": {"nodeName": node},
+               "status": {"phase": phase, "containerStatuses": [
+                   {"name": "node-conformance", "state": waiting}]}})
+    };
+    let pods = json!({"items": [
+        pod("p1", "n1", "Running", json!({"running": {}})),
+        pod("p2", "n2", "Running", json!({"running": {}})),
+        pod("p3", "n3", "Pending", json!({"waiting": {"reason": "ImagePullBackOff", "message": "pull access denied"}})),
+        pod("p4", "../n4", "Running", json!({"running": {}})),
+    ]});
+    let ns = "/api/v1/namespaces/nc";
+    let (url, asked) = fake_api(vec![
+        (format!("{ns}/pods"), 200, pods.to_string()),
+        (
+            "/apis/apps/v1/namespaces/nc/daemonsets/node-conformance".into(),
+            200,
+            json!({"status": {"desiredNumberScheduled": 5}}).to_string(),
+        ),
+        (
+            format!("{ns}/pods/p1/log"),
+            200,
+            format!("console\n{block}idle\n"),
+        ),
+        (
+            format!("{ns}/pods/p2/log"),
+            200,
+            "running the tests\n".into(),
+        ),
+        (
+            format!("{ns}/pods/p3/log"),
+            400,
+            r#"{"kind":"Status","message":"container is waiting to start"}"#.into(),
+        ),
+        (format!("{ns}/pods/p4/log"), 200, block.clone()),
+    ]);
+    let kubeconfig = dir.path().join("kubeconfig");
+    write_kubeconfig(&kubeconfig, &url, "t0ken");
+    let out = dir.path().join("out");
+    let collect = common::command()
+        .args(["collect", "--namespace", "nc", "--run-id", "r1"])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&collect.stdout).into_owned();
+    assert_eq!(collect.status.code(), Some(1), "{said}");
+    for line in [
+        "n1: collected, passed (72 tests: 7 passed, 0 failed, 65 skipped)",
+        "n2: not done: pod p2 Running, its run has not ended",
+        "n3: failed: pod p3: ImagePullBackOff: pull access denied",
+        "../n4: failed: node name \"../n4\" cannot be a directory name",
+        "1 pod(s) of the DaemonSet not created yet",
+        "1 of 5 node(s) collected",
+    ] {
+        assert!(said.contains(line), "{line:?} not in:\n{said}");
+    }
+    assert_eq!(std::fs::read(out.join("n1/results.json")).unwrap(), results);
+    assert_eq!(
+        std::fs::read_to_string(out.join("n1/junit_01.xml")).unwrap(),
+        "<testsuites/>"
+    );
+    let mut made: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    made.sort();
+    assert_eq!(made, ["n1"]);
+    assert!(!dir.path().join("n4").exists());
+    let asked = asked.lock().unwrap().clone();
+    assert!(
+        asked.iter().any(|p| p.contains(
+            "labelSelector=app.kubernetes.io%2Fname%3Dnode-conformance%2Cnode-conformance.run%3Dr1"
+        )),
+        "{asked:?}"
+    );
 }
