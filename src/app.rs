@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::cli::{ReportArgs, RunArgs, SelectArgs};
+use crate::cli::{CollectArgs, DeployTarget, ReportArgs, RunArgs, SelectArgs};
+use crate::cluster;
 use crate::fleet;
 use crate::node::Node;
 use crate::node::rootfs::RootFs;
@@ -288,6 +289,181 @@ pub fn report(args: &ReportArgs) -> Result<bool, UsageError> {
     } else {
         Err(UsageError(errors.join("; ")))
     }
+}
+
+/// `run`, and with `--keep-running` or under Sonobuoy (`SONOBUOY_RESULTS_DIR` set) what a
+/// pod on each node of a cluster does after it: under Sonobuoy the results go to Sonobuoy's
+/// dir, a tarball of them is made and the `done` file names it ([`cluster::sonobuoy`]); the
+/// results are printed as a block ([`cluster::logs`]) for `collect` to read from the pod's
+/// log, then a line says the run ended, and the process waits for SIGTERM or SIGINT: a
+/// DaemonSet's pod restarts a container that exits, which would run the tests again.
+pub fn run_in_cluster(args: &RunArgs) -> Result<bool, UsageError> {
+    let sonobuoy = cluster::sonobuoy::results_dir(|k| std::env::var(k).ok());
+    if !args.keep_running && sonobuoy.is_none() {
+        return run(args);
+    }
+    let mut args = args.clone();
+    if let Some(dir) = &sonobuoy {
+        println!(
+            "Sonobuoy: the results go to {} and {} names them",
+            dir.display(),
+            dir.join(cluster::sonobuoy::DONE_FILE).display()
+        );
+        args.result_dir.clone_from(dir);
+    }
+    let outcome = run(&args);
+    let exit = match &outcome {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(_) => 2,
+    };
+    let mut error = outcome.as_ref().err().map(|e| e.0.clone());
+    let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
+    if error.is_none() {
+        for name in [report::JUNIT_FILE, report::JSON_FILE] {
+            match read_result(&args.result_dir.join(name)) {
+                Ok(bytes) => files.push((name, bytes)),
+                Err(e) => error = Some(e),
+            }
+        }
+    }
+    if error.is_some() {
+        files.clear();
+    }
+    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    if let Some(dir) = &sonobuoy {
+        match cluster::sonobuoy::done(dir, &borrowed, error.as_deref()) {
+            Ok(path) => println!("Sonobuoy: done, {}", path.display()),
+            Err(e) => eprintln!("node-conformance: error: Sonobuoy's done file: {e}"),
+        }
+    }
+    let run_id = files
+        .iter()
+        .find(|(n, _)| *n == report::JSON_FILE)
+        .and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(b).ok())
+        .and_then(|v| v["run_id"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "none".into());
+    let node = std::env::var("NODE_NAME").unwrap_or_else(|_| {
+        rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned()
+    });
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(
+            cluster::logs::encode(&run_id, exit, error.as_deref(), &borrowed).as_bytes(),
+        );
+        let _ = writeln!(
+            out,
+            "node-conformance: the run on node {node} has ended (exit code {exit}); idle until SIGTERM"
+        );
+        let _ = out.flush();
+    }
+    match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(mut signals) => {
+            let _ = signals.forever().next();
+        }
+        // No way to hear a signal: its default action ends the process.
+        Err(_) => loop {
+            std::thread::park();
+        },
+    }
+    outcome
+}
+
+/// A result file of this run, at most as large as a log block may carry.
+fn read_result(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(cluster::logs::MAX_FILE + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() as u64 > cluster::logs::MAX_FILE {
+        return Err(format!(
+            "{} is over {} bytes",
+            path.display(),
+            cluster::logs::MAX_FILE
+        ));
+    }
+    Ok(bytes)
+}
+
+/// `finished`: whether the result dir holds a finished run's results (`results.json` is
+/// written last, when the run ends; a run moves an earlier one aside when it starts).
+pub fn finished(result_dir: &Path) -> bool {
+    result_dir.join(report::JSON_FILE).is_file()
+}
+
+/// `deploy daemonset` and `deploy sonobuoy-plugin`: the manifest, as YAML.
+pub fn deploy(target: &DeployTarget) -> Result<String, UsageError> {
+    let (args, plugin) = match target {
+        DeployTarget::Daemonset(args) => (args, None),
+        DeployTarget::SonobuoyPlugin {
+            deploy,
+            plugin_name,
+        } => (deploy, Some(plugin_name)),
+    };
+    // A bad regex is refused here, not on every node.
+    selection(&args.select)?;
+    let options = cluster::deploy::Options {
+        image: args.image.clone(),
+        namespace: args.namespace.clone(),
+        focus: args.select.focus.clone(),
+        skip: args.select.skip.clone(),
+        node_selector: args.node_selector.clone(),
+        control_plane: !args.exclude_control_plane,
+        host_result_dir: (!args.host_result_dir.is_empty())
+            .then(|| PathBuf::from(&args.host_result_dir)),
+        run_id: args.run_id.clone().unwrap_or_else(runtime::new_run_id),
+    };
+    match plugin {
+        None => cluster::deploy::daemonset(&options),
+        Some(name) => cluster::deploy::sonobuoy_plugin(&options, name),
+    }
+    .map_err(UsageError)
+}
+
+/// `collect`: true when every node's results were collected.
+pub fn collect(args: &CollectArgs) -> Result<bool, UsageError> {
+    let k = cluster::collect::kubeconfig(args.kubeconfig.as_deref()).map_err(UsageError)?;
+    let options = cluster::collect::Options {
+        namespace: args.namespace.clone(),
+        run_id: args.run_id.clone(),
+        out: args.out.clone(),
+        timeout: Duration::from_secs(args.timeout),
+    };
+    let summary =
+        cluster::collect::collect(&k, &options, &|line| println!("{line}")).map_err(UsageError)?;
+    for (node, state) in &summary.nodes {
+        if matches!(state, cluster::collect::NodeState::NotDone(_)) {
+            println!("{}", cluster::collect::line(node, state));
+        }
+    }
+    if summary.missing_pods > 0 {
+        println!(
+            "{} pod(s) of the DaemonSet not created yet",
+            summary.missing_pods
+        );
+    }
+    if summary.nodes.is_empty() {
+        println!("no pod of {} in namespace {}", cluster::APP, args.namespace);
+    }
+    let collected = summary
+        .nodes
+        .iter()
+        .filter(|(_, s)| matches!(s, cluster::collect::NodeState::Collected { .. }))
+        .count();
+    println!(
+        "{collected} of {} node(s) collected into {}",
+        summary.nodes.len() + summary.missing_pods,
+        args.out.display()
+    );
+    Ok(summary.all_collected())
 }
 
 /// `control-plane --kubelet-binary`: the local control plane and a managed kubelet on this

@@ -76,6 +76,24 @@ pub enum Command {
     /// Write one report for a fleet of nodes (fleet.xml, fleet.json, fleet.html) from each
     /// node's results
     Report(ReportArgs),
+    /// Print the manifests (YAML) that run the harness on every selected node of a cluster
+    #[command(subcommand)]
+    Deploy(DeployTarget),
+    /// Read each node's results back through the API server (the pods' logs) into one
+    /// directory per node: <out>/<node>/results.json and junit_01.xml
+    Collect(CollectArgs),
+    /// Exit 0 when the result dir holds the results of a finished run, else 1 (the readiness
+    /// probe of the DaemonSet's pods)
+    Finished {
+        /// The result dir of the run
+        #[arg(
+            long,
+            env = "REPORT_PATH",
+            value_name = "DIR",
+            default_value = "/var/result"
+        )]
+        result_dir: PathBuf,
+    },
     /// Act as the test workload inside a test container (`--stdout T`, `--stderr T`,
     /// `--print-env NAME`, `--id`, `--write PATH`, `--termination-message PATH TEXT`,
     /// `--alloc-mib N`, `--sleep S`, `--serve PORT`, `--exit CODE`, run in order)
@@ -85,7 +103,101 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DeployTarget {
+    /// A namespace (Pod Security: privileged) and a DaemonSet running the image on every
+    /// selected node; `collect` reads the results back
+    Daemonset(DeployArgs),
+    /// A Sonobuoy plugin definition (driver: DaemonSet, result-format: junit), for
+    /// `sonobuoy run --plugin FILE`
+    SonobuoyPlugin {
+        #[command(flatten)]
+        deploy: DeployArgs,
+        /// The plugin's name in Sonobuoy's results
+        #[arg(long, env = "PLUGIN_NAME", default_value = "node-conformance")]
+        plugin_name: String,
+    },
+}
+
 #[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// The harness's image, as the nodes pull it (a per-arch image, or the manifest list
+    /// scripts/build-images.sh --manifest makes)
+    #[arg(long, env = "IMAGE", value_name = "IMAGE")]
+    pub image: String,
+    /// The namespace of the DaemonSet (created, labelled Pod Security privileged)
+    #[arg(
+        long,
+        env = "NAMESPACE",
+        value_name = "NAME",
+        default_value = "node-conformance"
+    )]
+    pub namespace: String,
+    /// Run only on nodes with this label (key=value; repeat, or comma-separated in the env)
+    #[arg(
+        long,
+        env = "NODE_SELECTOR",
+        value_name = "KEY=VALUE",
+        value_delimiter = ','
+    )]
+    pub node_selector: Vec<String>,
+    /// Do not tolerate the control-plane taints (node-role.kubernetes.io/control-plane and
+    /// node-role.kubernetes.io/master): control-plane nodes are left out
+    #[arg(long, env = "EXCLUDE_CONTROL_PLANE")]
+    pub exclude_control_plane: bool,
+    /// The directory on each node where the results are kept, in a subdirectory named after
+    /// the run id (a hostPath); empty keeps them in the pod only (an emptyDir)
+    #[arg(
+        long,
+        env = "HOST_RESULT_DIR",
+        value_name = "DIR",
+        default_value = "/var/log/node-conformance"
+    )]
+    pub host_result_dir: String,
+    /// The deployment's run id: a label on its objects and the results' subdirectory
+    /// [default: a new one]
+    #[arg(long, env = "RUN_ID", value_name = "ID")]
+    pub run_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// The kubeconfig [default: ~/.kube/config, else the pod's service account]
+    #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<String>,
+    /// The namespace of the DaemonSet
+    #[arg(
+        long,
+        env = "NAMESPACE",
+        value_name = "NAME",
+        default_value = "node-conformance"
+    )]
+    pub namespace: String,
+    /// Only the pods of this deployment [default: every one in the namespace, the newest per
+    /// node]
+    #[arg(long, env = "RUN_ID", value_name = "ID")]
+    pub run_id: Option<String>,
+    /// Where the per-node directories are written
+    #[arg(
+        long,
+        env = "COLLECT_DIR",
+        value_name = "DIR",
+        default_value = "node-conformance-results"
+    )]
+    pub out: PathBuf,
+    /// Seconds to wait for runs that have not ended (0: look once)
+    #[arg(
+        long,
+        env = "COLLECT_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 0
+    )]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct SelectArgs {
     /// Regular expression; only tests whose full name matches run [default: every test]
     #[arg(long, env = "FOCUS", value_name = "REGEX")]
@@ -96,7 +208,7 @@ pub struct SelectArgs {
     pub skip: Option<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub select: SelectArgs,
@@ -189,6 +301,11 @@ pub struct RunArgs {
         default_value = "/proc/self/exe"
     )]
     pub workload_binary: PathBuf,
+    /// After the run, print the results into the output (for `collect`, through the pod's
+    /// log) and stay idle until SIGTERM, so a DaemonSet does not start the run again. Under
+    /// Sonobuoy (SONOBUOY_RESULTS_DIR set) it is implied, and the results go to that dir
+    #[arg(long, env = "KEEP_RUNNING")]
+    pub keep_running: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod controlplane;
 pub mod fleet;
 pub mod node;

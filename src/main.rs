@@ -39,7 +39,13 @@ fn main() -> ExitCode {
         }
     };
     let result = match &cli.command {
-        Command::Run(args) => app::run(args),
+        Command::Run(args) => app::run_in_cluster(args),
+        Command::Deploy(target) => app::deploy(target).map(|yaml| {
+            print!("{yaml}");
+            true
+        }),
+        Command::Collect(args) => app::collect(args),
+        Command::Finished { result_dir } => Ok(app::finished(result_dir)),
         Command::List(args) => app::list(args).map(|names| {
             for n in names {
                 println!("{n}");

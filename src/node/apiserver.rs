@@ -1,4 +1,5 @@
-//! Asking an API server about this node, with the credentials of a kubeconfig.
+//! Asking an API server, with the credentials of a kubeconfig: about this node, and (for
+//! `collect`) about the harness's pods.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +36,7 @@ fn pem(
 }
 
 fn tls(k: &Kubeconfig) -> Result<TlsConfig, String> {
-    let mut tls = TlsConfig::builder();
+    let mut tls = TlsConfig::builder().disable_verification(k.insecure);
     if let Some(items) = pem(&k.ca, "certificate authority")? {
         let roots: Vec<Certificate<'static>> = items
             .into_iter()
@@ -84,6 +85,25 @@ fn tls(k: &Kubeconfig) -> Result<TlsConfig, String> {
 /// a pair first), `Authorization: Bearer` with `token` or `tokenFile`. A user with an `exec`
 /// plugin or an `auth-provider` is [`Failure::Unsupported`]: the plugin is not run.
 pub fn get_node(k: &Kubeconfig, name: &str) -> Result<Value, Failure> {
+    let body = get(
+        k,
+        &format!("/api/v1/nodes/{name}"),
+        Duration::from_secs(5),
+        10 << 20,
+    )?;
+    serde_json::from_str(&body).map_err(|e| {
+        Failure::Refused(format!(
+            "{}/api/v1/nodes/{name}: not JSON: {e}",
+            k.server.trim_end_matches('/')
+        ))
+    })
+}
+
+/// GET `path` (with its query) on the kubeconfig's server, with its user's credentials (as
+/// [`get_node`]), within `timeout` for the whole exchange; the body as text, at most `limit`
+/// bytes. A status other than 2xx is [`Failure::Refused`] with the Status message the server
+/// gave (or the body's first 200 characters); nothing answering is [`Failure::Unreachable`].
+pub fn get(k: &Kubeconfig, path: &str, timeout: Duration, limit: u64) -> Result<String, Failure> {
     if let Some(how) = &k.unsupported_auth {
         return Err(Failure::Unsupported(format!(
             "user {:?} authenticates with {how}, which the harness does not run",
@@ -98,11 +118,11 @@ pub fn get_node(k: &Kubeconfig, name: &str) -> Result<Value, Failure> {
     let tls = tls(k).map_err(Failure::Refused)?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .tls_config(tls)
-        .timeout_global(Some(Duration::from_secs(5)))
+        .timeout_global(Some(timeout))
         .http_status_as_error(false)
         .build()
         .into();
-    let url = format!("{}/api/v1/nodes/{name}", k.server.trim_end_matches('/'));
+    let url = format!("{}{path}", k.server.trim_end_matches('/'));
     let mut request = agent.get(&url).header("Accept", "application/json");
     if let Some(token) = token {
         request = request.header("Authorization", format!("Bearer {token}"));
@@ -117,6 +137,8 @@ pub fn get_node(k: &Kubeconfig, name: &str) -> Result<Value, Failure> {
     let status = resp.status();
     let body = resp
         .body_mut()
+        .with_config()
+        .limit(limit)
         .read_to_string()
         .map_err(|e| Failure::Refused(format!("{url}: {e}")))?;
     if !status.is_success() {
@@ -126,7 +148,7 @@ pub fn get_node(k: &Kubeconfig, name: &str) -> Result<Value, Failure> {
             .unwrap_or_else(|| body.chars().take(200).collect());
         return Err(Failure::Refused(format!("{url}: {status}: {message}")));
     }
-    serde_json::from_str(&body).map_err(|e| Failure::Refused(format!("{url}: not JSON: {e}")))
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -143,6 +165,7 @@ mod tests {
             token: None,
             unsupported_auth: None,
             user: "u".into(),
+            insecure: false,
         }
     }
 

@@ -29,6 +29,9 @@ pub struct Kubeconfig {
     /// (`exec plugin "aws"`) or an `auth-provider`. Such a user is not impersonated.
     pub unsupported_auth: Option<String>,
     pub user: String,
+    /// The cluster's `insecure-skip-tls-verify`: the server's certificate is not verified, as
+    /// client-go does when it is set.
+    pub insecure: bool,
 }
 
 /// A path named in a kubeconfig, as client-go resolves it (clientcmd.ResolvePaths): a
@@ -162,6 +165,10 @@ pub fn read(root: &RootFs, path: &Path) -> Result<Option<Kubeconfig>, String> {
         unsupported_auth,
         server,
         user: user_name,
+        insecure: cluster
+            .get("insecure-skip-tls-verify")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     }))
 }
 

@@ -46,6 +46,19 @@ pub fn command() -> Command {
         "KUBECONFIG_PATH",
         "PKI_DIR",
         "FLEET_REPORT_DIR",
+        "KEEP_RUNNING",
+        "SONOBUOY",
+        "SONOBUOY_RESULTS_DIR",
+        "IMAGE",
+        "NAMESPACE",
+        "NODE_SELECTOR",
+        "EXCLUDE_CONTROL_PLANE",
+        "HOST_RESULT_DIR",
+        "RUN_ID",
+        "PLUGIN_NAME",
+        "KUBECONFIG",
+        "COLLECT_DIR",
+        "COLLECT_TIMEOUT",
     ] {
         c.env_remove(var);
     }
