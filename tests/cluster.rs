@@ -96,34 +96,6 @@ fn last_line(text: &str) -> String {
     text.lines().last().unwrap_or_default().trim().to_string()
 }
 
-/// Holds /tmp/node-env.lock (flock, exclusive) while alive, as `flock /tmp/node-env.lock`
-/// does: waits while another holder has it.
-struct NodeEnvLock {
-    _file: std::fs::File,
-}
-
-impl NodeEnvLock {
-    fn take() -> Self {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open("/tmp/node-env.lock")
-            .expect("/tmp/node-env.lock");
-        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-            eprintln!("waiting for /tmp/node-env.lock, held by another user of node-env.sh");
-            let began = Instant::now();
-            rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-                .expect("flock /tmp/node-env.lock");
-            eprintln!(
-                "took /tmp/node-env.lock after {} s",
-                began.elapsed().as_secs()
-            );
-        }
-        NodeEnvLock { _file: file }
-    }
-}
-
 /// A port nothing listens on, with the next two free as well (for etcd, as apiserver.sh does).
 fn free_port_triple() -> u16 {
     for _ in 0..50 {
@@ -162,7 +134,7 @@ struct Cluster {
     image: Option<String>,
     tunables: Vec<(PathBuf, String)>,
     host_results: Option<PathBuf>,
-    _lock: NodeEnvLock,
+    _lock: common::NodeEnvLock,
 }
 
 impl Cluster {
@@ -419,7 +391,7 @@ fn rand_u128() -> u128 {
 }
 
 fn start_cluster(peers: &Path) -> Cluster {
-    let lock = NodeEnvLock::take();
+    let lock = common::NodeEnvLock::take();
     let up = Instant::now();
     let dir = tempfile::Builder::new()
         .prefix("nc-cluster")

@@ -65,6 +65,8 @@ struct NodeEnv {
     dir: tempfile::TempDir,
     endpoint: String,
     _one_at_a_time: std::sync::MutexGuard<'static, ()>,
+    // node-env.sh runs one environment per machine: other users of it wait, and are waited for.
+    _machine: common::NodeEnvLock,
 }
 
 impl NodeEnv {
@@ -72,6 +74,7 @@ impl NodeEnv {
         let guard = NODE_ENV
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let machine = common::NodeEnvLock::take();
         let dir = tempfile::tempdir().expect("env dir");
         let script_path = peers.join("node-env.sh");
         let endpoint = script(&script_path, &["start", &dir.path().display().to_string()]);
@@ -84,6 +87,7 @@ impl NodeEnv {
             dir,
             endpoint,
             _one_at_a_time: guard,
+            _machine: machine,
         }
     }
 

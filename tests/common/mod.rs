@@ -350,3 +350,31 @@ impl Drop for ControlPlane {
         let _ = self.child.wait();
     }
 }
+
+/// Holds /tmp/node-env.lock (flock, exclusive) while alive, as `flock /tmp/node-env.lock`
+/// does: waits while another holder has it.
+pub struct NodeEnvLock {
+    _file: std::fs::File,
+}
+
+impl NodeEnvLock {
+    pub fn take() -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open("/tmp/node-env.lock")
+            .expect("/tmp/node-env.lock");
+        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            eprintln!("waiting for /tmp/node-env.lock, held by another user of node-env.sh");
+            let began = std::time::Instant::now();
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+                .expect("flock /tmp/node-env.lock");
+            eprintln!(
+                "took /tmp/node-env.lock after {} s",
+                began.elapsed().as_secs()
+            );
+        }
+        NodeEnvLock { _file: file }
+    }
+}
