@@ -57,16 +57,28 @@ fn docker_runs_containers_the_way_the_kubelet_relies_on_and_leaves_nothing() {
             bin.to_str().unwrap(),
         ],
     );
-    assert_eq!(run.code(), 0, "{}", run.explain());
+    // This machine's Docker (20.10, cgroup v2) now and then kills a container over its memory
+    // limit without reporting OOMKilled: the harness must say exactly that, and nothing else
+    // may fail.
+    let docker_missed_the_oom = |case: &str, c: &quick_junit::TestCase| {
+        case == "a memory limit is enforced"
+            && message(c).contains("the Engine does not report OOMKilled for this kill")
+    };
+    let mut failed = 0;
     for case in DOCKER_CASES {
         let c = run.case(case);
+        if matches!(status(&c), Status::Passed) {
+            continue;
+        }
         assert!(
-            matches!(status(&c), Status::Passed),
+            docker_missed_the_oom(case, &c),
             "{case}: {}\n{}",
             message(&c),
             run.explain()
         );
+        failed += 1;
     }
+    assert_eq!(run.code(), i32::from(failed > 0), "{}", run.explain());
     let facts = system_out(&run.case("Docker Engine reports its configuration"));
     for item in [
         "version:",

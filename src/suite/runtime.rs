@@ -392,13 +392,26 @@ fn memory_limit(ctx: &Context) -> Outcome {
         ..Default::default()
     };
     container_test(ctx, spec, |f, r| {
-        expect(
-            r,
-            "OOM killed",
-            f.oom_killed,
-            f.oom_killed.to_string(),
-            "true under a 32 MiB limit while allocating 256 MiB",
-        );
+        if !f.oom_killed && f.exit_code == 137 {
+            // Killed, but not said to be: what the kubelet reads as the reason (Error, not
+            // OOMKilled). Docker on cgroup v2 misses an OOM kill whose event races the
+            // container's exit (moby and containerd's cgroup v2 OOM detection), now and then.
+            r.fail(
+                "OOM killed",
+                "false, yet the container was killed (exit 137) under a 32 MiB limit while \
+                 allocating 256 MiB: the Engine does not report OOMKilled for this kill (Docker's \
+                 cgroup v2 OOM detection misses a kill that races the container's exit), so \
+                 Kubernetes would give the reason Error, not OOMKilled",
+            );
+        } else {
+            expect(
+                r,
+                "OOM killed",
+                f.oom_killed,
+                f.oom_killed.to_string(),
+                "true under a 32 MiB limit while allocating 256 MiB",
+            );
+        }
         expect(
             r,
             "exit code",
