@@ -32,15 +32,6 @@ use serde_json::{Value, json};
 const FOCUS: &str = "System Verification";
 const NODE: &str = "nc-cluster-node";
 const NAMESPACE: &str = "nc-cluster-e2e";
-/// The kernel tunables a kubelet sets when it starts, put back afterwards.
-const TUNABLES: [&str; 6] = [
-    "vm/overcommit_memory",
-    "vm/panic_on_oom",
-    "kernel/panic",
-    "kernel/panic_on_oops",
-    "kernel/keys/root_maxkeys",
-    "kernel/keys/root_maxbytes",
-];
 
 fn required() -> bool {
     std::env::var("NODE_CONFORMANCE_REQUIRE_CLUSTER").as_deref() == Ok("1")
@@ -452,7 +443,7 @@ fn start_cluster(peers: &Path) -> Cluster {
         let child = spawn(&bin.join(name), &args, &log);
         c.processes.push((name.to_string(), child));
     }
-    for t in TUNABLES {
+    for t in node_conformance::runtime::kubelet::KERNEL_TUNABLES {
         let path = Path::new("/proc/sys").join(t);
         if let Ok(v) = std::fs::read_to_string(&path) {
             c.tunables.push((path, v));

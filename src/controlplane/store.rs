@@ -277,14 +277,6 @@ impl Store {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Blocks until the store changes after `rv`, or `timeout` passes.
-    pub fn wait_for_change(&self, rv: u64, timeout: std::time::Duration) {
-        let guard = self.lock();
-        let _ = self
-            .changed
-            .wait_timeout_while(guard, timeout, |inner| inner.rv <= rv);
-    }
-
     /// Blocks until an object of `resource` named `name` changes (is created, modified or
     /// deleted) after `rv`, or `timeout` passes; whether it changed. Other writes (the many a
     /// kubelet makes to other objects) do not wake it. When the history kept no longer reaches

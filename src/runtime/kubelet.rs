@@ -21,7 +21,7 @@ pub const PORTS: [u16; 2] = [10250, 10248];
 
 /// The kernel tunables a kubelet sets when it starts (`setupKernelTunables` in
 /// pkg/kubelet/cm/container_manager_linux.go), restored afterwards.
-const KERNEL_TUNABLES: [&str; 6] = [
+pub const KERNEL_TUNABLES: [&str; 6] = [
     "vm/overcommit_memory",
     "vm/panic_on_oom",
     "kernel/panic",
