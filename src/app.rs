@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::cli::{CollectArgs, DeployTarget, ReportArgs, RunArgs, SelectArgs};
+use crate::cli::{CollectArgs, ControlPlaneArgs, DeployTarget, ReportArgs, RunArgs, SelectArgs};
 use crate::cluster;
 use crate::fleet;
 use crate::node::Node;
@@ -101,7 +101,6 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
         Some(binary) if needs_kubelet => Some(
             runtime::kubelet::preflight(
                 &node.root,
-                &rootfs,
                 binary,
                 args.container_runtime_endpoint.as_deref(),
                 node.kubelet().ok(),
@@ -111,10 +110,26 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
         ),
         _ => None,
     };
+    // An attached kubelet trusts the CA `kubelet-config` made: the control plane serves with
+    // it. One that cannot be believed is refused here, before anything runs.
+    let ca = if needs_kubelet && managed.is_none() && !args.insecure_http {
+        runtime::state::load_attach_ca(&node.root).map_err(|e| {
+            UsageError(format!(
+                "the credentials kubelet-config made cannot be used: {e}; run `node-conformance kubelet-config` again"
+            ))
+        })?
+    } else {
+        None
+    };
     let services = Services::new(
         run_id,
         args.workload_binary.clone(),
-        args.api_server_port,
+        runtime::ApiOptions {
+            port: args.api_server_port,
+            insecure_http: args.insecure_http,
+            ca,
+            bind: None,
+        },
         args.pod_image.clone(),
         managed,
     );
@@ -161,14 +176,11 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
     // next one.
     let (recovered, recovery) = std::sync::mpsc::channel::<()>();
     {
-        let (ctx, console, rootfs) = (Arc::clone(&ctx), Arc::clone(&console), rootfs.clone());
+        let (ctx, console) = (Arc::clone(&ctx), Arc::clone(&console));
         let _ = std::thread::Builder::new()
             .name("recovery".into())
             .spawn(move || {
-                for line in ctx
-                    .services
-                    .recover(&ctx.node, &rootfs, &ctx.node.pod_manifest_dir())
-                {
+                for line in ctx.services.recover(&ctx.node) {
                     console.line(&line);
                 }
                 let _ = recovered.send(());
@@ -466,63 +478,290 @@ pub fn collect(args: &CollectArgs) -> Result<bool, UsageError> {
     Ok(summary.all_collected())
 }
 
-/// `control-plane --kubelet-binary`: the local control plane and a managed kubelet on this
-/// machine, until SIGINT or SIGTERM; then the kubelet is stopped and what it made removed.
-pub fn control_plane_with_kubelet(
-    port: u16,
-    binary: &Path,
-    endpoint: Option<&str>,
-) -> Result<(), UsageError> {
-    let rootfs = PathBuf::from("/");
-    let root = RootFs::open(&rootfs).map_err(|e| UsageError(format!("root fs /: {e}")))?;
+/// `control-plane`: the local control plane on this machine until SIGINT or SIGTERM, over TLS
+/// with credentials made for the run (an admin kubeconfig for kubectl is written where only its
+/// user reads it), or over plain HTTP with `--insecure-http`; with `--kubelet-binary`, also a
+/// kubelet started as `run` starts one: a one-node cluster. At the end the kubelet is stopped
+/// and everything the run made removed, the kubeconfig included.
+pub fn control_plane(args: &ControlPlaneArgs) -> Result<(), UsageError> {
+    let bind = args
+        .api_server_bind_address
+        .unwrap_or(crate::controlplane::DEFAULT_BIND);
+    if args.kubelet_binary.is_some() && !bind.is_loopback() {
+        return Err(UsageError(
+            "--kubelet-binary serves on 127.0.0.1 only: drop --api-server-bind-address".into(),
+        ));
+    }
+    if args.kubelet_binary.is_some() && args.insecure_http {
+        return Err(UsageError(
+            "--kubelet-binary needs the authenticated control plane: drop --insecure-http".into(),
+        ));
+    }
+    if args.insecure_http && !bind.is_loopback() {
+        eprintln!(
+            "node-conformance: warning: serving the Kubernetes API on {bind} WITHOUT AUTHENTICATION: anyone who can reach it controls this node's pods"
+        );
+    }
+    let root = RootFs::open("/").map_err(|e| UsageError(format!("root fs /: {e}")))?;
     let node = Node::new(root, crate::node::Options::default());
-    let log = std::env::temp_dir().join(format!(
-        "node-conformance-kubelet-{}.log",
-        std::process::id()
-    ));
-    let plan = runtime::kubelet::preflight(
-        &node.root,
-        &rootfs,
-        binary,
-        endpoint,
-        node.kubelet().ok(),
-        log,
-    )
-    .map_err(UsageError)?;
+    let plan = match &args.kubelet_binary {
+        Some(binary) => {
+            let log = std::env::temp_dir().join(format!(
+                "node-conformance-kubelet-{}.log",
+                std::process::id()
+            ));
+            Some(
+                runtime::kubelet::preflight(
+                    &node.root,
+                    binary,
+                    args.container_runtime_endpoint.as_deref(),
+                    node.kubelet().ok(),
+                    log,
+                )
+                .map_err(UsageError)?,
+            )
+        }
+        None => None,
+    };
     let run_id = runtime::new_run_id();
     let _alive = runtime::recovery::hold(&run_id);
     let services = Services::new(
         run_id.clone(),
         PathBuf::from("/proc/self/exe"),
-        port,
+        runtime::ApiOptions {
+            port: args.api_server_port,
+            insecure_http: args.insecure_http,
+            ca: None,
+            bind: Some(bind),
+        },
         None,
-        Some(plan),
+        plan,
     );
-    // Registered before the kubelet starts: a signal from here on stops it.
+    // Registered before anything starts: a signal from here on stops it.
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ])
     .map_err(|e| UsageError(format!("cannot watch signals: {e}")))?;
-    let namespace = format!("node-conformance-{run_id}");
-    let started = match services.managed_kubelet(&node, &namespace) {
-        Some(Ok(m)) => Ok(m.description.clone()),
-        Some(Err(runtime::Unavailable::Absent(e) | runtime::Unavailable::Broken(e))) => Err(e),
-        None => Err("no kubelet to start".into()),
-    };
-    if let Ok(description) = &started {
-        let url = services
-            .control_plane()
-            .map(|c| c.url.clone())
-            .unwrap_or_default();
-        println!("serving the Kubernetes API on {url} (no authentication), with {description}");
+    let namespace = runtime::state::namespace(&run_id);
+    let mut kubeconfig = None;
+    let started = (|| -> Result<String, String> {
+        let cp = services.control_plane().map_err(unavailable)?;
+        let with = match services.managed_kubelet(&node, &namespace) {
+            Some(m) => format!(", with {}", m.map_err(unavailable)?.description),
+            None => String::new(),
+        };
+        let Some(creds) = &cp.credentials else {
+            return Ok(format!(
+                "serving the Kubernetes API on {} (plain HTTP, no authentication){with}",
+                cp.url
+            ));
+        };
+        let text = runtime::credentials::kubeconfig(
+            &cp.url,
+            &creds.ca.cert().cert_pem,
+            &runtime::credentials::User::Token(&creds.admin_token),
+        );
+        let written =
+            AdminKubeconfig::write(&node.root, &run_id, args.admin_kubeconfig.as_deref(), &text)?;
+        let line = format!(
+            "serving the Kubernetes API on {} (TLS, authenticated){with}; admin kubeconfig: {}",
+            cp.url,
+            written.path.display()
+        );
+        kubeconfig = Some(written);
+        Ok(line)
+    })();
+    if let Ok(line) = &started {
+        println!("{line}");
         let mut signals = signals;
         let _ = signals.forever().next();
     }
-    for line in services.shutdown() {
+    if let Some(k) = kubeconfig {
+        for line in k.remove() {
+            println!("{line}");
+        }
+    }
+    for line in services.shutdown(&node.root) {
         println!("{line}");
     }
     started.map(|_| ()).map_err(UsageError)
+}
+
+fn unavailable(e: runtime::Unavailable) -> String {
+    match e {
+        runtime::Unavailable::Absent(m) | runtime::Unavailable::Broken(m) => m,
+    }
+}
+
+/// The admin kubeconfig `control-plane` writes, and what to remove at the end.
+struct AdminKubeconfig {
+    path: PathBuf,
+    /// The file named by `--admin-kubeconfig`, on this machine.
+    local: bool,
+    /// The run's directory, when this made it (no kubelet made it first).
+    run_dir: Option<(runtime::nodefs::Writable, PathBuf)>,
+}
+
+impl AdminKubeconfig {
+    /// Writes `text` as a new file of mode 0600: at `explicit`; else as root in the run's
+    /// directory on the node (made if no kubelet made it), else in `$XDG_RUNTIME_DIR`.
+    fn write(
+        fs: &RootFs,
+        run_id: &str,
+        explicit: Option<&Path>,
+        text: &str,
+    ) -> Result<Self, String> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let local = |path: PathBuf| -> Result<Self, String> {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .open(&path)
+                .and_then(|mut f| f.write_all(text.as_bytes()).map(|()| f))
+                .map_err(|e| {
+                    format!("cannot write the admin kubeconfig {}: {e}", path.display())
+                })?;
+            let _ = f.flush();
+            Ok(Self {
+                path,
+                local: true,
+                run_dir: None,
+            })
+        };
+        if let Some(path) = explicit {
+            return local(path.to_path_buf());
+        }
+        if !rustix::process::geteuid().is_root() {
+            let dir = std::env::var_os("XDG_RUNTIME_DIR").ok_or_else(|| {
+                "as a user other than root, give --admin-kubeconfig FILE (a path only you can \
+                 read): there is no XDG_RUNTIME_DIR to write it in"
+                    .to_string()
+            })?;
+            return local(Path::new(&dir).join(format!("node-conformance-{run_id}.kubeconfig")));
+        }
+        let w = runtime::nodefs::Writable::node_root(fs)?;
+        let dir = runtime::state::run_dir(run_id);
+        let made = match w.lstat(&dir) {
+            Ok(_) => false,
+            Err(_) => {
+                w.private_dir(Path::new(runtime::state::RUNS_DIR))?;
+                w.mkdir(&dir, 0o700)
+                    .map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+                true
+            }
+        };
+        let path = dir.join("admin.kubeconfig");
+        w.write_new(&path, text.as_bytes(), 0o600)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(Self {
+            path,
+            local: false,
+            run_dir: made.then_some((w, dir)),
+        })
+    }
+
+    /// Removes what [`AdminKubeconfig::write`] made. One line per thing not removed.
+    fn remove(self) -> Vec<String> {
+        let done = if self.local {
+            std::fs::remove_file(&self.path).map(|()| self.path.clone())
+        } else {
+            match &self.run_dir {
+                Some((w, dir)) => w.remove_all(dir).map(|()| dir.clone()),
+                // In a kubelet's run directory: removed with it.
+                None => return Vec::new(),
+            }
+        };
+        match done {
+            Ok(p) => vec![format!("removed {}", p.display())],
+            Err(e) => vec![format!("could not remove {}: {e}", self.path.display())],
+        }
+    }
+}
+
+/// `kubelet-config`: the credentials an attached kubelet needs, made once and kept in
+/// [`runtime::state::ATTACH_DIR`] on the node (root-only; the CA `run` then serves with), and
+/// what to tell the kubelet. With `insecure_http`, an http:// kubeconfig without credentials,
+/// and nothing written.
+pub fn kubelet_config(
+    rootfs: Option<&Path>,
+    port: u16,
+    static_pod_path: &Path,
+    insecure_http: bool,
+) -> Result<String, UsageError> {
+    let settings = format!(
+        "# Set in the kubelet's KubeletConfiguration (--config), then restart the kubelet.\n\
+         apiVersion: kubelet.config.k8s.io/v1beta1\n\
+         kind: KubeletConfiguration\n\
+         staticPodPath: {}\n",
+        static_pod_path.display()
+    );
+    if insecure_http {
+        return Ok(format!(
+            "# A kubeconfig for the kubelet (--kubeconfig): the local control plane served with\n\
+             # --insecure-http, no credentials. While it runs, anyone on this node can use it.\n\
+             apiVersion: v1\nkind: Config\nclusters:\n- name: node-conformance\n  cluster:\n    server: http://127.0.0.1:{port}\n\
+             contexts:\n- name: node-conformance\n  context:\n    cluster: node-conformance\n    user: kubelet\n\
+             current-context: node-conformance\nusers:\n- name: kubelet\n  user: {{}}\n---\n{settings}"
+        ));
+    }
+    let rootfs = rootfs.map_or_else(default_rootfs, Path::to_path_buf);
+    let root = RootFs::open(&rootfs)
+        .map_err(|e| UsageError(format!("root fs {}: {e}", rootfs.display())))?;
+    let node = Node::new(root, crate::node::Options::default());
+    let fail = |e: String| UsageError(format!("cannot make the kubelet's credentials: {e}"));
+    let w = runtime::nodefs::Writable::node_root(&node.root).map_err(fail)?;
+    let dir = Path::new(runtime::state::ATTACH_DIR);
+    w.private_dir(dir).map_err(fail)?;
+    let ca = match runtime::state::load_attach_ca(&node.root).map_err(fail)? {
+        Some(ca) => ca,
+        None => {
+            let ca = runtime::credentials::Authority::generate(
+                "node-conformance-attach-ca",
+                runtime::credentials::ATTACH_VALIDITY_DAYS,
+            )
+            .map_err(fail)?;
+            w.write_replace(&dir.join("ca.key"), ca.cert().key_pem.as_bytes(), 0o600)
+                .and_then(|()| {
+                    w.write_replace(&dir.join("ca.crt"), ca.cert().cert_pem.as_bytes(), 0o644)
+                })
+                .map_err(|e| fail(e.to_string()))?;
+            ca
+        }
+    };
+    let client = ca
+        .issue(
+            &runtime::credentials::Profile::Client {
+                user: format!("system:node:{}", node.name()),
+                groups: vec!["system:nodes".into()],
+            },
+            runtime::credentials::ATTACH_VALIDITY_DAYS,
+        )
+        .map_err(fail)?;
+    let path = dir.join("kubelet.kubeconfig");
+    let text = runtime::credentials::kubeconfig(
+        &format!("https://127.0.0.1:{port}"),
+        &ca.cert().cert_pem,
+        &runtime::credentials::User::Certificate {
+            cert_pem: &client.cert_pem,
+            key_pem: &client.key_pem,
+        },
+    );
+    w.write_replace(&path, text.as_bytes(), 0o600)
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(format!(
+        "# Wrote {path} (root only): the kubeconfig to give the kubelet (--kubeconfig={path}).\n\
+         # It points at https://127.0.0.1:{port}, trusts only the CA in {dir}/ca.crt, which the\n\
+         # control plane of `run` serves with, and authenticates as system:node:{node} with a\n\
+         # client certificate of that CA. Remove {dir} once the kubelet is pointed back.\n\
+         ---\n{settings}",
+        path = path.display(),
+        dir = dir.display(),
+        node = node.name(),
+    ))
 }
 
 /// How long a run's end waits for the removal of what dead runs left.
@@ -634,7 +873,7 @@ impl Finisher {
                 Err(e) => errors.push(e),
             }
         }
-        let cleanup = self.ctx.services.shutdown();
+        let cleanup = self.ctx.services.shutdown(&self.ctx.node.root);
         if let Some(why) = interrupted {
             self.console.line(&format!(
                 "\ninterrupted by {why}: running tests are marked failed, tests not started skipped"
@@ -695,7 +934,13 @@ mod tests {
         let ctx = Arc::new(Context {
             node: Node::new(RootFs::open("/").unwrap(), crate::node::Options::default()),
             spec: SysSpec::builtin(),
-            services: Services::new("t".into(), "/nonexistent".into(), 0, None, None),
+            services: Services::new(
+                "t".into(),
+                "/nonexistent".into(),
+                runtime::ApiOptions::default(),
+                None,
+                None,
+            ),
             console: Arc::clone(&console),
             waits: suite::functional::Waits::default(),
         });

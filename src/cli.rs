@@ -26,27 +26,16 @@ pub enum Command {
     Version,
     /// Print the built-in system spec as YAML, a starting point for --system-spec
     Spec,
-    /// Serve the local control plane's Kubernetes API alone (for kubectl and debugging)
-    ControlPlane {
-        /// The port to serve on
-        #[arg(long, env = "API_SERVER_PORT", default_value_t = 8080)]
-        api_server_port: u16,
-        /// Serve on this address instead of 127.0.0.1; the API has no authentication
-        #[arg(long, value_name = "IP")]
-        api_server_insecure_bind_address: Option<std::net::IpAddr>,
-        /// Also start this kubelet (a path on this machine), pointed at the API, as `run
-        /// --kubelet-binary` does: a one-node cluster until SIGINT or SIGTERM, then everything
-        /// it made is removed
-        #[arg(long, env = "KUBELET_BINARY", value_name = "PATH")]
-        kubelet_binary: Option<PathBuf>,
-        /// The CRI endpoint of that kubelet (unix:///path) [default: the node's kubelet
-        /// configuration's, else the first well-known socket present]
-        #[arg(long, env = "CONTAINER_RUNTIME_ENDPOINT", value_name = "ENDPOINT")]
-        container_runtime_endpoint: Option<String>,
-    },
-    /// Print the kubeconfig and KubeletConfiguration lines that point a kubelet at the local
-    /// control plane
+    /// Serve the local control plane's Kubernetes API alone (for kubectl and debugging), over
+    /// TLS with credentials made for the run; an admin kubeconfig is written for kubectl
+    ControlPlane(ControlPlaneArgs),
+    /// Make the credentials an attached kubelet needs (root-only files under
+    /// /var/lib/node-conformance/attach on the node), and print how to point the kubelet at the
+    /// local control plane
     KubeletConfig {
+        /// The node's root file system [default: /rootfs when it exists, else /]
+        #[arg(long, env = "ROOTFS", value_name = "DIR")]
+        rootfs: Option<PathBuf>,
         /// The local control plane's port
         #[arg(long, env = "API_SERVER_PORT", default_value_t = 8080)]
         api_server_port: u16,
@@ -58,6 +47,10 @@ pub enum Command {
             default_value = "/etc/kubernetes/manifests"
         )]
         pod_manifest_path: PathBuf,
+        /// For a control plane served with --insecure-http: print an http:// kubeconfig
+        /// without credentials, and write nothing
+        #[arg(long, env = "INSECURE_HTTP")]
+        insecure_http: bool,
     },
     /// Print the expiration of the node's certificates, as `kubeadm certs check-expiration` does
     Certs {
@@ -198,6 +191,35 @@ pub struct CollectArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct ControlPlaneArgs {
+    /// The port to serve on
+    #[arg(long, env = "API_SERVER_PORT", default_value_t = 8080)]
+    pub api_server_port: u16,
+    /// Serve on this address instead of 127.0.0.1 (its serving certificate names it)
+    #[arg(long, value_name = "IP", alias = "api-server-insecure-bind-address")]
+    pub api_server_bind_address: Option<std::net::IpAddr>,
+    /// Serve plain HTTP without authentication: every local account and every container on
+    /// the host network can then use the API, and through a kubelet pointed at it run pods as
+    /// root on this machine [default: TLS, every request authenticated]
+    #[arg(long, env = "INSECURE_HTTP")]
+    pub insecure_http: bool,
+    /// Where to write the admin kubeconfig (a new file, mode 0600, removed at exit)
+    /// [default: /var/lib/node-conformance/runs/<run id>/admin.kubeconfig as root, else
+    /// $XDG_RUNTIME_DIR/node-conformance-<run id>.kubeconfig]
+    #[arg(long, env = "ADMIN_KUBECONFIG", value_name = "FILE")]
+    pub admin_kubeconfig: Option<PathBuf>,
+    /// Also start this kubelet (a path on this machine), pointed at the API, as `run
+    /// --kubelet-binary` does: a one-node cluster until SIGINT or SIGTERM, then everything
+    /// it made is removed
+    #[arg(long, env = "KUBELET_BINARY", value_name = "PATH")]
+    pub kubelet_binary: Option<PathBuf>,
+    /// The CRI endpoint of that kubelet (unix:///path) [default: the node's kubelet
+    /// configuration's, else the first well-known socket present]
+    #[arg(long, env = "CONTAINER_RUNTIME_ENDPOINT", value_name = "ENDPOINT")]
+    pub container_runtime_endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct SelectArgs {
     /// Regular expression; only tests whose full name matches run [default: every test]
     #[arg(long, env = "FOCUS", value_name = "REGEX")]
@@ -255,6 +277,12 @@ pub struct RunArgs {
     /// The port of the local control plane started for the kubelet tests (on 127.0.0.1)
     #[arg(long, env = "API_SERVER_PORT", default_value_t = 8080)]
     pub api_server_port: u16,
+    /// Serve the local control plane over plain HTTP without authentication. While the kubelet
+    /// tests run, every local account and every container on the host network can then create
+    /// pods that the kubelet runs as root: root on this node. Only for a kubelet configured by
+    /// hand with an http:// kubeconfig [default: TLS, every request authenticated]
+    #[arg(long, env = "INSECURE_HTTP")]
+    pub insecure_http: bool,
     /// The image of the kubelet tests' pods, present on the node (pull policy Never)
     /// [default: the test image loaded into Docker, else node-conformance-workload:VERSION]
     #[arg(long, env = "POD_IMAGE", value_name = "IMAGE")]

@@ -69,46 +69,22 @@ fn main() -> ExitCode {
             print!("{text}");
             true
         }),
-        Command::ControlPlane {
-            api_server_port,
-            api_server_insecure_bind_address: None,
-            kubelet_binary: Some(kubelet),
-            container_runtime_endpoint,
-        } => app::control_plane_with_kubelet(
-            *api_server_port,
-            kubelet,
-            container_runtime_endpoint.as_deref(),
-        )
-        .map(|()| true),
-        Command::ControlPlane {
-            api_server_port,
-            api_server_insecure_bind_address,
-            kubelet_binary,
-            ..
-        } => {
-            if kubelet_binary.is_some() {
-                Err(app::UsageError(
-                    "--kubelet-binary serves on 127.0.0.1 only: drop --api-server-insecure-bind-address".into(),
-                ))
-            } else {
-                node_conformance::controlplane::serve(
-                    *api_server_port,
-                    *api_server_insecure_bind_address,
-                )
-                .map(|()| true)
-                .map_err(app::UsageError)
-            }
-        }
+        Command::ControlPlane(args) => app::control_plane(args).map(|()| true),
         Command::KubeletConfig {
+            rootfs,
             api_server_port,
             pod_manifest_path,
-        } => {
-            print!(
-                "{}",
-                node_conformance::controlplane::kubelet_config(*api_server_port, pod_manifest_path)
-            );
-            Ok(true)
-        }
+            insecure_http,
+        } => app::kubelet_config(
+            rootfs.as_deref(),
+            *api_server_port,
+            pod_manifest_path,
+            *insecure_http,
+        )
+        .map(|text| {
+            print!("{text}");
+            true
+        }),
         Command::Spec => {
             print!("{}", node_conformance::spec::SysSpec::builtin().to_yaml());
             Ok(true)

@@ -645,7 +645,7 @@ mod tests {
             services: crate::runtime::Services::new(
                 "t".into(),
                 "/nonexistent".into(),
-                0,
+                crate::runtime::ApiOptions::default(),
                 None,
                 None,
             ),

@@ -30,6 +30,7 @@ impl Server {
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 0,
                 limits,
+                controlplane::Serving::Insecure,
             ))
             .unwrap();
         Server {

@@ -28,49 +28,76 @@ fn double_binary() -> PathBuf {
     profile.join("examples").join("kubelet-double")
 }
 
-/// A node root whose kubelet points at the local control plane on `port`, and the static pod
-/// directory given to both the harness and the double.
+/// The static pod directory, a node path in the root: the harness writes into it through
+/// the root, the double reads it at the root's path.
+const MANIFESTS: &str = "/etc/kubernetes/manifests";
+
+/// A node root whose kubelet points at the local control plane on `port`. As root, with the
+/// credentials `kubelet-config` makes in the root (what a user does before attaching a
+/// kubelet): the control plane serves over TLS with that CA and the double authenticates with
+/// its client certificate. As another user, who cannot keep root-only credentials, over plain
+/// HTTP (`--insecure-http`).
 struct Node {
     root: tempfile::TempDir,
-    manifests: tempfile::TempDir,
     port: u16,
     double: Option<Child>,
+    secure: bool,
 }
 
 impl Node {
     fn new(server: Option<&str>) -> Self {
         let root = tempfile::tempdir().expect("root");
-        let manifests = tempfile::tempdir().expect("manifests");
         let port = common::free_port();
-        let server = server.map_or_else(|| format!("http://127.0.0.1:{port}"), str::to_string);
+        let secure = rustix::process::geteuid().is_root();
         let write = |path: &str, text: &str| {
             let p = root.path().join(path);
             std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
             std::fs::write(p, text).expect("write");
         };
+        std::fs::create_dir_all(root.path().join(&MANIFESTS[1..])).expect("manifests");
         write("etc/hostname", &format!("{NODE}\n"));
         write(
             "var/lib/kubelet/config.yaml",
             &format!(
                 "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
-                 staticPodPath: {}\n",
-                manifests.path().display()
+                 staticPodPath: {MANIFESTS}\n"
             ),
         );
-        write(
-            "etc/kubernetes/kubelet.conf",
-            &format!(
+        let kubeconfig = if secure && server.is_none() {
+            let out = common::command()
+                .arg("kubelet-config")
+                .arg("--rootfs")
+                .arg(root.path())
+                .args(["--api-server-port", &port.to_string()])
+                .args(["--pod-manifest-path", MANIFESTS])
+                .output()
+                .expect("kubelet-config runs");
+            assert!(out.status.success(), "kubelet-config: {out:?}");
+            std::fs::read_to_string(
+                root.path()
+                    .join("var/lib/node-conformance/attach/kubelet.kubeconfig"),
+            )
+            .expect("the kubeconfig kubelet-config wrote")
+        } else {
+            let server = server.map_or_else(|| format!("http://127.0.0.1:{port}"), str::to_string);
+            format!(
                 "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n\
                  contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n\
                  users:\n- name: u\n  user: {{}}\n"
-            ),
-        );
+            )
+        };
+        write("etc/kubernetes/kubelet.conf", &kubeconfig);
         Node {
             root,
-            manifests,
             port,
             double: None,
+            secure,
         }
+    }
+
+    /// The static pod directory, as the double sees it.
+    fn manifests(&self) -> PathBuf {
+        self.root.path().join(&MANIFESTS[1..])
     }
 
     fn start_double(&mut self, broken: Option<&str>) {
@@ -80,10 +107,18 @@ impl Node {
     fn start_double_with(&mut self, broken: Option<&str>, extra: &[&str]) {
         let mut c = Command::new(double_binary());
         c.args(extra);
-        c.args(["--server", &format!("http://127.0.0.1:{}", self.port)])
-            .args(["--node-name", NODE])
+        if self.secure {
+            c.arg("--kubeconfig").arg(
+                self.root
+                    .path()
+                    .join("var/lib/node-conformance/attach/kubelet.kubeconfig"),
+            );
+        } else {
+            c.args(["--server", &format!("http://127.0.0.1:{}", self.port)]);
+        }
+        c.args(["--node-name", NODE])
             .arg("--pod-manifest-path")
-            .arg(self.manifests.path())
+            .arg(self.manifests())
             .args(["--workload-binary", common::BIN])
             .args(["--sync-ms", "100", "--heartbeat-ms", "500"])
             .stdout(Stdio::null())
@@ -112,11 +147,13 @@ impl Node {
             "--parallelism",
             "16",
         ];
+        if !self.secure {
+            args.push("--insecure-http");
+        }
         args.extend_from_slice(extra);
         args.extend(["--node-ready-timeout", waits, "--mirror-pod-timeout", waits]);
         args.extend(["--pod-start-timeout", waits]);
-        let dir = self.manifests.path().display().to_string();
-        args.extend(["--pod-manifest-path", &dir]);
+        args.extend(["--pod-manifest-path", MANIFESTS]);
         run_on(self.root.path(), &args)
     }
 }
@@ -173,7 +210,7 @@ fn the_kubelet_group_passes_against_the_double_and_leaves_nothing() {
         stdout.contains("stopped the local control plane"),
         "{stdout}"
     );
-    let left: Vec<_> = std::fs::read_dir(node.manifests.path())
+    let left: Vec<_> = std::fs::read_dir(node.manifests())
         .expect("manifests")
         .flatten()
         .map(|e| e.file_name())

@@ -5,10 +5,42 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// `Bearer <token>`, sent with every request when the client has a token.
+    authorization: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a client proves who it is to a secure API, and which server it trusts.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    /// The CA (PEM) the server's certificate must chain to; `None` trusts no one, so only
+    /// plain HTTP works.
+    pub ca: Option<String>,
+    /// A bearer token.
+    pub token: Option<String>,
+    /// A client certificate and its key (PEM).
+    pub certificate: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("ca", &self.ca.is_some())
+            .field("token", &self.token.is_some())
+            .field("certificate", &self.certificate.is_some())
+            .finish()
+    }
 }
 
 /// An answer that is not a success: its HTTP code and the Status message.
@@ -29,16 +61,51 @@ impl std::fmt::Display for ApiError {
 }
 
 impl Client {
+    /// A client without credentials: for an API served over plain HTTP.
     pub fn new(base: &str) -> Self {
+        Self::with_credentials(base, &Credentials::default())
+    }
+
+    /// A client of `base` that trusts only `credentials.ca` (with no CA, the system's roots
+    /// are not used either: nothing verifies) and authenticates with its token or certificate.
+    pub fn with_credentials(base: &str, credentials: &Credentials) -> Self {
+        use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+        // A CA or certificate that does not parse leaves nothing to trust or present: every
+        // request then fails, naming the TLS error.
+        let roots = RootCerts::new_with_certs(
+            &credentials
+                .ca
+                .as_ref()
+                .and_then(|ca| Certificate::from_pem(ca.as_bytes()).ok())
+                .into_iter()
+                .collect::<Vec<_>>(),
+        );
+        let client_cert = credentials.certificate.as_ref().and_then(|(cert, key)| {
+            Some(ClientCert::new_with_certs(
+                &[Certificate::from_pem(cert.as_bytes()).ok()?],
+                PrivateKey::from_pem(key.as_bytes()).ok()?,
+            ))
+        });
+        let tls = TlsConfig::builder()
+            .root_certs(roots)
+            .client_cert(client_cert)
+            .build();
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
+            .tls_config(tls)
             .build()
             .into();
         Self {
             base: base.trim_end_matches('/').to_string(),
             agent,
+            authorization: credentials.token.as_ref().map(|t| format!("Bearer {t}")),
         }
+    }
+
+    /// The API's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// Any request; every answer, error statuses included, as (HTTP status, body). The body
@@ -52,11 +119,15 @@ impl Client {
     ) -> Result<(u16, Value), String> {
         let url = format!("{}{path}", self.base);
         let failed = |e: &dyn std::fmt::Display| format!("{method} {url}: {e}");
-        let request = ureq::http::Request::builder()
+        let mut builder = ureq::http::Request::builder()
             .method(method)
             .uri(&url)
             .header("Content-Type", ctype)
-            .header("Accept", "application/json")
+            .header("Accept", "application/json");
+        if let Some(a) = &self.authorization {
+            builder = builder.header("Authorization", a);
+        }
+        let request = builder
             .body(body.map(Value::to_string).unwrap_or_default())
             .map_err(|e| failed(&e))?;
         let mut response = self.agent.run(request).map_err(|e| failed(&e))?;

@@ -3,6 +3,7 @@
 //! watches.
 
 pub mod api;
+pub mod auth;
 pub mod client;
 pub mod defaults;
 pub mod delete;
@@ -23,6 +24,7 @@ pub mod table;
 pub mod validation;
 pub mod watch;
 
+pub use auth::{Security, Serving};
 pub use server::Limits;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -32,6 +34,7 @@ use std::sync::Arc;
 pub struct Running {
     pub addr: SocketAddr,
     pub store: Arc<store::Store>,
+    secure: bool,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -40,14 +43,16 @@ impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Running")
             .field("addr", &self.addr)
+            .field("secure", &self.secure)
             .finish_non_exhaustive()
     }
 }
 
 impl Running {
-    /// The base URL clients use.
+    /// The base URL clients use: `https://` unless served [`Serving::Insecure`].
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.secure { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops accepting connections and ends open watches; waits until the requests being
@@ -78,12 +83,22 @@ impl Drop for Running {
 
 /// Binds and starts serving on the current tokio runtime, with the default `Limits`. A taken
 /// port is an error naming it.
-pub async fn start(ip: IpAddr, port: u16) -> Result<Running, String> {
-    start_with(ip, port, Limits::default()).await
+pub async fn start(ip: IpAddr, port: u16, serving: Serving) -> Result<Running, String> {
+    start_with(ip, port, Limits::default(), serving).await
 }
 
-/// `start` with other bounds on what clients can hold (port 0 picks a free one).
-pub async fn start_with(ip: IpAddr, port: u16, limits: Limits) -> Result<Running, String> {
+/// `start` with other bounds on what clients can hold (port 0 picks a free one). A secure API
+/// whose certificate or key cannot be used is an error naming it.
+pub async fn start_with(
+    ip: IpAddr,
+    port: u16,
+    limits: Limits,
+    serving: Serving,
+) -> Result<Running, String> {
+    let secure = match &serving {
+        Serving::Insecure => None,
+        Serving::Secure(security) => Some(auth::Secure::new(security)?),
+    };
     let addr = SocketAddr::new(ip, port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -97,61 +112,16 @@ pub async fn start_with(ip: IpAddr, port: u16, limits: Limits) -> Result<Running
     let store = Arc::new(store::Store::new());
     let app = api::router(Arc::clone(&store));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve(listener, app, limits, stopped));
+    let is_secure = secure.is_some();
+    let task = tokio::spawn(server::serve(listener, app, limits, secure, stopped));
     Ok(Running {
         addr,
         store,
+        secure: is_secure,
         stop: Some(stop),
         task: Some(task),
     })
 }
 
-/// Serves the API until SIGINT or SIGTERM. `bind` defaults to 127.0.0.1: the API has no
-/// authentication, and with --net=host any other address would open it to the network.
-pub fn serve(port: u16, bind: Option<IpAddr>) -> Result<(), String> {
-    let ip = bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    if !ip.is_loopback() {
-        eprintln!(
-            "node-conformance: warning: serving the Kubernetes API on {ip}:{port} WITHOUT AUTHENTICATION: anyone who can reach it controls this node's pods"
-        );
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    rt.block_on(async move {
-        let running = start(ip, port).await?;
-        println!("serving the Kubernetes API on {} (no authentication)", running.url());
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-        }
-        running.stop().await
-    })
-}
-
-/// What a node needs to point its kubelet at the local control plane: a kubeconfig, and the
-/// KubeletConfiguration settings the API requires.
-pub fn kubelet_config(port: u16, static_pod_path: &std::path::Path) -> String {
-    format!(
-        "# A kubeconfig for the kubelet (--kubeconfig): the local control plane, no credentials.\n\
-         apiVersion: v1\n\
-         kind: Config\n\
-         clusters:\n\
-         - name: node-conformance\n  cluster:\n    server: http://127.0.0.1:{port}\n\
-         contexts:\n\
-         - name: node-conformance\n  context:\n    cluster: node-conformance\n    user: kubelet\n\
-         current-context: node-conformance\n\
-         users:\n\
-         - name: kubelet\n  user: {{}}\n\
-         ---\n\
-         # Set in the kubelet's KubeletConfiguration (--config), then restart the kubelet.\n\
-         apiVersion: kubelet.config.k8s.io/v1beta1\n\
-         kind: KubeletConfiguration\n\
-         staticPodPath: {}\n",
-        static_pod_path.display()
-    )
-}
+/// The default address: loopback. Authenticated or not, nothing but this node needs the API.
+pub const DEFAULT_BIND: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use super::api::{self, MAX_BODY};
+use super::auth::{self, Secure};
 
 /// Bounds on what clients can hold of the control plane. The defaults are far above what a
 /// kubelet (a handful of connections, a request every few seconds) and kubectl need.
@@ -72,6 +73,7 @@ pub(super) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    secure: Option<Secure>,
     mut stop: oneshot::Receiver<()>,
 ) {
     // Counted in KiB: a semaphore holds fewer permits than a large budget has bytes.
@@ -85,6 +87,18 @@ pub(super) async fn serve(
         (limits, bodies),
         bound_body,
     ));
+    // Outermost: a request is authenticated before its body is bounded, read or counted, as
+    // kube-apiserver's authentication filter runs before its max-in-flight one.
+    let (app, tls) = match secure {
+        Some(s) => (
+            app.layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&s.authenticator),
+                auth::authenticate,
+            )),
+            Some((tokio_rustls::TlsAcceptor::from(s.tls), s.authenticator)),
+        ),
+        None => (app, None),
+    };
     let slots = Arc::new(Semaphore::new(
         limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
     ));
@@ -96,7 +110,7 @@ pub(super) async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = accept(&listener, &slots) => match accepted {
                 Ok((stream, slot)) => {
-                    connections.spawn(connection(stream, app.clone(), limits, stopped.clone(), slot));
+                    connections.spawn(connection(stream, tls.clone(), app.clone(), limits, stopped.clone(), slot));
                 }
                 // Out of file descriptors, or a connection reset before it was accepted: retrying
                 // at once would spin on the same error.
@@ -130,20 +144,52 @@ async fn accept(
 /// The slot is held until then.
 async fn connection(
     stream: TcpStream,
+    tls: Option<(tokio_rustls::TlsAcceptor, Arc<auth::Authenticator>)>,
+    app: Router,
+    limits: Limits,
+    stopped: watch::Receiver<bool>,
+    slot: OwnedSemaphorePermit,
+) {
+    let activity = Arc::new(Activity::new());
+    let watched = Watched {
+        stream,
+        activity: Arc::clone(&activity),
+    };
+    let Some((acceptor, authenticator)) = tls else {
+        return serve_connection(watched, None, activity, app, limits, stopped, slot).await;
+    };
+    // The handshake is part of the first request's header: it has the header's time.
+    let Ok(Ok(stream)) = tokio::time::timeout(limits.header_read, acceptor.accept(watched)).await
+    else {
+        return;
+    };
+    let user =
+        auth::PeerUser(authenticator.certificate_user(stream.get_ref().1.peer_certificates()));
+    serve_connection(stream, Some(user), activity, app, limits, stopped, slot).await;
+}
+
+/// Serves HTTP/1.1 on an accepted (and, for a secure API, handshaken) connection; `user` is
+/// set on each request of a secure one.
+async fn serve_connection<S>(
+    io: S,
+    user: Option<auth::PeerUser>,
+    activity: Arc<Activity>,
     app: Router,
     limits: Limits,
     mut stopped: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
-) {
-    let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Watched {
-        stream,
-        activity: Arc::clone(&activity),
-    });
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
     let requests = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         let busy = Busy::begin(&requests);
-        let answer = app.clone().oneshot(req.map(Body::new));
+        let mut req = req.map(Body::new);
+        if let Some(user) = &user {
+            req.extensions_mut().insert(user.clone());
+        }
+        let answer = app.clone().oneshot(req);
         async move {
             answer.await.map(|resp| {
                 resp.map(|body| {

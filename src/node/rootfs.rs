@@ -183,7 +183,9 @@ impl RootFs {
                 kind: errno_kind(e.raw_os_error()),
             });
         }
-        let result = if flags.contains(OFlags::PATH) {
+        let result = if flags.contains(OFlags::PATH | OFlags::NOFOLLOW) {
+            self.root.resolve_nofollow(path).map(OwnedFd::from)
+        } else if flags.contains(OFlags::PATH) {
             self.root.resolve(path).map(OwnedFd::from)
         } else {
             let mut pflags = OpenFlags::O_RDONLY;
@@ -277,6 +279,26 @@ impl RootFs {
         })
     }
 
+    /// `lstat` of a host path: its directories resolved inside the root, a symlink at its
+    /// end described, not followed.
+    pub fn lstat(&self, path: impl AsRef<Path>) -> Result<FileInfo, FsError> {
+        let path = path.as_ref();
+        let handle = self.open_in_root(path, OFlags::PATH | OFlags::NOFOLLOW)?;
+        let st = rustix::fs::fstat(&handle).map_err(|e| FsError {
+            path: path.to_path_buf(),
+            kind: errno_kind(e.raw_os_error()),
+        })?;
+        let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
+        Ok(FileInfo {
+            is_file: kind == rustix::fs::FileType::RegularFile,
+            is_dir: kind == rustix::fs::FileType::Directory,
+            mode: std::fs::Permissions::from_mode(st.st_mode).mode() & 0o7777,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            size: u64::try_from(st.st_size).unwrap_or(0),
+        })
+    }
+
     /// Whether a host path resolves to something; loops and other errors count as absent.
     pub fn exists(&self, path: impl AsRef<Path>) -> bool {
         if self.host_root {
@@ -325,6 +347,50 @@ impl RootFs {
         Ok(PathBuf::from(
             <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(target.as_bytes()),
         ))
+    }
+
+    /// A handle (`O_PATH`) on a host directory, resolved inside the root.
+    pub fn open_dir(&self, path: impl AsRef<Path>) -> Result<OwnedFd, FsError> {
+        let path = path.as_ref();
+        let fd = self.open_in_root(path, OFlags::PATH | OFlags::DIRECTORY)?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| FsError {
+            path: path.to_path_buf(),
+            kind: errno_kind(e.raw_os_error()),
+        })?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
+            return Err(FsError {
+                path: path.to_path_buf(),
+                kind: FsErrorKind::NotADirectory,
+            });
+        }
+        Ok(fd)
+    }
+
+    /// `/proc/<pid>/<name>` of the node's procfs opened with `flags`, following that last link (a
+    /// process's `root` or one of its `ns/` files, which resolution inside the root never
+    /// follows). Fails unless the node's `/proc` is a procfs.
+    pub fn open_proc_entry(&self, pid: u32, name: &str, flags: OFlags) -> Result<OwnedFd, FsError> {
+        let shown = PathBuf::from(format!("/proc/{pid}/{name}"));
+        let fail = |e: Errno| FsError {
+            path: shown.clone(),
+            kind: errno_kind(e.raw_os_error()),
+        };
+        let proc = self.open_in_root(Path::new("/proc"), OFlags::RDONLY | OFlags::DIRECTORY)?;
+        // PROC_SUPER_MAGIC: a directory that only looks like /proc has no processes' links.
+        if rustix::fs::fstatfs(&proc).map_err(fail)?.f_type as i64 != 0x9fa0 {
+            return Err(FsError {
+                path: PathBuf::from("/proc"),
+                kind: FsErrorKind::Other("not a procfs".into()),
+            });
+        }
+        let dir = rustix::fs::openat(
+            &proc,
+            pid.to_string(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(fail)?;
+        rustix::fs::openat(&dir, name, flags | OFlags::CLOEXEC, Mode::empty()).map_err(fail)
     }
 
     /// The names in a host directory, sorted, without `.` and `..`.

@@ -9,18 +9,24 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::node::rootfs::{FileKind, RootFs};
+
+use super::nodefs::Writable;
+use super::state::{self, KubeletProcess, RunState};
+
 /// The ports a kubelet serves on: its API, and its healthz on loopback.
 pub const PORTS: [u16; 2] = [10250, 10248];
 
 /// The kernel tunables a kubelet sets when it starts (`setupKernelTunables` in
-/// pkg/kubelet/cm/container_manager_linux.go), restored afterwards.
+/// pkg/kubelet/cm/container_manager_linux.go), restored afterwards: the only files under
+/// /proc/sys a run writes, a dead run's included.
 pub const KERNEL_TUNABLES: [&str; 6] = [
     "vm/overcommit_memory",
     "vm/panic_on_oom",
@@ -30,81 +36,101 @@ pub const KERNEL_TUNABLES: [&str; 6] = [
     "kernel/keys/root_maxbytes",
 ];
 
-/// Where the node's files are for the harness, and how it runs a process there.
+/// How the harness runs a process on the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
-    /// The harness runs on the node: its paths are the node's.
+    /// The harness runs on the node: its root fs is `/`.
     Same,
-    /// The harness runs in a container sharing the host's PID namespace: the node's files are
-    /// under `/proc/<pid>/root` of a host process (PID 1, whose root is the node's on every
-    /// node; else the first process whose root is), and a process for the node enters that
-    /// process's namespaces.
+    /// The harness runs in a container in the host's PID namespace: a process for the node
+    /// enters the namespaces of this host process (PID 1, whose root is the node's on every
+    /// node; else the first process whose root is), found in the node's /proc.
     Process(u32),
 }
 
+fn same_inode(a: &OwnedFd, b: &OwnedFd) -> bool {
+    match (rustix::fs::fstat(a), rustix::fs::fstat(b)) {
+        (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
+        _ => false,
+    }
+}
+
 impl Host {
-    /// How the harness sees the node whose root fs is `rootfs`. From a container that cannot
-    /// see a host process, no process can be started on the node: `Err` says what to add.
-    pub fn detect(rootfs: &Path) -> Result<Self, String> {
-        let id = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
-        let root = id(rootfs)
-            .map_err(|e| format!("--kubelet-binary: root fs {}: {e}", rootfs.display()))?;
-        if id(Path::new("/")).is_ok_and(|o| o == root) {
+    /// How the harness reaches the node whose root fs is `fs`, from the node's own /proc (in
+    /// the root fs): a root fs that is not this machine's `/` needs the host's PID namespace
+    /// and a host process with that root. `Err` says what to add.
+    pub fn detect(fs: &RootFs) -> Result<Self, String> {
+        if fs.dir() == Path::new("/") {
             return Ok(Self::Same);
         }
-        let pid1 = match id(Path::new("/proc/1/root")) {
-            Ok(p) if p == root => return Ok(Self::Process(1)),
-            Ok(_) => "it is not PID 1's root either".to_string(),
-            Err(e) => format!("PID 1's root cannot be seen ({e})"),
+        let theirs = fs.read_link("/proc/1/ns/pid").map_err(|e| {
+            format!(
+                "the root fs {} is not this machine's root and its /proc cannot be read ({e}): \
+                 to act on the node from a container, mount the host's / at it and run in the \
+                 host's PID namespace (docker run --pid=host --privileged)",
+                fs.dir().display()
+            )
+        })?;
+        // Only in the same PID namespace do the node's process ids mean the same processes to
+        // the harness (a kubelet it starts, a pid a dead run wrote down).
+        if std::fs::read_link("/proc/self/ns/pid").ok().as_deref() != Some(theirs.as_path()) {
+            return Err(
+                "the harness does not run in the node's PID namespace: run its container with \
+                 --pid=host (and --privileged) to start or stop processes on the node"
+                    .to_string(),
+            );
+        }
+        let root = fs
+            .open_dir("/")
+            .map_err(|e| format!("the root fs {}: {e}", fs.dir().display()))?;
+        let has_root = |pid: u32| {
+            fs.open_proc_entry(pid, "root", rustix::fs::OFlags::PATH)
+                .is_ok_and(|r| same_inode(&r, &root))
         };
-        let mut pids: Vec<u32> = std::fs::read_dir("/proc")
-            .map(|d| {
-                d.flatten()
-                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
+        if has_root(1) {
+            return Ok(Self::Process(1));
+        }
+        let mut pids: Vec<u32> = fs
+            .read_dir("/proc")
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| n.to_str()?.parse().ok())
+            .collect();
         pids.sort_unstable();
         let own = std::process::id();
-        if let Some(pid) = pids.into_iter().find(|p| {
-            *p != own
-                && id(&Path::new("/proc").join(p.to_string()).join("root")).is_ok_and(|r| r == root)
-        }) {
+        if let Some(pid) = pids.into_iter().find(|p| *p != own && has_root(*p)) {
             return Ok(Self::Process(pid));
         }
         Err(format!(
-            "--kubelet-binary: the root fs {} is not this process's root, {pid1}, and no \
-             process seen has it as its root: to start a kubelet on the node from a container, \
-             run it in the host's PID namespace (docker run --pid=host --privileged)",
-            rootfs.display()
+            "no process of the node has the root fs {} as its root: mount the host's / there",
+            fs.dir().display()
         ))
     }
 
-    /// A node path as the harness reaches it, for writing.
-    pub fn local(&self, node_path: &Path) -> PathBuf {
+    /// A node path to the host process's /proc entries, for messages and reads through `fs`.
+    fn proc_path(&self, entry: &str) -> String {
         match self {
-            Self::Same => node_path.to_path_buf(),
-            Self::Process(pid) => Path::new("/proc")
-                .join(pid.to_string())
-                .join("root")
-                .join(node_path.strip_prefix("/").unwrap_or(node_path)),
+            Self::Same => format!("/proc/self/{entry}"),
+            Self::Process(pid) => format!("/proc/{pid}/{entry}"),
         }
     }
 
     /// A command that runs `program` (a node path) on the node: in the host process's mount,
     /// network, UTS, IPC and cgroup namespaces where they are not already this process's.
-    pub fn command(&self, program: &Path) -> io::Result<Command> {
+    pub fn command(&self, fs: &RootFs, program: &Path) -> io::Result<Command> {
         let mut cmd = Command::new(program);
         if let Self::Process(pid) = self {
             let mut enter: Vec<OwnedFd> = Vec::new();
             for ns in ["mnt", "net", "uts", "ipc", "cgroup"] {
-                let theirs = format!("/proc/{pid}/ns/{ns}");
-                if std::fs::read_link(&theirs).ok()
-                    == std::fs::read_link(format!("/proc/self/ns/{ns}")).ok()
+                let theirs = fs.read_link(format!("/proc/{pid}/ns/{ns}")).ok();
+                if theirs.is_some()
+                    && theirs == std::fs::read_link(format!("/proc/self/ns/{ns}")).ok()
                 {
                     continue;
                 }
-                enter.push(std::fs::File::open(&theirs)?.into());
+                enter.push(
+                    fs.open_proc_entry(*pid, &format!("ns/{ns}"), rustix::fs::OFlags::RDONLY)
+                        .map_err(|e| io::Error::other(e.to_string()))?,
+                );
             }
             // SAFETY: only the setns system call runs between fork and exec.
             unsafe {
@@ -123,12 +149,13 @@ impl Host {
     }
 }
 
-/// The process listening on a TCP port of this network namespace, if any: `(pid, name)`,
-/// or `None` for the pid when the socket's owner cannot be seen.
-pub fn listener(port: u16) -> Option<(Option<u32>, String)> {
+/// The process listening on a TCP port of the node's network namespace (the host process's),
+/// if any: `(pid, name)`, or `None` for the pid when the socket's owner cannot be seen. Read
+/// from the node's /proc.
+pub fn listener(fs: &RootFs, host: &Host, port: u16) -> Option<(Option<u32>, String)> {
     let mut inodes = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
+    for table in ["net/tcp", "net/tcp6"] {
+        let Ok(text) = fs.read_to_string(host.proc_path(table), FileKind::Kernel) else {
             continue;
         };
         inodes.extend(listening_inodes(&text, port));
@@ -136,18 +163,20 @@ pub fn listener(port: u16) -> Option<(Option<u32>, String)> {
     if inodes.is_empty() {
         return None;
     }
-    let owner = std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
-        let pid: u32 = p.file_name().to_str()?.parse().ok()?;
-        let fds = std::fs::read_dir(p.path().join("fd")).ok()?;
-        let owns = fds.flatten().any(|fd| {
-            std::fs::read_link(fd.path()).is_ok_and(|l| {
-                inodes
-                    .iter()
-                    .any(|i| l.as_os_str() == format!("socket:[{i}]").as_str())
-            })
+    let owner = fs.read_dir("/proc").ok()?.iter().find_map(|p| {
+        let pid: u32 = p.to_str()?.parse().ok()?;
+        let fds = fs.read_dir(format!("/proc/{pid}/fd")).ok()?;
+        let owns = fds.iter().any(|fd| {
+            fs.read_link(Path::new("/proc").join(pid.to_string()).join("fd").join(fd))
+                .is_ok_and(|l| {
+                    inodes
+                        .iter()
+                        .any(|i| l.as_os_str() == format!("socket:[{i}]").as_str())
+                })
         });
         owns.then(|| {
-            let name = std::fs::read_to_string(p.path().join("comm"))
+            let name = fs
+                .read_to_string(format!("/proc/{pid}/comm"), FileKind::Kernel)
                 .map(|c| c.trim().to_string())
                 .unwrap_or_default();
             (pid, name)
@@ -195,32 +224,31 @@ pub struct Plan {
 /// (the node's own must be stopped first), and a CRI endpoint is known. `Err` is one line
 /// saying what to do.
 pub fn preflight(
-    root: &crate::node::rootfs::RootFs,
-    rootfs: &Path,
+    root: &RootFs,
     binary: &Path,
     endpoint: Option<&str>,
     node_kubelet: Option<&crate::node::kubelet::Kubelet>,
     log: PathBuf,
 ) -> Result<Plan, String> {
-    let host = Host::detect(rootfs)?;
+    let host = Host::detect(root).map_err(|e| format!("--kubelet-binary: {e}"))?;
     if !binary.is_absolute() {
         return Err(format!(
             "--kubelet-binary {}: give the kubelet's absolute path on the node",
             binary.display()
         ));
     }
-    match std::fs::metadata(host.local(binary)) {
-        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {}
+    match root.metadata(binary) {
+        Ok(m) if m.is_executable() => {}
         Ok(_) => {
             return Err(format!(
                 "--kubelet-binary {}: not an executable file on the node",
                 binary.display()
             ));
         }
-        Err(e) => return Err(format!("--kubelet-binary {}: {e}", binary.display())),
+        Err(e) => return Err(format!("--kubelet-binary {e}")),
     }
     for port in PORTS {
-        if let Some((pid, name)) = listener(port) {
+        if let Some((pid, name)) = listener(root, &host, port) {
             let who = pid.map_or(name.clone(), |p| format!("{name} (pid {p})"));
             return Err(format!(
                 "--kubelet-binary: port {port} is taken by {who}: the node's own kubelet is \
@@ -259,7 +287,7 @@ pub fn preflight(
         ));
     }
     let version = host
-        .command(binary)
+        .command(root, binary)
         .and_then(|mut c| c.arg("--version").stdin(Stdio::null()).output())
         .map_err(|e| format!("--kubelet-binary {}: cannot run it: {e}", binary.display()))?;
     let text = String::from_utf8_lossy(&version.stdout).trim().to_string();
@@ -297,33 +325,26 @@ fn parse_version(text: &str) -> Option<(String, u32)> {
 pub struct Settings {
     pub run_id: String,
     pub node_name: String,
-    pub api_url: String,
+    /// The kubeconfig that points it at the control plane, its credentials inline.
+    pub kubeconfig: String,
+    /// The CA (PEM) whose client certificates its server accepts: the run's.
+    pub client_ca: String,
+    /// Its serving certificate and key (PEM), issued by the run's CA.
+    pub serving: (String, String),
     /// `systemd` or `cgroupfs`, as the runtime uses, and where that was read.
     pub cgroup_driver: (String, String),
-}
-
-/// What a managed kubelet changed on the node that its run must put back, kept in its work
-/// dir (`state.json`) so that the next run can, if this one is killed.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct State {
-    /// The CRI socket, a node path.
-    pub endpoint: PathBuf,
-    /// The kernel tunables as they were before it started (`kernel/panic`, value).
-    pub tunables: Vec<(String, String)>,
-    /// The pod log directories that did not exist before it started (it makes them).
-    pub new_log_dirs: Vec<PathBuf>,
-    /// The namespace of the run's pods.
-    pub namespace: String,
 }
 
 /// A running managed kubelet.
 #[derive(Debug)]
 pub struct Managed {
     pub plan: Plan,
-    /// The work directory on the node: `/var/tmp/node-conformance-<run id>`.
+    /// The work directory on the node: `/var/lib/node-conformance/runs/<run id>`.
     pub work: PathBuf,
     /// Its static pod directory, a node path.
     pub manifests: PathBuf,
+    /// The node's root, writable: where its files were made and are removed from.
+    pub node: Writable,
     pub pid: u32,
     child: Arc<Mutex<Child>>,
     /// Dropped once the kubelet has stopped: ends the thread it was started from.
@@ -332,59 +353,81 @@ pub struct Managed {
     /// When it was started, in nanoseconds since the Unix epoch: every pod sandbox created
     /// since is its (the node's own kubelet is stopped).
     pub started_unix_nanos: i64,
-    state: State,
+    state: RunState,
     pub namespace: String,
     /// What it was started with, for the report.
     pub description: String,
 }
 
 impl Managed {
-    /// Writes the kubelet's files and starts it. The process is started from a thread that
-    /// lives as long as it: the kubelet is sent SIGTERM if the harness dies (its parent death
-    /// signal follows the thread that forked it).
-    pub fn start(plan: &Plan, settings: &Settings, namespace: &str) -> Result<Self, String> {
+    /// Writes the kubelet's files into the run's directory and starts it. The process is
+    /// started from a thread that lives as long as it: the kubelet is sent SIGTERM if the
+    /// harness dies (its parent death signal follows the thread that forked it).
+    pub fn start(
+        fs: &RootFs,
+        plan: &Plan,
+        settings: &Settings,
+        namespace: &str,
+    ) -> Result<Self, String> {
         let host = &plan.host;
-        let work = PathBuf::from(format!("/var/tmp/node-conformance-{}", settings.run_id));
+        let node = Writable::node_root(fs).map_err(|e| format!("cannot write on the node: {e}"))?;
+        node.private_dir(Path::new(state::RUNS_DIR))
+            .map_err(|e| format!("cannot keep the run's state in {}: {e}", state::RUNS_DIR))?;
+        let work = state::run_dir(&settings.run_id);
         let manifests = work.join("manifests");
-        let local = |p: &Path| host.local(p);
         let fail = |what: &str, e: io::Error| format!("cannot {what}: {e}");
-        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
-            .create(local(&work))
+        node.mkdir(&work, 0o700)
             .map_err(|e| fail(&format!("create {}", work.display()), e))?;
-        for dir in ["manifests", "root", "volume-plugins"] {
-            std::fs::create_dir(local(&work.join(dir)))
+        for (dir, mode) in [
+            ("manifests", 0o755),
+            ("root", 0o750),
+            ("volume-plugins", 0o755),
+            ("pki", 0o700),
+        ] {
+            node.mkdir(&work.join(dir), mode)
                 .map_err(|e| fail(&format!("create {}", work.join(dir).display()), e))?;
         }
+        let pki = work.join("pki");
         let kubeconfig = work.join("kubeconfig");
         let config = work.join("config.yaml");
-        std::fs::write(local(&kubeconfig), kubeconfig_text(&settings.api_url))
-            .map_err(|e| fail("write the kubeconfig", e))?;
-        std::fs::write(
-            local(&config),
-            config_text(&manifests, &settings.cgroup_driver.0),
-        )
-        .map_err(|e| fail("write the KubeletConfiguration", e))?;
+        let write = |path: &Path, text: &str, mode: u32| {
+            node.write_new(path, text.as_bytes(), mode)
+                .map_err(|e| fail(&format!("write {}", path.display()), e))
+        };
+        write(&kubeconfig, &settings.kubeconfig, 0o600)?;
+        write(&pki.join("ca.crt"), &settings.client_ca, 0o644)?;
+        write(&pki.join("kubelet.crt"), &settings.serving.0, 0o644)?;
+        write(&pki.join("kubelet.key"), &settings.serving.1, 0o600)?;
+        write(
+            &config,
+            &config_text(&manifests, &pki, &settings.cgroup_driver.0),
+            0o600,
+        )?;
         let tunables: Vec<(String, String)> = KERNEL_TUNABLES
             .iter()
             .filter_map(|t| {
-                let v = std::fs::read_to_string(local(&Path::new("/proc/sys").join(t))).ok()?;
+                let v = fs
+                    .read_to_string(Path::new("/proc/sys").join(t), FileKind::Kernel)
+                    .ok()?;
                 Some(((*t).to_string(), v.trim().to_string()))
             })
             .collect();
-        let new_log_dirs = ["/var/log/pods", "/var/log/containers"]
+        let new_log_dirs = state::LOG_DIRS
             .iter()
             .map(PathBuf::from)
-            .filter(|d| !local(d).exists())
+            .filter(|d| !fs.exists(d))
             .collect();
-        let state = State {
-            endpoint: plan.endpoint.clone(),
+        let mut state = RunState {
+            run_id: settings.run_id.clone(),
+            endpoint: Some(plan.endpoint.clone()),
             tunables,
             new_log_dirs,
             namespace: namespace.to_string(),
+            kubelet: None,
         };
+        let state_file = work.join(state::STATE_FILE);
         let state_text = serde_json::to_string(&state).map_err(|e| e.to_string())?;
-        std::fs::write(local(&work.join("state.json")), state_text)
-            .map_err(|e| fail("write the kubelet's state", e))?;
+        write(&state_file, &state_text, 0o600)?;
         let mut args = vec![
             format!("--config={}", config.display()),
             format!("--kubeconfig={}", kubeconfig.display()),
@@ -413,7 +456,7 @@ impl Managed {
             .map_err(|e| fail(&format!("open {}", plan.log.display()), e))?;
         let log2 = log.try_clone().map_err(|e| fail("open the log", e))?;
         let mut cmd = host
-            .command(&plan.binary)
+            .command(fs, &plan.binary)
             .map_err(|e| fail("enter the host's namespaces", e))?;
         cmd.args(&args)
             .stdin(Stdio::null())
@@ -459,6 +502,14 @@ impl Managed {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .id();
+        // Written down so that a later run can tell this process from any other if this run
+        // is killed: without it, a later run kills nothing.
+        if let Some(process) = process_of(fs, pid) {
+            state.kubelet = Some(process);
+            if let Ok(text) = serde_json::to_string(&state) {
+                let _ = node.write_replace(&state_file, text.as_bytes(), 0o600);
+            }
+        }
         Ok(Self {
             description: format!(
                 "kubelet {} (pid {pid}) from {}, CRI endpoint {} ({}), cgroup driver {} ({}), work dir {}, log {}",
@@ -474,6 +525,7 @@ impl Managed {
             plan: plan.clone(),
             work,
             manifests,
+            node,
             pid,
             child,
             thread_stop: Mutex::new(Some(thread_stop)),
@@ -543,112 +595,244 @@ impl Managed {
 
     /// After [`Managed::stop`]: removes the work directory, the pod log directories of this
     /// run's namespace, and restores the kernel tunables the kubelet changed. One line each.
-    pub fn clean(&self) -> Vec<String> {
-        clean_up(&self.plan.host, &self.work, &self.state)
+    pub fn clean(&self, fs: &RootFs) -> Vec<String> {
+        clean_up(
+            fs,
+            Some(&self.plan.host),
+            &self.node,
+            &self.work,
+            &self.state,
+        )
     }
 }
 
-/// Puts back what a managed kubelet changed (its [`State`]) and removes its work dir `work`
-/// (a node path), once it has stopped. One line per thing done or not.
-pub fn clean_up(host: &Host, work: &Path, state: &State) -> Vec<String> {
+/// A process as a later run will recognize it, read from the node's /proc.
+fn process_of(fs: &RootFs, pid: u32) -> Option<KubeletProcess> {
+    let dir = fs
+        .open_proc_entry(
+            pid,
+            ".",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        )
+        .ok()?;
+    Some(KubeletProcess {
+        pid,
+        start_time: start_time(&read_at(&dir, "stat")?)?,
+        binary: exe_of(&dir)?,
+    })
+}
+
+/// A small file of a /proc/<pid> directory.
+fn read_at(dir: &OwnedFd, name: &str) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()?;
+    let mut bytes = Vec::new();
+    std::fs::File::from(fd)
+        .take(FileKind::Kernel.cap())
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(bytes)
+}
+
+/// The executable of a /proc/<pid> directory, as the process's mount namespace names it.
+fn exe_of(dir: &OwnedFd) -> Option<PathBuf> {
+    let link = rustix::fs::readlinkat(dir, "exe", Vec::new()).ok()?;
+    let text = link.to_string_lossy();
+    Some(PathBuf::from(
+        text.strip_suffix(" (deleted)").unwrap_or(&text).to_string(),
+    ))
+}
+
+/// Field 22 of `/proc/<pid>/stat` (after the command name, which may hold spaces and
+/// parentheses): the clock ticks from boot to the process's start.
+fn start_time(stat: &[u8]) -> Option<u64> {
+    let text = String::from_utf8_lossy(stat);
+    let after = &text[text.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Kills a dead run's kubelet if it still runs: the process with the pid written down, started
+/// at the time written down, running the executable written down, with `--root-dir` in the
+/// run's directory. The signal goes through the process's /proc directory (a pid file
+/// descriptor), so a pid reused since is never signalled. One line, when there was one to kill.
+fn kill_dead_kubelet(fs: &RootFs, k: &KubeletProcess, work: &Path) -> Option<String> {
+    let dir = fs
+        .open_proc_entry(
+            k.pid,
+            ".",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        )
+        .ok()?;
+    let root_dir = format!("--root-dir={}", work.join("root").display());
+    let same = start_time(&read_at(&dir, "stat")?) == Some(k.start_time)
+        && exe_of(&dir).as_deref() == Some(k.binary.as_path())
+        && read_at(&dir, "cmdline")?
+            .split(|b| *b == 0)
+            .any(|arg| arg == root_dir.as_bytes());
+    if !same {
+        return None;
+    }
+    Some(
+        match rustix::process::pidfd_send_signal(&dir, rustix::process::Signal::KILL) {
+            Ok(()) => format!("killed pid {} of the dead run's kubelet", k.pid),
+            Err(e) => format!(
+                "could not kill pid {} of the dead run's kubelet: {e}",
+                k.pid
+            ),
+        },
+    )
+}
+
+/// Puts back what a managed kubelet changed (its [`RunState`]) and removes its work dir `work`
+/// (a node path), once it has stopped, all through the node's root `node`. One line per thing
+/// done or not.
+pub fn clean_up(
+    fs: &RootFs,
+    host: Option<&Host>,
+    node: &Writable,
+    work: &Path,
+    state: &RunState,
+) -> Vec<String> {
     let mut lines = Vec::new();
     for (tunable, before) in &state.tunables {
-        // The host's /proc: a container's own is read-only unless it is privileged.
-        let path = host.local(&Path::new("/proc/sys").join(tunable));
-        let now = std::fs::read_to_string(&path).unwrap_or_default();
-        if now.trim() != before {
+        if !KERNEL_TUNABLES.contains(&tunable.as_str()) {
+            continue;
+        }
+        let path = Path::new("/proc/sys").join(tunable);
+        let now = node
+            .read(&path, 4096)
+            .map(|(b, _)| String::from_utf8_lossy(&b).trim().to_string())
+            .unwrap_or_default();
+        if now != *before {
             let name = tunable.replace('/', ".");
-            lines.push(match std::fs::write(&path, before) {
-                Ok(()) => format!(
-                    "restored {name} to {before} (the kubelet set {})",
-                    now.trim()
-                ),
+            lines.push(match node.write_existing(&path, before.as_bytes()) {
+                Ok(()) => format!("restored {name} to {before} (the kubelet set {now})"),
                 Err(e) => format!("could not restore {name} to {before}: {e}"),
             });
         }
     }
-    lines.extend(remove_work_dir(host, work));
-    // /var/log/pods/<namespace>_<pod>_<uid>, /var/log/containers/<pod>_<namespace>_<c>-<id>.log
-    let logs = [
-        ("/var/log/pods", format!("{}_", state.namespace)),
-        ("/var/log/containers", format!("_{}_", state.namespace)),
+    lines.extend(remove_work_dir(fs, host, node, work));
+    // /var/log/pods/<namespace>_<pod>_<uid>, /var/log/containers/<pod>_<namespace>_<c>-<id>.log:
+    // a namespace and a pod name hold no `_`, so the marks select the run's namespace alone.
+    let marks = [
+        format!("{}_", state.namespace),
+        format!("_{}_", state.namespace),
     ];
-    for (dir, mark) in logs {
+    for (dir, mark) in state::LOG_DIRS.iter().zip(marks) {
         let dir = Path::new(dir);
-        let Ok(entries) = std::fs::read_dir(host.local(dir)) else {
+        let Ok(entries) = node.entries(dir) else {
             continue;
         };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !name.contains(&mark) {
+        for (name, st) in entries {
+            let name = name.to_string_lossy().into_owned();
+            let ours = if dir == Path::new(state::LOG_DIRS[0]) {
+                name.starts_with(&mark)
+            } else {
+                name.contains(&mark)
+            };
+            if !ours {
                 continue;
             }
-            let removed = if e.file_type().is_ok_and(|t| t.is_dir()) {
-                std::fs::remove_dir_all(e.path())
+            let path = dir.join(&name);
+            let removed = if st.file_type == rustix::fs::FileType::Directory {
+                node.remove_all(&path)
             } else {
-                std::fs::remove_file(e.path())
+                node.remove_file(&path)
             };
             if let Err(err) = removed {
-                lines.push(format!(
-                    "could not remove {}: {err}",
-                    dir.join(&name).display()
-                ));
+                lines.push(format!("could not remove {}: {err}", path.display()));
             }
         }
-        if state.new_log_dirs.iter().any(|d| d == dir)
-            && std::fs::remove_dir(host.local(dir)).is_ok()
-        {
+        if state.new_log_dirs.iter().any(|d| d == dir) && node.remove_dir(dir).is_ok() {
             lines.push(format!("removed {} (the kubelet made it)", dir.display()));
         }
     }
     lines
 }
 
-/// A dead run's managed kubelet: its process ended (if it outlived the run, it is killed),
-/// then its [`State`] put back and its work dir removed. Returns the state, for the pods it
-/// left in the runtime, and one line per thing done.
-pub fn recover(host: &Host, work: &Path) -> (Option<State>, Vec<String>) {
-    let mut lines = Vec::new();
-    let needle = format!("{}/", work.display());
-    if let Ok(procs) = std::fs::read_dir("/proc") {
-        for p in procs.flatten() {
-            let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-                continue;
-            };
-            let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains(&needle)
-                && let Some(pid) = rustix::process::Pid::from_raw(pid)
-            {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-                lines.push(format!("killed pid {pid:?} of the dead run's kubelet"));
+/// A dead run's directory `run_id` under the runs directory: its kubelet killed if it still
+/// runs, what it changed put back, the directory removed, when the directory and its state
+/// are root's alone and every field has the form this harness writes. Anything else is
+/// ignored, and said. Returns the state, for the pods it left in the runtime, and one line
+/// per thing done or not.
+pub fn recover(
+    fs: &RootFs,
+    host: Option<&Host>,
+    node: &Writable,
+    run_id: &str,
+) -> (Option<RunState>, Vec<String>) {
+    let work = state::run_dir(run_id);
+    let ignored = |why: String| {
+        vec![format!(
+            "ignored {}: {why}; nothing was done with it",
+            work.display()
+        )]
+    };
+    match node.lstat(&work) {
+        Ok(st) if st.file_type == rustix::fs::FileType::Directory => {
+            if let Some(why) = st.not_roots_alone() {
+                return (None, ignored(why));
             }
         }
+        Ok(st) => {
+            return (
+                None,
+                ignored(format!(
+                    "{}, not a directory",
+                    super::nodefs::describe(st.file_type)
+                )),
+            );
+        }
+        Err(e) => return (None, ignored(e.to_string())),
     }
-    let state: Option<State> = std::fs::read_to_string(host.local(&work.join("state.json")))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let state = match state::read(node, run_id) {
+        Ok(s) => s,
+        Err(why) => return (None, ignored(why)),
+    };
+    let mut lines = Vec::new();
     match &state {
-        Some(state) => lines.extend(clean_up(host, work, state)),
-        None => lines.extend(remove_work_dir(host, work)),
+        Some(state) => {
+            if let Some(k) = &state.kubelet {
+                lines.extend(kill_dead_kubelet(fs, k, &work));
+            }
+            lines.extend(clean_up(fs, host, node, &work, state));
+        }
+        None => lines.extend(remove_work_dir(fs, host, node, &work)),
     }
     (state, lines)
 }
 
 /// Removes a kubelet's work dir (a node path) after detaching the mounts under it: the
 /// kubelet bind-mounts its root dir onto itself to share mounts with containers, and removing
-/// through a mount would reach into what is mounted. One line per thing done or not.
-fn remove_work_dir(host: &Host, work: &Path) -> Vec<String> {
+/// through a mount would reach into what is mounted. Nothing is removed while a mount may
+/// remain. One line per thing done or not.
+fn remove_work_dir(fs: &RootFs, host: Option<&Host>, node: &Writable, work: &Path) -> Vec<String> {
     let mut lines = Vec::new();
-    let mut mounts = mounts_under(host, work);
-    mounts.retain(|m| match unmount(host, m) {
-        Ok(()) => false,
+    let mut mounts = match mounts_under(fs, host, work) {
+        Ok(m) => m,
         Err(e) => {
+            return vec![format!(
+                "left {}: cannot tell what is mounted under it ({e})",
+                work.display()
+            )];
+        }
+    };
+    mounts.retain(|m| match host.map(|h| unmount(fs, h, m)) {
+        Some(Ok(())) => false,
+        Some(Err(e)) => {
             lines.push(format!("could not unmount {m}: {e}"));
             true
         }
+        None => true,
     });
     lines.push(if mounts.is_empty() {
-        match std::fs::remove_dir_all(host.local(work)) {
+        match node.remove_all(work) {
             Ok(()) => format!("removed {}", work.display()),
             Err(e) => format!("could not remove {}: {e}", work.display()),
         }
@@ -662,15 +846,31 @@ fn remove_work_dir(host: &Host, work: &Path) -> Vec<String> {
     lines
 }
 
-/// Mount points under `dir` in the node's mount namespace, deepest first.
-fn mounts_under(host: &Host, dir: &Path) -> Vec<String> {
-    let prefix = format!("{}/", dir.display());
-    let table = match host {
-        Host::Same => "/proc/self/mountinfo".to_string(),
-        Host::Process(pid) => format!("/proc/{pid}/mountinfo"),
+/// Mount points under `dir` (a node path) in the node's mount namespace, deepest first. Where
+/// no host process is known (a root fs that is a directory of this machine), the harness's own
+/// mount table, under the root fs's path.
+fn mounts_under(fs: &RootFs, host: Option<&Host>, dir: &Path) -> Result<Vec<String>, String> {
+    let (table, prefix) = match host {
+        Some(h) => (
+            fs.read_to_string(h.proc_path("mountinfo"), FileKind::Kernel)
+                .map_err(|e| e.to_string())?,
+            format!("{}/", dir.display()),
+        ),
+        None => (
+            crate::node::rootfs::read_local_string(
+                Path::new("/proc/self/mountinfo"),
+                FileKind::Kernel,
+            )
+            .map_err(|e| e.to_string())?,
+            format!(
+                "{}/",
+                fs.dir()
+                    .join(dir.strip_prefix("/").unwrap_or(dir))
+                    .display()
+            ),
+        ),
     };
-    let mut mounts: Vec<String> = std::fs::read_to_string(table)
-        .unwrap_or_default()
+    let mut mounts: Vec<String> = table
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
         .filter(|m| m.starts_with(&prefix))
@@ -678,18 +878,18 @@ fn mounts_under(host: &Host, dir: &Path) -> Vec<String> {
         .collect();
     mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
     mounts.dedup();
-    mounts
+    Ok(mounts)
 }
 
 /// Detaches a mount a kubelet left: here, or with the node's own `umount` in its mount
 /// namespace when the harness runs in a container.
-fn unmount(host: &Host, mount: &str) -> Result<(), String> {
+fn unmount(fs: &RootFs, host: &Host, mount: &str) -> Result<(), String> {
     match host {
         Host::Same => rustix::mount::unmount(mount, rustix::mount::UnmountFlags::DETACH)
             .map_err(|e| e.to_string()),
         Host::Process(_) => {
             let out = host
-                .command(Path::new("/bin/umount"))
+                .command(fs, Path::new("/bin/umount"))
                 .and_then(|mut c| c.args(["-l", mount]).stdin(Stdio::null()).output())
                 .map_err(|e| format!("umount: {e}"))?;
             if out.status.success() {
@@ -732,32 +932,29 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-fn kubeconfig_text(api_url: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: node-conformance\n  cluster:\n    server: {api_url}\n\
-         contexts:\n- name: node-conformance\n  context:\n    cluster: node-conformance\n    user: kubelet\n\
-         current-context: node-conformance\nusers:\n- name: kubelet\n  user: {{}}\n"
-    )
-}
-
 /// The KubeletConfiguration (v1beta1, which every kubelet since 1.10 reads). Beyond pointing
-/// it here: nothing of its own on the node's network (servers on loopback, no iptables
-/// chains) or cgroups (no QoS hierarchy, nothing reserved), and eviction only when the node is
-/// nearly out of memory or disk, since the tests are about behaviour, not capacity; the
-/// static pod directory read every 5 s instead of 20 s.
-fn config_text(manifests: &Path, cgroup_driver: &str) -> String {
+/// it here: its server on loopback, over TLS with a certificate of the run's CA, answering
+/// only clients with a certificate of that CA (no anonymous requests: kubeadm's settings);
+/// nothing of its own on the node's network (no iptables chains) or cgroups (no QoS
+/// hierarchy, nothing reserved), and eviction only when the node is nearly out of memory or
+/// disk, since the tests are about behaviour, not capacity; the static pod directory read
+/// every 5 s instead of 20 s.
+fn config_text(manifests: &Path, pki: &Path, cgroup_driver: &str) -> String {
     format!(
         "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
          staticPodPath: {}\nfileCheckFrequency: 5s\nsyncFrequency: 10s\ncgroupDriver: {cgroup_driver}\n\
          address: 127.0.0.1\nhealthzBindAddress: 127.0.0.1\nport: {}\nhealthzPort: {}\nreadOnlyPort: 0\n\
+         tlsCertFile: {pki}/kubelet.crt\ntlsPrivateKeyFile: {pki}/kubelet.key\n\
          authentication:\n  anonymous:\n    enabled: false\n  webhook:\n    enabled: false\n\
+         \x20 x509:\n    clientCAFile: {pki}/ca.crt\n\
          authorization:\n  mode: AlwaysAllow\n\
          cgroupsPerQOS: false\nenforceNodeAllocatable: []\nmakeIPTablesUtilChains: false\n\
          failSwapOn: false\nserializeImagePulls: false\n\
          evictionHard:\n  memory.available: 100Mi\n  nodefs.available: 1%\n  imagefs.available: 1%\n  nodefs.inodesFree: 1%\n",
         manifests.display(),
         PORTS[0],
-        PORTS[1]
+        PORTS[1],
+        pki = pki.display(),
     )
 }
 
@@ -841,30 +1038,47 @@ mod tests {
 
     #[test]
     fn the_configuration_points_the_kubelet_here_and_keeps_it_off_the_node() {
-        let c = config_text(Path::new("/var/tmp/x/manifests"), "cgroupfs");
+        let c = config_text(
+            Path::new("/var/lib/node-conformance/runs/x/manifests"),
+            Path::new("/var/lib/node-conformance/runs/x/pki"),
+            "cgroupfs",
+        );
         let v: serde_json::Value = serde_saphyr::from_str(&c).unwrap();
-        assert_eq!(v["staticPodPath"], "/var/tmp/x/manifests");
+        assert_eq!(
+            v["staticPodPath"],
+            "/var/lib/node-conformance/runs/x/manifests"
+        );
         assert_eq!(v["cgroupDriver"], "cgroupfs");
         assert_eq!(v["makeIPTablesUtilChains"], false);
         assert_eq!(v["cgroupsPerQOS"], false);
         assert_eq!(v["address"], "127.0.0.1");
-        let k: serde_json::Value =
-            serde_saphyr::from_str(&kubeconfig_text("http://127.0.0.1:8080")).unwrap();
+        assert_eq!(v["authentication"]["anonymous"]["enabled"], false);
         assert_eq!(
-            k["clusters"][0]["cluster"]["server"],
-            "http://127.0.0.1:8080"
+            v["authentication"]["x509"]["clientCAFile"],
+            "/var/lib/node-conformance/runs/x/pki/ca.crt"
+        );
+        assert_eq!(
+            v["tlsCertFile"],
+            "/var/lib/node-conformance/runs/x/pki/kubelet.crt"
         );
     }
 
     #[test]
-    fn a_root_that_is_neither_ours_nor_pid_1s_is_refused() {
+    fn a_process_start_time_is_read_past_its_name() {
+        let stat = b"4242 (kube let) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 12 0 98765 1000000 100";
+        assert_eq!(start_time(stat), Some(98765));
+        assert_eq!(start_time(b"4242 (x) S 1"), None);
+    }
+
+    #[test]
+    fn a_root_that_is_not_this_machines_needs_the_nodes_proc() {
         let t = tempfile::tempdir().unwrap();
-        let e = Host::detect(t.path()).unwrap_err();
+        let fs = RootFs::open(t.path()).unwrap();
+        let e = Host::detect(&fs).unwrap_err();
         assert!(e.contains("--pid=host"), "{e}");
-        assert_eq!(Host::detect(Path::new("/")).unwrap(), Host::Same);
         assert_eq!(
-            Host::Process(1).local(Path::new("/var/tmp/x")),
-            Path::new("/proc/1/root/var/tmp/x")
+            Host::detect(&RootFs::open("/").unwrap()).unwrap(),
+            Host::Same
         );
     }
 }

@@ -1,19 +1,26 @@
 //! Clients of the node's container runtimes, and the services built on them that tests share:
 //! started once, on first use, and torn down by the runner whatever happened to the tests.
 
+pub mod credentials;
 pub mod cri;
 pub mod docker;
 pub mod image;
 pub mod kubelet;
+pub mod nodefs;
 pub mod recovery;
+pub mod state;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::controlplane::client::{Client, Credentials};
 use crate::node::rootfs::RootFs;
 use crate::node::runtime::{self as endpoints, Kind};
+
+use credentials::{Authority, Profile, RunCredentials};
+use nodefs::Writable;
 
 /// Why a service a test needs is not there.
 #[derive(Debug, Clone)]
@@ -30,15 +37,37 @@ pub struct Services {
     rt: OnceLock<Result<tokio::runtime::Runtime, String>>,
     docker: OnceLock<Result<docker::Docker, Unavailable>>,
     workload: OnceLock<Result<(), Unavailable>>,
-    api_port: u16,
+    api: ApiOptions,
     pod_image: Option<String>,
     control_plane: OnceLock<Result<ControlPlane, Unavailable>>,
+    /// The static pod directory the kubelet under test reads, writable through the node's
+    /// root: the managed kubelet's, else the node kubelet's.
+    static_pods: OnceLock<Result<Writable, Unavailable>>,
+    /// [`ApiOptions::ca`], taken when the control plane starts.
+    attach_ca: std::sync::Mutex<Option<Authority>>,
+    /// Its certificate (DER), which an attached kubelet's kubeconfig must trust.
+    attach_ca_der: Option<Vec<u8>>,
     /// `--kubelet-binary`, checked before the run.
     managed_plan: Option<kubelet::Plan>,
     managed: OnceLock<Result<kubelet::Managed, Unavailable>>,
     pod_workload: OnceLock<Result<PodWorkload, Unavailable>>,
-    /// Directories this run made on the node for the pods' workload binary.
+    /// Directories this run made on the node for the pods' workload binary (node paths in
+    /// the static pod directory).
     workload_dirs: std::sync::Mutex<Vec<PathBuf>>,
+}
+
+/// How the local control plane is served.
+#[derive(Debug, Default)]
+pub struct ApiOptions {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Plain HTTP without authentication (`--insecure-http`).
+    pub insecure_http: bool,
+    /// The CA to serve with and to accept kubelets' client certificates of: the one
+    /// `kubelet-config` made for an attached kubelet; a new one when `None`.
+    pub ca: Option<Authority>,
+    /// The address to serve on; 127.0.0.1 when `None`.
+    pub bind: Option<std::net::IpAddr>,
 }
 
 /// Where the kubelet tests' pods find the workload.
@@ -97,6 +126,8 @@ pub struct ControlPlane {
     pub url: String,
     pub port: u16,
     pub store: std::sync::Arc<crate::controlplane::store::Store>,
+    /// Its CA and what the harness authenticates with; `None` when served over plain HTTP.
+    pub credentials: Option<RunCredentials>,
     running: std::sync::Mutex<Option<crate::controlplane::Running>>,
     /// Static pod files and API objects tests made and have not removed yet: what an
     /// interrupted run still has to remove.
@@ -116,11 +147,13 @@ impl ControlPlane {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-    /// Writes a static pod manifest into the kubelet's static pod directory (mounted into the
-    /// harness at the same path), recorded for clean-up first. JSON is YAML; the file is
-    /// written whole and renamed so the kubelet never reads half of it.
+    /// Writes a static pod manifest into the kubelet's static pod directory `dir` (writable
+    /// through the node's root), recorded for clean-up first. JSON is YAML; the file is
+    /// written whole and renamed so the kubelet never reads half of it. `path` is a node path
+    /// in `dir`.
     pub fn write_static_pod(
         &self,
+        dir: &Writable,
         path: &std::path::Path,
         pod: &serde_json::Value,
     ) -> Result<(), String> {
@@ -131,13 +164,13 @@ impl ControlPlane {
                 created.push(file);
             }
         }
-        crate::report::write_atomically(path, pod.to_string().as_bytes())
+        dir.write_replace(path, pod.to_string().as_bytes(), 0o600)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
     /// Removes a static pod manifest this run wrote; a missing one is already removed.
-    pub fn remove_static_pod(&self, path: &std::path::Path) -> Result<(), String> {
-        match std::fs::remove_file(path) {
+    pub fn remove_static_pod(&self, dir: &Writable, path: &std::path::Path) -> Result<(), String> {
+        match dir.remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("cannot remove {}: {e}", path.display())),
@@ -154,19 +187,43 @@ impl ControlPlane {
             .retain(|c| *c != Created::Object(api_path.to_string()));
     }
 
-    /// Removes what tests left: files first, so the kubelet stops the static pods, then the
-    /// API objects. One line per thing removed or not.
-    fn remove_leftovers(&self) -> Vec<String> {
+    /// A client of the API with the harness's own credentials.
+    pub fn client(&self) -> Client {
+        Client::with_credentials(&self.url, &self.admin_credentials())
+    }
+
+    /// The harness's own credentials: its bearer token, and the CA the API serves with.
+    pub fn admin_credentials(&self) -> Credentials {
+        self.credentials
+            .as_ref()
+            .map(|c| Credentials {
+                ca: Some(c.ca.cert().cert_pem.clone()),
+                token: Some(c.admin_token.clone()),
+                certificate: None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Removes what tests left: files first (through `static_pods`, the static pod directory
+    /// writable), so the kubelet stops the static pods, then the API objects. One line per
+    /// thing removed or not.
+    fn remove_leftovers(&self, static_pods: Option<&Writable>) -> Vec<String> {
         let left = std::mem::take(&mut *self.created());
-        let api = crate::controlplane::client::Client::new(&self.url);
+        let api = self.client();
         left.into_iter()
             .map(|c| match c {
-                Created::File(p) => match std::fs::remove_file(&p) {
-                    Ok(()) => format!("removed static pod file {}", p.display()),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Created::File(p) => match static_pods.map(|d| d.remove_file(&p)) {
+                    Some(Ok(())) => format!("removed static pod file {}", p.display()),
+                    Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                         format!("static pod file {} was already gone", p.display())
                     }
-                    Err(e) => format!("could not remove static pod file {}: {e}", p.display()),
+                    Some(Err(e)) => {
+                        format!("could not remove static pod file {}: {e}", p.display())
+                    }
+                    None => format!(
+                        "could not remove static pod file {}: its directory cannot be written",
+                        p.display()
+                    ),
                 },
                 Created::Object(path) => {
                     match api.delete(&path, &serde_json::json!({"gracePeriodSeconds": 0})) {
@@ -187,10 +244,71 @@ impl std::fmt::Debug for Services {
     }
 }
 
-/// Whether the static pod directory is there for the harness to write into: on the node it is
-/// the kubelet's, mounted into the harness's container at the same path.
-pub fn is_mounted_dir(dir: &std::path::Path) -> bool {
-    dir.is_dir()
+/// What a managed kubelet is given: a kubeconfig for the control plane `cp` with a client
+/// certificate of the run's CA (user `system:node:<node>`, group `system:nodes`, as a kubelet's
+/// own), and a serving certificate of that CA for its server, which accepts only client
+/// certificates of that CA.
+fn kubelet_settings(
+    cp: &ControlPlane,
+    run_id: &str,
+    node_name: &str,
+    cgroup_driver: (String, String),
+) -> Result<kubelet::Settings, String> {
+    let days = credentials::RUN_VALIDITY_DAYS;
+    // Without the run's CA the kubelet's server would have no client to trust but anyone.
+    let Some(creds) = &cp.credentials else {
+        return Err(
+            "a kubelet started by the harness needs the authenticated control plane: drop \
+             --insecure-http"
+                .to_string(),
+        );
+    };
+    let client = creds.ca.issue(
+        &Profile::Client {
+            user: format!("system:node:{node_name}"),
+            groups: vec!["system:nodes".into()],
+        },
+        days,
+    )?;
+    let loopback = vec![
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+    ];
+    let serving = creds
+        .ca
+        .issue(
+            &Profile::Server {
+                dns: vec![node_name.to_string(), "localhost".into()],
+                ips: loopback.clone(),
+            },
+            days,
+        )
+        .or_else(|_| {
+            // A node name that is not a DNS name cannot be a SAN; the kubelet is reached at
+            // 127.0.0.1 anyway.
+            creds.ca.issue(
+                &Profile::Server {
+                    dns: vec!["localhost".into()],
+                    ips: loopback,
+                },
+                days,
+            )
+        })?;
+    Ok(kubelet::Settings {
+        run_id: run_id.to_string(),
+        node_name: node_name.to_string(),
+        kubeconfig: credentials::kubeconfig(
+            &cp.url,
+            &creds.ca.cert().cert_pem,
+            &credentials::User::Certificate {
+                cert_pem: &client.cert_pem,
+                key_pem: &client.key_pem,
+            },
+        ),
+        client_ca: creds.ca.cert().cert_pem.clone(),
+        serving: (serving.cert_pem, serving.key_pem),
+        cgroup_driver,
+    })
 }
 
 /// A run id: unique enough to tell this run's containers from any other's.
@@ -205,7 +323,7 @@ impl Services {
     pub fn new(
         run_id: String,
         workload_binary: PathBuf,
-        api_port: u16,
+        api: ApiOptions,
         pod_image: Option<String>,
         managed_plan: Option<kubelet::Plan>,
     ) -> Self {
@@ -220,13 +338,27 @@ impl Services {
             rt: OnceLock::new(),
             docker: OnceLock::new(),
             workload: OnceLock::new(),
-            api_port,
+            api: ApiOptions { ca: None, ..api },
+            attach_ca_der: api.ca.as_ref().map(|ca| ca.cert().cert_der.clone()),
+            attach_ca: std::sync::Mutex::new(api.ca),
             control_plane: OnceLock::new(),
+            static_pods: OnceLock::new(),
         }
     }
 
     pub fn api_port(&self) -> u16 {
-        self.api_port
+        self.api.port
+    }
+
+    /// The certificate (DER) of the CA `kubelet-config` made, which the control plane serves
+    /// with for an attached kubelet; `None` when there is none.
+    pub fn attach_ca(&self) -> Option<&[u8]> {
+        self.attach_ca_der.as_deref()
+    }
+
+    /// Whether the API is served over plain HTTP, without authentication.
+    pub fn insecure_http(&self) -> bool {
+        self.api.insecure_http
     }
 
     /// Whether the harness starts the kubelet itself (`--kubelet-binary`).
@@ -274,27 +406,20 @@ impl Services {
                     None => ("cgroupfs".into(), "the kubelet's default".into()),
                 },
             };
-            let settings = kubelet::Settings {
-                run_id: self.run_id.clone(),
-                node_name: node.name().to_string(),
-                api_url: cp.url.clone(),
-                cgroup_driver,
-            };
-            kubelet::Managed::start(plan, &settings, namespace).map_err(Unavailable::Broken)
+            let settings = kubelet_settings(cp, &self.run_id, node.name(), cgroup_driver)
+                .map_err(Unavailable::Broken)?;
+            kubelet::Managed::start(&node.root, plan, &settings, namespace)
+                .map_err(Unavailable::Broken)
         });
         Some(started.as_ref().map_err(Clone::clone))
     }
 
     /// How the kubelet tests' pods run the workload: `--pod-image` when given; else the pause
     /// image of the CRI runtime the kubelet uses, with this run's binary placed in a hidden
-    /// directory of the static pod directory (`manifests`: where the harness writes it, and
-    /// the same directory as a node path), which the kubelet does not read; else the test
+    /// directory of the static pod directory ([`Services::static_pod_dir`]), which the
+    /// kubelet does not read; else the test
     /// image loaded into Docker; else the published workload image.
-    pub fn pod_workload(
-        &self,
-        node: &crate::node::Node,
-        manifests: (&std::path::Path, &std::path::Path),
-    ) -> Result<&PodWorkload, Unavailable> {
+    pub fn pod_workload(&self, node: &crate::node::Node) -> Result<&PodWorkload, Unavailable> {
         self.pod_workload
             .get_or_init(|| {
                 if let Some(image) = &self.pod_image {
@@ -329,7 +454,7 @@ impl Services {
                         .and_then(|r| r);
                     match pause {
                         Ok(image) => {
-                            let dir = self.place_workload(manifests)?;
+                            let dir = self.place_workload(self.static_pod_dir(node)?)?;
                             return Ok(PodWorkload::Pause { image, dir });
                         }
                         Err(e) => why.push(format!("{}: {e}", path.display())),
@@ -354,39 +479,48 @@ impl Services {
     }
 
     /// Copies the static workload binary to `.node-conformance-<run id>/node-conformance` in
-    /// the static pod directory; returns the directory as a node path.
-    fn place_workload(
-        &self,
-        (local, node_path): (&std::path::Path, &std::path::Path),
-    ) -> Result<PathBuf, Unavailable> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        // create_new: never through a file or symlink planted at the name.
+    /// the static pod directory `dir`; returns the directory as a node path.
+    fn place_workload(&self, dir: &Writable) -> Result<PathBuf, Unavailable> {
         let binary =
             image::read_static_binary(&self.workload_binary).map_err(Unavailable::Absent)?;
-        let name = format!(".node-conformance-{}", self.run_id);
-        let dir = local.join(&name);
+        let path = dir
+            .base()
+            .join(format!(".node-conformance-{}", self.run_id));
         let fail = |e: std::io::Error| {
             Unavailable::Broken(format!(
                 "cannot place the workload binary in {}: {e}",
-                dir.display()
+                path.display()
             ))
         };
-        std::fs::DirBuilder::new()
-            .mode(0o755)
-            .create(&dir)
-            .map_err(fail)?;
+        dir.mkdir(&path, 0o755).map_err(fail)?;
         self.workload_dirs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(dir.clone());
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o755)
-            .open(dir.join("node-conformance"))
+            .push(path.clone());
+        // A new file: never through a file or symlink planted at the name.
+        dir.write_new(&path.join("node-conformance"), &binary, 0o755)
             .map_err(fail)?;
-        std::io::Write::write_all(&mut file, &binary).map_err(fail)?;
-        Ok(node_path.join(name))
+        Ok(path)
+    }
+
+    /// The static pod directory of the kubelet under test, writable through the node's root:
+    /// the managed kubelet's, else the node kubelet's (`--pod-manifest-path`, else its
+    /// `staticPodPath`). `Absent` says why it cannot be written.
+    pub fn static_pod_dir(&self, node: &crate::node::Node) -> Result<&Writable, Unavailable> {
+        self.static_pods
+            .get_or_init(|| {
+                if let Some(Ok(m)) = self.managed.get() {
+                    return m.node.subdir(&m.manifests).map_err(|e| {
+                        Unavailable::Broken(format!("{}: {e}", m.manifests.display()))
+                    });
+                }
+                let dir = node.pod_manifest_dir();
+                Writable::node_dir(&node.root, &dir).map_err(|e| {
+                    Unavailable::Absent(format!("the static pod directory cannot be written: {e}"))
+                })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// The local control plane on 127.0.0.1, started on first use. A taken port fails the
@@ -394,20 +528,45 @@ impl Services {
     pub fn control_plane(&self) -> Result<&ControlPlane, Unavailable> {
         self.control_plane
             .get_or_init(|| {
-                let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+                let broken = |e: String| {
+                    Unavailable::Broken(format!("cannot start the local control plane: {e}"))
+                };
+                let (serving, credentials) = if self.api.insecure_http {
+                    (crate::controlplane::Serving::Insecure, None)
+                } else {
+                    let ca = self
+                        .attach_ca
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .take();
+                    let bind: Vec<_> = self
+                        .api
+                        .bind
+                        .filter(|ip| !ip.is_unspecified() && !ip.is_loopback())
+                        .into_iter()
+                        .collect();
+                    let creds = RunCredentials::new(ca, &bind).map_err(broken)?;
+                    (
+                        crate::controlplane::Serving::Secure(creds.security()),
+                        Some(creds),
+                    )
+                };
                 let running = self
                     .block_on(
                         Duration::from_secs(10),
-                        crate::controlplane::start(ip, self.api_port),
+                        crate::controlplane::start(
+                            self.api.bind.unwrap_or(crate::controlplane::DEFAULT_BIND),
+                            self.api.port,
+                            serving,
+                        ),
                     )
                     .and_then(|r| r)
-                    .map_err(|e| {
-                        Unavailable::Broken(format!("cannot start the local control plane: {e}"))
-                    })?;
+                    .map_err(broken)?;
                 Ok(ControlPlane {
                     url: running.url(),
                     port: running.addr.port(),
                     store: std::sync::Arc::clone(&running.store),
+                    credentials,
                     running: std::sync::Mutex::new(Some(running)),
                     created: std::sync::Mutex::new(Vec::new()),
                 })
@@ -479,28 +638,57 @@ impl Services {
     /// static pod files and workload directory in the static pod directory (`manifests`, as
     /// the harness reaches it), their managed kubelets' work dirs and pods, their Docker
     /// containers and images. One line per thing removed or not.
-    pub fn recover(
-        &self,
-        node: &crate::node::Node,
-        rootfs: &std::path::Path,
-        manifests: &std::path::Path,
-    ) -> Vec<String> {
-        let mut lines = recovery::static_pod_dir(manifests);
-        if let Ok(host) = kubelet::Host::detect(rootfs) {
-            for (id, work) in recovery::dead_work_dirs(&host) {
-                let (state, done) = kubelet::recover(&host, &work);
-                lines.extend(
-                    done.into_iter()
-                        .map(|l| format!("{l} (left by run {id}, no longer running)")),
-                );
-                let Some(state) = state else { continue };
-                lines.extend(self.remove_sandboxes(
-                    &host.local(&state.endpoint),
-                    kubelet::namespace_labels(&state.namespace),
-                    |_| true,
-                    &format!("dead run {id}"),
-                    true,
-                ));
+    pub fn recover(&self, node: &crate::node::Node) -> Vec<String> {
+        let fs = &node.root;
+        let mut lines = recovery::ignored_legacy_state(fs);
+        // The node is opened for writing only when a dead run left something: a run on a node
+        // no run died on writes nothing and reads nothing beyond these two directories.
+        let manifests = node.pod_manifest_dir();
+        let found = recovery::dead_static_pod_files(fs, &manifests);
+        if !found.is_empty() {
+            match Writable::node_dir(fs, &manifests) {
+                Ok(w) => lines.extend(recovery::remove_static_pod_files(&w, &found)),
+                Err(e) => lines.push(format!(
+                    "could not remove what dead runs left in {}: {e}",
+                    manifests.display()
+                )),
+            }
+        }
+        let (dead, ignored) = recovery::dead_runs(fs);
+        lines.extend(ignored);
+        if !dead.is_empty() {
+            match Writable::node_root(fs) {
+                Ok(w) => {
+                    let host = kubelet::Host::detect(fs).ok();
+                    for id in dead {
+                        let (state, done) = kubelet::recover(fs, host.as_ref(), &w, &id);
+                        lines.extend(
+                            done.into_iter()
+                                .map(|l| format!("{l} (left by run {id}, no longer running)")),
+                        );
+                        let Some(endpoint) = state.as_ref().and_then(|s| s.endpoint.as_ref())
+                        else {
+                            continue;
+                        };
+                        let namespace = state::namespace(&id);
+                        lines.extend(match fs.socket(endpoint) {
+                            Ok(socket) => self.remove_sandboxes(
+                                &socket,
+                                kubelet::namespace_labels(&namespace),
+                                |_| true,
+                                &format!("dead run {id}"),
+                                true,
+                            ),
+                            Err(e) => vec![format!(
+                                "could not remove the pod sandboxes of dead run {id}: {e}"
+                            )],
+                        });
+                    }
+                }
+                Err(e) => lines.push(format!(
+                    "could not remove what dead runs left in {}: {e}",
+                    state::RUNS_DIR
+                )),
             }
         }
         // Only where an Engine is there to ask: a node without Docker costs no connection. A
@@ -563,13 +751,13 @@ impl Services {
     /// stopped kubelet leaves in the runtime. `whose` names them in the lines, one per sandbox.
     fn remove_sandboxes(
         &self,
-        socket: &std::path::Path,
+        socket: &crate::node::rootfs::SocketHandle,
         labels: std::collections::HashMap<String, String>,
         pick: impl Fn(&cri::PodSandbox) -> bool,
         whose: &str,
         settle: bool,
     ) -> Vec<String> {
-        let socket = socket.display().to_string();
+        let socket = socket.connect_path();
         let removed = self.block_on(Duration::from_secs(120), async {
             let cri = cri::Cri::connect(&socket).await?;
             let mut lines = Vec::new();
@@ -626,33 +814,44 @@ impl Services {
 
     /// Removes everything this run created in the runtimes. Returns one line per thing
     /// removed or left behind.
-    pub fn shutdown(&self) -> Vec<String> {
+    pub fn shutdown(&self, fs: &RootFs) -> Vec<String> {
         let mut lines = Vec::new();
+        let static_pods = self.static_pods.get().and_then(|d| d.as_ref().ok());
         if let Some(Ok(cp)) = self.control_plane.get() {
-            lines.extend(cp.remove_leftovers());
+            lines.extend(cp.remove_leftovers(static_pods));
         }
-        if let Some(Ok(managed)) = self.managed.get() {
+        let managed = self.managed.get().and_then(|m| m.as_ref().ok());
+        if let Some(managed) = managed {
             lines.push(managed.stop());
-            lines.extend(self.remove_sandboxes(
-                &managed.plan.host.local(&managed.plan.endpoint),
-                std::collections::HashMap::new(),
-                |s| kubelet::made_by(managed, s),
-                "this run's kubelet",
-                false,
-            ));
-            lines.extend(managed.clean());
+            lines.extend(match fs.socket(&managed.plan.endpoint) {
+                Ok(socket) => self.remove_sandboxes(
+                    &socket,
+                    std::collections::HashMap::new(),
+                    |s| kubelet::made_by(managed, s),
+                    "this run's kubelet",
+                    false,
+                ),
+                Err(e) => vec![format!(
+                    "could not remove the pod sandboxes of this run's kubelet: {e}"
+                )],
+            });
         }
+        // After the kubelet stopped: its pods ran the binary from there.
         for dir in std::mem::take(
             &mut *self
                 .workload_dirs
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         ) {
-            match std::fs::remove_dir_all(&dir) {
-                Ok(()) => lines.push(format!("removed {}", dir.display())),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => lines.push(format!("could not remove {}: {e}", dir.display())),
+            match static_pods.map(|d| d.remove_all(&dir)) {
+                Some(Ok(())) => lines.push(format!("removed {}", dir.display())),
+                Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Some(Err(e)) => lines.push(format!("could not remove {}: {e}", dir.display())),
+                None => {}
             }
+        }
+        if let Some(managed) = managed {
+            lines.extend(managed.clean(fs));
         }
         if let Some(Ok(cp)) = self.control_plane.get() {
             let running = cp

@@ -11,8 +11,13 @@
 //! when they are labelled by a run it can see.
 
 use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixListener};
 use std::path::{Path, PathBuf};
+
+use rustix::fs::FileType;
+
+use super::nodefs::Writable;
+use crate::node::rootfs::RootFs;
+use std::os::unix::net::{SocketAddr, UnixListener};
 
 /// This run, held alive in the abstract socket name space until the process ends.
 #[derive(Debug)]
@@ -44,58 +49,121 @@ fn run_id_in(name: &str, prefix: &str, suffix: &str) -> Option<String> {
     let rest = name.strip_prefix(prefix)?;
     let end = rest.find(suffix)?;
     let id = &rest[..end];
-    (!id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_string())
+    super::state::is_run_id(id).then(|| id.to_string())
 }
 
-/// The dead runs' files in the static pod directory (a local path): their static pod
-/// manifests (`node-conformance-<id>-static-pod-*.yaml`) and workload directories
-/// (`.node-conformance-<id>`). Removes them; one line each.
-pub fn static_pod_dir(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+/// What dead runs left in the static pod directory `dir` (a node path), read through the root:
+/// their static pod manifests (`node-conformance-<id>-static-pod-*.yaml`) and workload
+/// directories (`.node-conformance-<id>`), with the run id. Nothing is opened for writing.
+pub fn dead_static_pod_files(fs: &RootFs, dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(names) = fs.read_dir(dir) else {
         return Vec::new();
     };
-    let mut lines = Vec::new();
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let id = run_id_in(&name, "node-conformance-", "-static-pod-")
-            .or_else(|| run_id_in(&format!("{name}/"), ".node-conformance-", "/"));
-        let Some(id) = id.filter(|id| !is_alive(id)) else {
-            continue;
-        };
-        let path = e.path();
-        let gone = if e.file_type().is_ok_and(|t| t.is_dir()) {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        lines.push(match gone {
-            Ok(()) => format!(
-                "removed {} (left by run {id}, no longer running)",
-                path.display()
-            ),
-            Err(err) => format!(
-                "could not remove {} (left by run {id}): {err}",
-                path.display()
-            ),
-        });
-    }
-    lines
-}
-
-/// A dead run's managed kubelet work dir: `/var/tmp/node-conformance-<id>` (node paths), with
-/// the run id.
-pub fn dead_work_dirs(host: &super::kubelet::Host) -> Vec<(String, PathBuf)> {
-    let Ok(entries) = std::fs::read_dir(host.local(Path::new("/var/tmp"))) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let id = run_id_in(&format!("{name}/"), "node-conformance-", "/")?;
-            (!is_alive(&id)).then(|| (id, Path::new("/var/tmp").join(name)))
+    names
+        .iter()
+        .filter_map(|n| {
+            let name = n.to_str()?;
+            let id = run_id_in(name, "node-conformance-", "-static-pod-")
+                .or_else(|| run_id_in(&format!("{name}/"), ".node-conformance-", "/"))?;
+            (!is_alive(&id)).then(|| (id, dir.join(name)))
         })
         .collect()
+}
+
+/// Removes `found` ([`dead_static_pod_files`]) through `w`, the static pod directory writable:
+/// only from a directory only root writes in, only what root owns, following no link. One
+/// line each.
+pub fn remove_static_pod_files(w: &Writable, found: &[(String, PathBuf)]) -> Vec<String> {
+    let dir = w.base().to_path_buf();
+    match w.lstat(&dir) {
+        Ok(st) => {
+            if let Some(why) = st.not_roots_alone() {
+                return vec![format!(
+                    "left what dead runs left in {}: the directory is {why}",
+                    dir.display()
+                )];
+            }
+        }
+        Err(e) => return vec![format!("could not look at {}: {e}", dir.display())],
+    }
+    found
+        .iter()
+        .map(|(id, path)| {
+            let gone = match w.lstat(path) {
+                Ok(st) if st.uid != 0 => Err(std::io::Error::other(format!(
+                    "owned by uid {}, not root: not made by this harness",
+                    st.uid
+                ))),
+                Ok(st) if st.file_type == FileType::Directory => w.remove_all(path),
+                Ok(_) => w.remove_file(path),
+                Err(e) => Err(e),
+            };
+            match gone {
+                Ok(()) => format!(
+                    "removed {} (left by run {id}, no longer running)",
+                    path.display()
+                ),
+                Err(err) => format!(
+                    "could not remove {} (left by run {id}): {err}",
+                    path.display()
+                ),
+            }
+        })
+        .collect()
+}
+
+/// The dead runs whose directories are in the runs directory, read through the root, and one
+/// line for each entry there that is no run's.
+pub fn dead_runs(fs: &RootFs) -> (Vec<String>, Vec<String>) {
+    let Ok(names) = fs.read_dir(super::state::RUNS_DIR) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut dead = Vec::new();
+    let mut lines = Vec::new();
+    for n in &names {
+        match n.to_str() {
+            Some(id) if super::state::is_run_id(id) => {
+                if !is_alive(id) {
+                    dead.push(id.to_string());
+                }
+            }
+            _ => lines.push(format!(
+                "ignored {}: not a run's directory",
+                Path::new(super::state::RUNS_DIR).join(n).display()
+            )),
+        }
+    }
+    (dead, lines)
+}
+
+/// Where earlier versions kept a run's state: `/var/tmp`, which any user can write in. What is
+/// there is never acted on; each is named once, so that a planted one is seen.
+pub fn ignored_legacy_state(fs: &RootFs) -> Vec<String> {
+    let Ok(names) = fs.read_dir("/var/tmp") else {
+        return Vec::new();
+    };
+    let found: Vec<String> = names
+        .iter()
+        .filter_map(|n| {
+            let name = n.to_str()?;
+            run_id_in(&format!("{name}/"), "node-conformance-", "/")
+                .map(|_| format!("/var/tmp/{name}"))
+        })
+        .collect();
+    if found.is_empty() {
+        return Vec::new();
+    }
+    let shown: Vec<&str> = found.iter().take(5).map(String::as_str).collect();
+    vec![format!(
+        "ignored {}{}: a run's state is never taken from /var/tmp, where any user can write; \
+         if an earlier version of the harness left it, remove it",
+        shown.join(", "),
+        if found.len() > shown.len() {
+            format!(" and {} more", found.len() - shown.len())
+        } else {
+            String::new()
+        }
+    )]
 }
 
 #[cfg(test)]
@@ -114,7 +182,9 @@ mod tests {
 
     #[test]
     fn only_dead_runs_files_are_removed_from_the_static_pod_dir() {
-        let dir = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("etc/kubernetes/manifests");
+        std::fs::create_dir_all(&dir).unwrap();
         let live = format!("cd{:x}", std::process::id());
         let _lock = hold(&live).unwrap();
         let dead = "deadbeef1";
@@ -123,22 +193,30 @@ mod tests {
             format!("node-conformance-{live}-static-pod-2.yaml"),
             "kube-apiserver.yaml".to_string(),
             "node-conformance-notes.yaml".to_string(),
+            "node-conformance-../x-static-pod-1.yaml".replace('/', "_"),
         ];
         for f in &files {
-            std::fs::write(dir.path().join(f), "x").unwrap();
+            std::fs::write(dir.join(f), "x").unwrap();
         }
-        std::fs::create_dir(dir.path().join(format!(".node-conformance-{dead}"))).unwrap();
+        std::fs::create_dir(dir.join(format!(".node-conformance-{dead}"))).unwrap();
         std::fs::write(
-            dir.path()
-                .join(format!(".node-conformance-{dead}/node-conformance")),
+            dir.join(format!(".node-conformance-{dead}/node-conformance")),
             "bin",
         )
         .unwrap();
-        std::fs::create_dir(dir.path().join(format!(".node-conformance-{live}"))).unwrap();
-        let lines = static_pod_dir(dir.path());
-        assert_eq!(lines.len(), 2, "{lines:?}");
-        assert!(lines.iter().all(|l| l.contains(dead)), "{lines:?}");
-        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        std::fs::create_dir(dir.join(format!(".node-conformance-{live}"))).unwrap();
+        let fs = RootFs::open(root.path()).unwrap();
+        let node_dir = Path::new("/etc/kubernetes/manifests");
+        let found = dead_static_pod_files(&fs, node_dir);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found.iter().all(|(id, _)| id == dead), "{found:?}");
+        if rustix::process::geteuid().as_raw() != 0 {
+            return;
+        }
+        let w = Writable::node_dir(&fs, node_dir).unwrap();
+        let lines = remove_static_pod_files(&w, &found);
+        assert!(lines.iter().all(|l| l.starts_with("removed")), "{lines:?}");
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
@@ -148,6 +226,7 @@ mod tests {
             "kube-apiserver.yaml".to_string(),
             format!("node-conformance-{live}-static-pod-2.yaml"),
             "node-conformance-notes.yaml".to_string(),
+            "node-conformance-.._x-static-pod-1.yaml".to_string(),
         ];
         want.sort();
         assert_eq!(left, want);

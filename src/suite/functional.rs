@@ -12,6 +12,7 @@ use super::{Context, Outcome, Recorder, Service, Test, describe};
 use crate::controlplane::client::Client;
 use crate::report::facts::go_arch;
 use crate::runtime::kubelet::Managed;
+use crate::runtime::nodefs::Writable;
 use crate::runtime::{ControlPlane, PodWorkload, Unavailable};
 
 const TAGS: &[&str] = &["NodeConformance"];
@@ -166,16 +167,23 @@ pub fn tests() -> Vec<Test> {
     ]
 }
 
-/// Why the kubelet cannot be tested through the local control plane, if it cannot: its
-/// kubeconfig's server and its staticPodPath must point here. Its contentType may be either:
-/// the API reads protobuf bodies as it reads JSON.
-fn kubelet_points_here(ctx: &Context, port: u16) -> Result<PathBuf, String> {
+/// Why the kubelet cannot be tested through the local control plane `cp`, if it cannot: its
+/// kubeconfig's server must be the control plane (`https://127.0.0.1:<port>`, or `http://`
+/// with `--insecure-http`), trusting its CA (the one `kubelet-config` made), and its
+/// staticPodPath the directory given to the harness, writable through the node's root. Its
+/// contentType may be either: the API reads protobuf bodies as it reads JSON.
+fn kubelet_points_here(ctx: &Context, port: u16) -> Result<(), String> {
     let fix = format!(
         "`node-conformance kubelet-config --api-server-port {port} --pod-manifest-path {}` \
-         prints the kubeconfig and settings to give the kubelet; restart it, then run again",
+         writes the kubeconfig to give the kubelet and prints the settings; restart it, then run again",
         ctx.node.pod_manifest_dir().display()
     );
     let k = ctx.node.kubelet().map_err(|e| format!("{e}; {fix}"))?;
+    let scheme = if ctx.services.insecure_http() {
+        "http"
+    } else {
+        "https"
+    };
     let mut wrong = Vec::new();
     match &k.kubeconfig_path {
         None => wrong.push("the kubelet has no kubeconfig (--kubeconfig)".to_string()),
@@ -183,14 +191,34 @@ fn kubelet_points_here(ctx: &Context, port: u16) -> Result<PathBuf, String> {
             Ok(Some(kc)) => {
                 let server = kc.server.trim_end_matches('/');
                 let here = [
-                    format!("http://127.0.0.1:{port}"),
-                    format!("http://localhost:{port}"),
+                    format!("{scheme}://127.0.0.1:{port}"),
+                    format!("{scheme}://localhost:{port}"),
                 ];
                 if !here.iter().any(|h| h == server) {
                     wrong.push(format!(
-                        "its kubeconfig {} has server {server}, not http://127.0.0.1:{port}",
-                        path.display()
+                        "its kubeconfig {} has server {server}, not {}",
+                        path.display(),
+                        here[0]
                     ));
+                } else if !ctx.services.insecure_http() {
+                    let trusted = match &kc.ca {
+                        Some(Ok(pem)) => std::str::from_utf8(&pem.bytes)
+                            .ok()
+                            .and_then(|p| crate::runtime::credentials::pem_der(p, "CERTIFICATE")),
+                        _ => None,
+                    };
+                    match ctx.services.attach_ca() {
+                        None => wrong.push(format!(
+                            "there are no credentials for it in {} (kubelet-config makes them)",
+                            crate::runtime::state::ATTACH_DIR
+                        )),
+                        Some(ours) if trusted.as_deref() != Some(ours) => wrong.push(format!(
+                            "its kubeconfig {} does not trust the CA kubelet-config made ({}/ca.crt)",
+                            path.display(),
+                            crate::runtime::state::ATTACH_DIR
+                        )),
+                        Some(_) => {}
+                    }
                 }
             }
             Ok(None) => wrong.push(format!("its kubeconfig {} does not exist", path.display())),
@@ -206,14 +234,16 @@ fn kubelet_points_here(ctx: &Context, port: u16) -> Result<PathBuf, String> {
         )),
         None => wrong.push(format!("it has no staticPodPath (want {})", dir.display())),
     }
-    if wrong.is_empty() && !crate::runtime::is_mounted_dir(&dir) {
+    if wrong.is_empty()
+        && let Err(e) = ctx.services.static_pod_dir(&ctx.node)
+    {
+        let (Unavailable::Absent(e) | Unavailable::Broken(e)) = e;
         wrong.push(format!(
-            "{} is not a directory here: mount it into the harness's container at the same path (-v $CONFIG_DIR:$CONFIG_DIR)",
-            dir.display()
+            "{e} (from a container: run it in the host's PID namespace, --pid=host, or mount the directory at the same path, -v $CONFIG_DIR:$CONFIG_DIR)"
         ));
     }
     if wrong.is_empty() {
-        Ok(dir)
+        Ok(())
     } else {
         Err(format!(
             "the kubelet does not point at the local control plane: {}; {fix}",
@@ -229,8 +259,8 @@ struct Session<'a> {
     api: Client,
     node: String,
     namespace: String,
-    /// The static pod directory, where the harness writes it.
-    manifest_dir: PathBuf,
+    /// The static pod directory, writable through the node's root.
+    manifests: &'a Writable,
     workload: PodWorkload,
     /// The kubelet the harness started, when it did.
     managed: Option<&'a Managed>,
@@ -246,38 +276,36 @@ fn unavailable(e: Unavailable) -> Outcome {
 
 fn session(ctx: &Context) -> Result<Session<'_>, Outcome> {
     let namespace = format!("node-conformance-{}", ctx.services.run_id);
-    let (managed, manifest_dir, node_manifest_dir) =
-        match ctx.services.managed_kubelet(&ctx.node, &namespace) {
-            Some(Ok(m)) => {
-                if let Some(why) = m.exited() {
-                    return Err(Outcome::failed(why));
-                }
-                (
-                    Some(m),
-                    m.plan.host.local(&m.manifests),
-                    m.manifests.clone(),
-                )
+    let managed = match ctx.services.managed_kubelet(&ctx.node, &namespace) {
+        Some(Ok(m)) => {
+            if let Some(why) = m.exited() {
+                return Err(Outcome::failed(why));
             }
-            Some(Err(e)) => return Err(unavailable(e)),
-            None => {
-                let dir =
-                    kubelet_points_here(ctx, ctx.services.api_port()).map_err(Outcome::skipped)?;
-                (None, dir.clone(), dir)
-            }
-        };
+            Some(m)
+        }
+        Some(Err(e)) => return Err(unavailable(e)),
+        None => {
+            kubelet_points_here(ctx, ctx.services.api_port()).map_err(Outcome::skipped)?;
+            None
+        }
+    };
     let cp = ctx.services.control_plane().map_err(unavailable)?;
+    let manifests = ctx
+        .services
+        .static_pod_dir(&ctx.node)
+        .map_err(unavailable)?;
     let workload = ctx
         .services
-        .pod_workload(&ctx.node, (&manifest_dir, &node_manifest_dir))
+        .pod_workload(&ctx.node)
         .map_err(unavailable)?
         .clone();
     let s = Session {
         ctx,
         cp,
-        api: Client::new(&cp.url),
+        api: cp.client(),
         node: ctx.node.name().to_string(),
         namespace,
-        manifest_dir,
+        manifests,
         workload,
         managed,
         waits: ctx.waits,
@@ -636,7 +664,10 @@ struct StaticPod<'a> {
 impl<'a> StaticPod<'a> {
     fn create(s: &'a Session<'a>, args: &[&str]) -> Result<Self, String> {
         let name = format!("static-pod-{}", uuid::Uuid::new_v4());
-        let file = s.manifest_dir.join(format!("{}-{name}.yaml", s.namespace));
+        let file = s
+            .manifests
+            .base()
+            .join(format!("{}-{name}.yaml", s.namespace));
         let pod = StaticPod { s, file, name };
         pod.write(args)?;
         Ok(pod)
@@ -656,11 +687,13 @@ impl<'a> StaticPod<'a> {
     }
 
     fn write(&self, args: &[&str]) -> Result<(), String> {
-        self.s.cp.write_static_pod(&self.file, &self.manifest(args))
+        self.s
+            .cp
+            .write_static_pod(self.s.manifests, &self.file, &self.manifest(args))
     }
 
     fn remove(&self) -> Result<(), String> {
-        self.s.cp.remove_static_pod(&self.file)
+        self.s.cp.remove_static_pod(self.s.manifests, &self.file)
     }
 }
 

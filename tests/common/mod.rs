@@ -29,6 +29,8 @@ pub fn command() -> Command {
         "FOCUS",
         "SKIP",
         "ROOTFS",
+        "INSECURE_HTTP",
+        "ADMIN_KUBECONFIG",
         "REPORT_PATH",
         "SYSTEM_SPEC_FILE",
         "PARALLELISM",
@@ -299,15 +301,63 @@ pub fn free_port() -> u16 {
 pub struct ControlPlane {
     child: std::process::Child,
     pub port: u16,
+    /// The admin kubeconfig's credentials, when served over TLS.
+    pub secure: Option<Secure>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// What a client of a TLS control plane needs, read from the admin kubeconfig it wrote.
+#[derive(Debug, Clone)]
+pub struct Secure {
+    pub kubeconfig: std::path::PathBuf,
+    pub token: String,
+    /// The CA, PEM.
+    pub ca: String,
 }
 
 impl ControlPlane {
-    /// Starts one on a port the kernel picks, read from the line it prints: a port picked
-    /// beforehand could be taken by another test's server in between.
+    /// Starts one over plain HTTP (`--insecure-http`), on a port the kernel picks, read from
+    /// the line it prints: a port picked beforehand could be taken by another test's server
+    /// in between. For the tests of what the API answers, whoever asks.
     pub fn start() -> Self {
+        Self::spawn(&["--insecure-http"], None)
+    }
+
+    /// Starts one as a user would: over TLS, every request authenticated, its admin
+    /// kubeconfig written into a directory of the test's.
+    pub fn start_secure() -> Self {
+        let dir = tempfile::tempdir().expect("a dir for the kubeconfig");
+        let kubeconfig = dir.path().join("admin.kubeconfig");
+        let mut cp = Self::spawn(
+            &["--admin-kubeconfig", &kubeconfig.display().to_string()],
+            Some(dir),
+        );
+        let text = std::fs::read_to_string(&kubeconfig).expect("the admin kubeconfig");
+        let k: serde_json::Value = serde_json::from_str(&text).expect("a JSON kubeconfig");
+        use base64::Engine;
+        let ca = base64::engine::general_purpose::STANDARD
+            .decode(
+                k["clusters"][0]["cluster"]["certificate-authority-data"]
+                    .as_str()
+                    .expect("CA data"),
+            )
+            .expect("base64");
+        cp.secure = Some(Secure {
+            kubeconfig,
+            token: k["users"][0]["user"]["token"]
+                .as_str()
+                .expect("a token")
+                .to_string(),
+            ca: String::from_utf8(ca).expect("PEM"),
+        });
+        cp
+    }
+
+    fn spawn(extra: &[&str], dir: Option<tempfile::TempDir>) -> Self {
         use std::io::BufRead;
         let mut child = command()
             .args(["control-plane", "--api-server-port", "0"])
+            .args(extra)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("the control plane starts");
@@ -318,13 +368,32 @@ impl ControlPlane {
             .read_line(&mut first)
             .expect("it says where it serves");
         let port = first
-            .trim()
-            .rsplit_once(':')
-            .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+            .split_once("://127.0.0.1:")
+            .and_then(|(_, rest)| {
+                rest.split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse()
+                    .ok()
+            })
             .unwrap_or_else(|| panic!("no port in {first:?}"));
         // Read on, so a line it prints later never blocks it on a full pipe.
         std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
-        ControlPlane { child, port }
+        ControlPlane {
+            child,
+            port,
+            secure: None,
+            _dir: dir,
+        }
+    }
+
+    /// The base URL: `https://` when served over TLS.
+    pub fn url(&self) -> String {
+        let scheme = if self.secure.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 }
 

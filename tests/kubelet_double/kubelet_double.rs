@@ -61,9 +61,17 @@ pub enum Break {
     about = "A kubelet test double for the node-conformance harness (not a kubelet)"
 )]
 pub struct Cli {
-    /// The API server, plain HTTP: http://127.0.0.1:PORT.
+    /// The API server over plain HTTP (http://127.0.0.1:PORT), without credentials.
+    #[arg(
+        long,
+        required_unless_present = "kubeconfig",
+        conflicts_with = "kubeconfig"
+    )]
+    server: Option<String>,
+    /// A kubeconfig (JSON, as `node-conformance kubelet-config` writes it) with the server, the
+    /// CA to trust and a client certificate, all inline.
     #[arg(long)]
-    server: String,
+    kubeconfig: Option<PathBuf>,
     #[arg(long)]
     node_name: String,
     /// The static pod directory.
@@ -131,7 +139,21 @@ fn main() -> ExitCode {
     let rt = Arc::new(rt);
     // Containers an earlier run of this node left behind, were it killed outright.
     rt.remove_all();
-    let api = api::Api::new(&cli.server);
+    let (server, credentials) = match (&cli.server, &cli.kubeconfig) {
+        (Some(server), _) => (server.clone(), Default::default()),
+        (None, Some(path)) => match api::from_kubeconfig(path) {
+            Ok(found) => found,
+            Err(e) => {
+                log!("{}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => {
+            log!("give --server or --kubeconfig");
+            return ExitCode::from(2);
+        }
+    };
+    let api = api::Api::new(&server, &credentials);
     let sync = Duration::from_millis(cli.sync_ms.max(10));
 
     let mut agent = node::NodeAgent::new(api.clone(), &cli, rt.version());
@@ -144,7 +166,7 @@ fn main() -> ExitCode {
         match agent.register() {
             Ok(()) => break,
             Err(e) if !waiting_logged => {
-                log!("waiting for the API server at {}: {e}", cli.server);
+                log!("waiting for the API server at {server}: {e}");
                 waiting_logged = true;
             }
             Err(_) => {}
