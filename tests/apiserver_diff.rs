@@ -56,6 +56,16 @@ struct Step {
     _why: Option<String>,
     /// Wait this many milliseconds before the request (for what happens in the background).
     sleep: Option<u64>,
+    /// Send the request without the server's credentials: `none` (no Authorization header)
+    /// or `wrong` (a bearer token neither server issued). Both servers must refuse it alike.
+    credentials: Option<Credentials>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Credentials {
+    None,
+    Wrong,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,7 +130,8 @@ impl Server {
         }
     }
 
-    /// The status code and the body (JSON when it parses, else the text).
+    /// The status code and the body (JSON when it parses, else the text). `credentials`
+    /// replaces the server's token.
     fn send(
         &self,
         method: &str,
@@ -129,10 +140,27 @@ impl Server {
         accept: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> (u16, Value) {
+        self.send_as(method, path, content_type, accept, body, None)
+    }
+
+    fn send_as(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        accept: Option<&str>,
+        body: Option<Vec<u8>>,
+        credentials: Option<Credentials>,
+    ) -> (u16, Value) {
         let mut req = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
+        let token = match credentials {
+            None => self.token.clone(),
+            Some(Credentials::None) => None,
+            Some(Credentials::Wrong) => Some("0123456789abcdef0123456789abcdef".to_string()),
+        };
+        if let Some(t) = &token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
         if let Some(c) = content_type {
@@ -524,6 +552,7 @@ fn run_sequence(
                 save: None,
                 _why: None,
                 sleep: None,
+                credentials: None,
             },
         ));
     }
@@ -552,12 +581,13 @@ fn run_sequence(
                 .content_type
                 .as_deref()
                 .or(has_body.then_some(default_type));
-            let (code, body) = server.send(
+            let (code, body) = server.send_as(
                 &method,
                 &path,
                 ctype,
                 step.accept.as_deref(),
                 body_bytes(step, v),
+                step.credentials,
             );
             if let Some(save) = &step.save {
                 let rv = body
@@ -684,8 +714,10 @@ fn against_kube_apiserver() {
     let theirs = Server::new(url, token.map(str::to_string));
     let (code, _) = theirs.send("GET", "/readyz", None, None, None);
     assert_eq!(code, 200, "the kube-apiserver at {url} is not ready");
-    let plane = common::ControlPlane::start();
-    let ours = Server::new(&format!("http://127.0.0.1:{}", plane.port), None);
+    // Ours as a user runs it: over TLS, every request authenticated, with the token of the
+    // admin kubeconfig it wrote (the reference uses a token of its --token-auth-file).
+    let plane = common::ControlPlane::start_secure();
+    let ours = Server::new(&plane.url(), plane.secure.as_ref().map(|s| s.token.clone()));
     let norm = Normalizer {
         ignored: serde_saphyr::from_str(
             &std::fs::read_to_string(corpus_dir().join("ignored.yaml")).expect("ignored.yaml"),

@@ -444,7 +444,7 @@ fn a_kubelet_the_harness_cannot_start_is_a_usage_error_naming_what_to_do() {
     let missing: Vec<&str> = missing.iter().map(String::as_str).collect();
     assert_usage_error(
         &missing,
-        "--kubelet-binary /nonexistent/kubelet: No such file or directory",
+        "--kubelet-binary /nonexistent/kubelet: no such file or directory",
     );
     let relative = run("kubelet");
     let relative: Vec<&str> = relative.iter().map(String::as_str).collect();

@@ -20,13 +20,19 @@ fn pod(name: &str) -> Pod {
 
 #[test]
 fn the_kube_client_lists_watches_creates_and_patches_status() {
-    let server = common::ControlPlane::start();
+    // As a user starts it: over TLS, and the client configured from the admin kubeconfig it
+    // wrote, as kubectl would be.
+    let server = common::ControlPlane::start_secure();
+    let kubeconfig = server.secure.clone().expect("TLS").kubeconfig;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let config = kube::Config::new(format!("http://127.0.0.1:{}", server.port).parse().unwrap());
+        let kubeconfig = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
         let client = kube::Client::try_from(config).unwrap();
 
         let namespaces: Api<Namespace> = Api::all(client.clone());

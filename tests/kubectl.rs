@@ -9,8 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 struct Server {
-    _control_plane: common::ControlPlane,
-    kubeconfig: tempfile::NamedTempFile,
+    control_plane: common::ControlPlane,
     dir: tempfile::TempDir,
 }
 
@@ -25,21 +24,11 @@ fn kubectl_present() -> bool {
     present
 }
 
+/// The control plane as a user starts it, and kubectl with the admin kubeconfig it wrote:
+/// over TLS, the token and CA from that file.
 fn start() -> Server {
-    let control_plane = common::ControlPlane::start();
-    let port = control_plane.port;
-    // What `kubelet-config` prints, up to the KubeletConfiguration, is the kubeconfig.
-    let out = common::command()
-        .args(["kubelet-config", "--api-server-port", &port.to_string()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let kubeconfig_text = text.split("\n---\n").next().unwrap().to_string();
-    let kubeconfig = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(kubeconfig.path(), kubeconfig_text).unwrap();
     Server {
-        _control_plane: control_plane,
-        kubeconfig,
+        control_plane: common::ControlPlane::start_secure(),
         dir: tempfile::tempdir().unwrap(),
     }
 }
@@ -47,7 +36,13 @@ fn start() -> Server {
 impl Server {
     fn kubectl(&self, args: &[&str]) -> Command {
         let mut c = Command::new("kubectl");
-        c.env("KUBECONFIG", self.kubeconfig.path())
+        let kubeconfig = &self
+            .control_plane
+            .secure
+            .as_ref()
+            .expect("served over TLS")
+            .kubeconfig;
+        c.env("KUBECONFIG", kubeconfig)
             // kubectl caches discovery under HOME; keep each test's apart.
             .env("HOME", self.dir.path())
             .args(args);

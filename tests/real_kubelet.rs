@@ -194,11 +194,16 @@ fn the_kubelet_group_passes_against_a_real_kubelet_and_leaves_nothing() {
         checks.contains("v1.20.2"),
         "kubelet version not reported: {checks}"
     );
+    // Its server refused a client without the run's certificate and answered the harness.
+    assert!(
+        checks.contains("without a client certificate") && checks.contains("401 Unauthorized"),
+        "{checks}"
+    );
 
     // Nothing left.
     let run_id = json["run_id"].as_str().expect("run id").to_string();
     assert!(!stdout.contains("could not"), "{stdout}");
-    let work = format!("/var/tmp/node-conformance-{run_id}");
+    let work = format!("/var/lib/node-conformance/runs/{run_id}");
     assert!(!Path::new(&work).exists(), "{work} is left");
     assert!(
         processes_with(&work).is_empty(),
@@ -264,11 +269,10 @@ fn what_a_sigkilled_run_and_its_kubelet_left_is_removed_by_the_next_run() {
     {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
-    let work: Vec<PathBuf> = std::fs::read_dir("/var/tmp")
-        .expect("/var/tmp")
+    let work: Vec<PathBuf> = std::fs::read_dir("/var/lib/node-conformance/runs")
+        .expect("/var/lib/node-conformance/runs")
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().contains("/node-conformance-"))
         .collect();
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
@@ -297,4 +301,125 @@ fn what_a_sigkilled_run_and_its_kubelet_left_is_removed_by_the_next_run() {
         "containers left: {said}"
     );
     assert_eq!(tunable(), before, "kernel.panic not restored: {said}");
+}
+
+/// A one-node cluster (`control-plane --kubelet-binary`) as an ordinary account on the node
+/// meets it: the user `nobody` posts a pod that mounts the host's `/` and writes a file there
+/// as root, without credentials, and asks the kubelet's own server for its pods. Both are
+/// refused (401), no pod is made, nothing runs, no file appears; the same pod with the admin
+/// kubeconfig's token would be accepted (a dry run says so), so the 401 is the credentials'.
+#[test]
+fn an_ordinary_account_gets_nothing_from_a_running_one_node_cluster() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let Some(peers) = peers() else { return };
+    let bin_dir = PathBuf::from(script(&peers.join("build.sh"), &[]));
+    let env = NodeEnv::start(&peers);
+    let port = common::free_port();
+    /// SIGTERM and a wait when dropped, so a failed assertion leaves no cluster running.
+    struct Terminated(std::process::Child);
+    impl Drop for Terminated {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+            let _ = self.0.wait();
+        }
+    }
+    let mut cp = common::command()
+        .arg("control-plane")
+        .args(["--api-server-port", &port.to_string()])
+        .arg("--kubelet-binary")
+        .arg(bin_dir.join("kubelet"))
+        .args(["--container-runtime-endpoint", &env.endpoint])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("control-plane runs");
+    let stdout = cp.stdout.take().expect("stdout");
+    let cp = Terminated(cp);
+    let mut lines = std::io::BufReader::new(stdout);
+    let mut first = String::new();
+    lines.read_line(&mut first).expect("a line");
+    let kubeconfig = first
+        .split_once("admin kubeconfig: ")
+        .map(|(_, p)| PathBuf::from(p.trim()))
+        .unwrap_or_else(|| panic!("no kubeconfig in {first:?}"));
+    let k: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&kubeconfig).expect("kubeconfig"))
+            .expect("JSON");
+    let token = k["users"][0]["user"]["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let target = format!("/tmp/node-conformance-pwned-{}", std::process::id());
+    let workload = common::static_binary().expect("a static harness binary");
+    let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "root", "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "image": "k8s.gcr.io/pause:3.2",
+            "command": ["/bin/node-conformance", "workload", "--write", format!("/host{target}")],
+            "volumeMounts": [{"name": "host", "mountPath": "/host"},
+                             {"name": "bin", "mountPath": "/bin"}]}],
+            "volumes": [{"name": "host", "hostPath": {"path": "/"}},
+                        {"name": "bin", "hostPath": {"path": workload.parent().expect("dir")}}]}});
+    let curl = |args: &[&str], as_nobody: bool| -> (u16, String) {
+        let mut c = Command::new("curl");
+        c.args(["-sk", "-o", "-", "-w", "\n%{http_code}", "--max-time", "10"])
+            .args(args);
+        if as_nobody {
+            c.uid(65534).gid(65534);
+        }
+        let out = c.output().expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    };
+    let api = format!("https://127.0.0.1:{port}");
+    let body = pod.to_string();
+    let post = |extra: &[&str], query: &str| {
+        let mut args = vec![
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+        ];
+        args.extend_from_slice(extra);
+        let url = format!("{api}/api/v1/namespaces/default/pods{query}");
+        let mut all: Vec<&str> = args.clone();
+        all.push(&url);
+        curl(&all, true)
+    };
+    let (code, said) = post(&[], "");
+    assert_eq!(code, 401, "{said}");
+    let bearer = format!("Authorization: Bearer {token}");
+    let (code, said) = post(&["-H", &bearer], "?dryRun=All");
+    assert_eq!(code, 201, "the same pod with credentials: {said}");
+    // The kubelet serves once it has started; then it answers nobody.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (code, said) = loop {
+        let (code, said) = curl(&["https://127.0.0.1:10250/pods"], true);
+        if code != 0 || std::time::Instant::now() > deadline {
+            break (code, said);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert_eq!(code, 401, "the kubelet's server: {said}");
+    std::thread::sleep(std::time::Duration::from_secs(15));
+    let (code, pods) = curl(
+        &[
+            "-H",
+            &bearer,
+            &format!("{api}/api/v1/namespaces/default/pods"),
+        ],
+        false,
+    );
+    drop(cp);
+    let written = Path::new(&target).exists();
+    let _ = std::fs::remove_file(&target);
+    assert_eq!(code, 200, "{pods}");
+    let list: serde_json::Value = serde_json::from_str(&pods).expect("a list");
+    assert_eq!(list["items"], serde_json::json!([]), "{pods}");
+    assert!(!written, "the pod ran and wrote {target}");
+    assert_eq!(env.ctr(&["containers", "ls", "-q"]), "", "containers left");
+    assert!(!kubeconfig.exists(), "the admin kubeconfig is left");
 }

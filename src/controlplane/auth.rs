@@ -213,7 +213,7 @@ impl Authenticator {
             return false;
         }
         let d = digest(token);
-        self.tokens.iter().any(|t| *t == d)
+        self.tokens.contains(&d)
     }
 }
 

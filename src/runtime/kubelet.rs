@@ -331,6 +331,8 @@ pub struct Settings {
     pub client_ca: String,
     /// Its serving certificate and key (PEM), issued by the run's CA.
     pub serving: (String, String),
+    /// The harness's client certificate and key (PEM) for its server, issued by the run's CA.
+    pub harness_client: (String, String),
     /// `systemd` or `cgroupfs`, as the runtime uses, and where that was read.
     pub cgroup_driver: (String, String),
 }
@@ -357,6 +359,9 @@ pub struct Managed {
     pub namespace: String,
     /// What it was started with, for the report.
     pub description: String,
+    /// The CA its server's certificate chains to, and the harness's client certificate and
+    /// key for it (PEM).
+    server_credentials: crate::controlplane::client::Credentials,
 }
 
 impl Managed {
@@ -533,7 +538,29 @@ impl Managed {
             started_unix_nanos: started_unix_nanos(),
             state,
             namespace: namespace.to_string(),
+            server_credentials: crate::controlplane::client::Credentials {
+                ca: Some(settings.client_ca.clone()),
+                token: None,
+                certificate: Some(settings.harness_client.clone()),
+            },
         })
+    }
+
+    /// What the kubelet's server (127.0.0.1:10250, `/pods`) answers a client without a
+    /// certificate and one with the harness's: (HTTP status or why there was none) each.
+    /// Its certificate is verified against the run's CA both times.
+    pub fn probe_server(&self) -> (Result<u16, String>, Result<u16, String>) {
+        let base = format!("https://127.0.0.1:{}", PORTS[0]);
+        let ask = |credentials: &crate::controlplane::client::Credentials| {
+            crate::controlplane::client::Client::with_credentials(&base, credentials)
+                .request("GET", "/pods", "application/json", None)
+                .map(|(code, _)| code)
+        };
+        let anonymous = crate::controlplane::client::Credentials {
+            certificate: None,
+            ..self.server_credentials.clone()
+        };
+        (ask(&anonymous), ask(&self.server_credentials))
     }
 
     /// Why the kubelet is not running, if it exited: its status and the last lines of its log.
@@ -756,56 +783,73 @@ pub fn clean_up(
     lines
 }
 
-/// A dead run's directory `run_id` under the runs directory: its kubelet killed if it still
-/// runs, what it changed put back, the directory removed, when the directory and its state
-/// are root's alone and every field has the form this harness writes. Anything else is
-/// ignored, and said. Returns the state, for the pods it left in the runtime, and one line
-/// per thing done or not.
-pub fn recover(
-    fs: &RootFs,
-    host: Option<&Host>,
-    node: &Writable,
-    run_id: &str,
-) -> (Option<RunState>, Vec<String>) {
+/// What a dead run left, once believed.
+#[derive(Debug)]
+pub enum Dead {
+    /// Its directory and state are root's alone and of the form this harness writes: its
+    /// kubelet has been killed if it still ran. Its pods are to be removed, then
+    /// [`finish_recovery`] puts back what it changed.
+    Believed(Option<RunState>),
+    /// Not root's alone, or not of that form: nothing is to be done with it.
+    Ignored,
+}
+
+/// The first half of the recovery of a dead run's directory `run_id`: it is believed only when
+/// the directory and its state are root's alone and every field has the form this harness
+/// writes (anything else is ignored, and said), and then its kubelet is killed if it still
+/// runs. One line per thing done or not.
+pub fn recover(fs: &RootFs, node: &Writable, run_id: &str) -> (Dead, Vec<String>) {
     let work = state::run_dir(run_id);
     let ignored = |why: String| {
-        vec![format!(
-            "ignored {}: {why}; nothing was done with it",
-            work.display()
-        )]
+        (
+            Dead::Ignored,
+            vec![format!(
+                "ignored {}: {why}; nothing was done with it",
+                work.display()
+            )],
+        )
     };
     match node.lstat(&work) {
         Ok(st) if st.file_type == rustix::fs::FileType::Directory => {
             if let Some(why) = st.not_roots_alone() {
-                return (None, ignored(why));
+                return ignored(why);
             }
         }
         Ok(st) => {
-            return (
-                None,
-                ignored(format!(
-                    "{}, not a directory",
-                    super::nodefs::describe(st.file_type)
-                )),
-            );
+            return ignored(format!(
+                "{}, not a directory",
+                super::nodefs::describe(st.file_type)
+            ));
         }
-        Err(e) => return (None, ignored(e.to_string())),
+        Err(e) => return ignored(e.to_string()),
     }
     let state = match state::read(node, run_id) {
         Ok(s) => s,
-        Err(why) => return (None, ignored(why)),
+        Err(why) => return ignored(why),
     };
-    let mut lines = Vec::new();
-    match &state {
-        Some(state) => {
-            if let Some(k) = &state.kubelet {
-                lines.extend(kill_dead_kubelet(fs, k, &work));
-            }
-            lines.extend(clean_up(fs, host, node, &work, state));
-        }
-        None => lines.extend(remove_work_dir(fs, host, node, &work)),
+    let lines = state
+        .as_ref()
+        .and_then(|s| s.kubelet.as_ref())
+        .and_then(|k| kill_dead_kubelet(fs, k, &work))
+        .into_iter()
+        .collect();
+    (Dead::Believed(state), lines)
+}
+
+/// The second half, once the dead run's pods are gone: what it changed put back
+/// ([`clean_up`]), or, with no state, its directory removed.
+pub fn finish_recovery(
+    fs: &RootFs,
+    host: Option<&Host>,
+    node: &Writable,
+    run_id: &str,
+    state: Option<&RunState>,
+) -> Vec<String> {
+    let work = state::run_dir(run_id);
+    match state {
+        Some(state) => clean_up(fs, host, node, &work, state),
+        None => remove_work_dir(fs, host, node, &work),
     }
-    (state, lines)
 }
 
 /// Removes a kubelet's work dir (a node path) after detaching the mounts under it: the

@@ -294,7 +294,15 @@ fn kubelet_settings(
                 days,
             )
         })?;
+    let harness = creds.ca.issue(
+        &Profile::Client {
+            user: "node-conformance".into(),
+            groups: vec!["system:masters".into()],
+        },
+        days,
+    )?;
     Ok(kubelet::Settings {
+        harness_client: (harness.cert_pem, harness.key_pem),
         run_id: run_id.to_string(),
         node_name: node_name.to_string(),
         kubeconfig: credentials::kubeconfig(
@@ -661,28 +669,34 @@ impl Services {
                 Ok(w) => {
                     let host = kubelet::Host::detect(fs).ok();
                     for id in dead {
-                        let (state, done) = kubelet::recover(fs, host.as_ref(), &w, &id);
-                        lines.extend(
-                            done.into_iter()
-                                .map(|l| format!("{l} (left by run {id}, no longer running)")),
-                        );
-                        let Some(endpoint) = state.as_ref().and_then(|s| s.endpoint.as_ref())
-                        else {
+                        let said = |l: String| format!("{l} (left by run {id}, no longer running)");
+                        let (dead, done) = kubelet::recover(fs, &w, &id);
+                        lines.extend(done.into_iter().map(said));
+                        let kubelet::Dead::Believed(state) = dead else {
                             continue;
                         };
-                        let namespace = state::namespace(&id);
-                        lines.extend(match fs.socket(endpoint) {
-                            Ok(socket) => self.remove_sandboxes(
-                                &socket,
-                                kubelet::namespace_labels(&namespace),
-                                |_| true,
-                                &format!("dead run {id}"),
-                                true,
-                            ),
-                            Err(e) => vec![format!(
-                                "could not remove the pod sandboxes of dead run {id}: {e}"
-                            )],
-                        });
+                        // Its pods first, as a run's own end does: a pod still starting must
+                        // not lose its mounts and files under the kubelet's root dir.
+                        if let Some(endpoint) = state.as_ref().and_then(|s| s.endpoint.as_ref()) {
+                            let namespace = state::namespace(&id);
+                            lines.extend(match fs.socket(endpoint) {
+                                Ok(socket) => self.remove_sandboxes(
+                                    &socket,
+                                    kubelet::namespace_labels(&namespace),
+                                    |_| true,
+                                    &format!("dead run {id}"),
+                                    true,
+                                ),
+                                Err(e) => vec![format!(
+                                    "could not remove the pod sandboxes of dead run {id}: {e}"
+                                )],
+                            });
+                        }
+                        lines.extend(
+                            kubelet::finish_recovery(fs, host.as_ref(), &w, &id, state.as_ref())
+                                .into_iter()
+                                .map(said),
+                        );
                     }
                 }
                 Err(e) => lines.push(format!(

@@ -552,6 +552,32 @@ fn node_ready(ctx: &Context) -> Outcome {
     if let Some(v) = str_at(&node, "/status/nodeInfo/kubeletVersion") {
         r.info("kubelet version", v);
     }
+    // The kubelet the harness started serves only the harness: its server must refuse a
+    // client without a certificate of the run's CA (no anonymous access) and answer the
+    // harness's.
+    if let Some(m) = s.managed {
+        let (anonymous, harness) = m.probe_server();
+        let server = "the kubelet's server (https://127.0.0.1:10250/pods)";
+        match anonymous {
+            Ok(401) => r.ok(
+                format!("{server} without a client certificate"),
+                "401 Unauthorized",
+            ),
+            Ok(code) => r.fail(
+                format!("{server} without a client certificate"),
+                format!("answered {code}, want 401: it serves anonymous clients"),
+            ),
+            Err(e) => r.fail(format!("{server} without a client certificate"), e),
+        }
+        match harness {
+            Ok(200) => r.ok(format!("{server} with the harness's certificate"), "200"),
+            Ok(code) => r.fail(
+                format!("{server} with the harness's certificate"),
+                format!("answered {code}, want 200"),
+            ),
+            Err(e) => r.fail(format!("{server} with the harness's certificate"), e),
+        }
+    }
     r.finish(|f| format!("node {} is Ready but: {}", s.node, describe(f)))
 }
 
