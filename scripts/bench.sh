@@ -131,18 +131,27 @@ python3 "$here/scripts/bench_controlplane.py" "$ours" "$(command -v etcd)" 10
 (cd "$here" && cargo build --quiet --locked --example kubelet-double)
 double="$here/target/$target/debug/examples/kubelet-double"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-node_root="$work/double-root"; manifests="$work/manifests"
+node_root="$work/double-root"; manifests="$node_root/etc/kubernetes/manifests"
 mkdir -p "$node_root/etc/kubernetes" "$node_root/var/lib/kubelet" "$manifests"
 echo bench-node >"$node_root/etc/hostname"
-printf 'apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncontentType: application/json\nstaticPodPath: %s\n' \
-  "$manifests" >"$node_root/var/lib/kubelet/config.yaml"
-"$ours" kubelet-config --api-server-port "$port" | sed '/^---/,$d' >"$node_root/etc/kubernetes/kubelet.conf"
-"$double" --server "http://127.0.0.1:$port" --node-name bench-node --pod-manifest-path "$manifests" \
+printf 'apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncontentType: application/json\nstaticPodPath: /etc/kubernetes/manifests\n' \
+  >"$node_root/var/lib/kubelet/config.yaml"
+# As a user attaches a kubelet: the credentials kubelet-config makes (root only), the control
+# plane over TLS; as another user, plain HTTP.
+if [ "$(id -u)" = 0 ]; then
+  "$ours" kubelet-config --rootfs "$node_root" --api-server-port "$port" >/dev/null
+  cp "$node_root/var/lib/node-conformance/attach/kubelet.kubeconfig" "$node_root/etc/kubernetes/kubelet.conf"
+  to_api=(--kubeconfig "$node_root/var/lib/node-conformance/attach/kubelet.kubeconfig"); insecure=()
+else
+  "$ours" kubelet-config --insecure-http --api-server-port "$port" | sed '/^---/,$d' >"$node_root/etc/kubernetes/kubelet.conf"
+  to_api=(--server "http://127.0.0.1:$port"); insecure=(--insecure-http)
+fi
+"$double" "${to_api[@]}" --node-name bench-node --pod-manifest-path "$manifests" \
   --workload-binary "$ours" --sync-ms 50 --heartbeat-ms 500 2>"$work/double.log" &
 double_pid=$!
 begin=$(date +%s%N)
-"$ours" run --rootfs "$node_root" --result-dir "$work/kubelet" --pod-manifest-path "$manifests" \
-  --api-server-port "$port" --pod-image node-conformance-workload:bench --parallelism 1 \
+"$ours" run --rootfs "$node_root" --result-dir "$work/kubelet" --pod-manifest-path /etc/kubernetes/manifests \
+  "${insecure[@]}" --api-server-port "$port" --pod-image node-conformance-workload:bench --parallelism 1 \
   --focus '\[sig-node\] (Node|MirrorPod|Pod Lifecycle) ' >"$work/kubelet.log" 2>&1 || true
 end=$(date +%s%N)
 kill "$double_pid"; wait "$double_pid" 2>/dev/null || true

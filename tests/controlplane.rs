@@ -452,9 +452,11 @@ fn pod_security_admission_evaluates_the_pinned_policy_version() {
 
 #[test]
 fn kubelet_config_points_at_the_local_control_plane() {
+    // For a control plane served with --insecure-http: an http:// kubeconfig, nothing written.
     let out = common::command()
         .args([
             "kubelet-config",
+            "--insecure-http",
             "--api-server-port",
             "8089",
             "--pod-manifest-path",
@@ -472,6 +474,78 @@ fn kubelet_config_points_at_the_local_control_plane() {
     // The kubelet's default content type, protobuf, is read as well as JSON.
     assert_eq!(docs[1].get("contentType"), None);
     assert_eq!(docs[1]["staticPodPath"], "/srv/manifests");
+}
+
+#[test]
+fn kubelet_config_makes_root_only_credentials_once_and_refuses_shared_ones() {
+    use std::os::unix::fs::PermissionsExt;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: kubelet-config keeps its credentials as root only");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("var/lib")).unwrap();
+    let make = || {
+        common::command()
+            .arg("kubelet-config")
+            .arg("--rootfs")
+            .arg(root.path())
+            .args([
+                "--api-server-port",
+                "8089",
+                "--pod-manifest-path",
+                "/srv/manifests",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = make();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let attach = root.path().join("var/lib/node-conformance/attach");
+    let kubeconfig = attach.join("kubelet.kubeconfig");
+    assert!(
+        text.contains("/var/lib/node-conformance/attach/kubelet.kubeconfig"),
+        "{text}"
+    );
+    let settings = text
+        .split("\n---\n")
+        .nth(1)
+        .expect("the KubeletConfiguration");
+    let settings: Value = serde_saphyr::from_str(settings).unwrap();
+    assert_eq!(settings["staticPodPath"], "/srv/manifests");
+    let k: Value = serde_json::from_str(&std::fs::read_to_string(&kubeconfig).unwrap()).unwrap();
+    assert_eq!(
+        k["clusters"][0]["cluster"]["server"],
+        "https://127.0.0.1:8089"
+    );
+    assert!(k["users"][0]["user"]["client-certificate-data"].is_string());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&attach), 0o700);
+    assert_eq!(mode(&kubeconfig), 0o600);
+    assert_eq!(mode(&attach.join("ca.key")), 0o600);
+    // Made once: a second run keeps the CA the kubelet already trusts.
+    let ca = std::fs::read(attach.join("ca.crt")).unwrap();
+    assert_eq!(make().status.code(), Some(0));
+    assert_eq!(std::fs::read(attach.join("ca.crt")).unwrap(), ca);
+    // A key others can read is not used, by kubelet-config or by a run.
+    std::fs::set_permissions(
+        attach.join("ca.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let out = make();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ca.key: must be root's"), "{err}");
+    let run = common::run_on(root.path(), &["--focus", "MirrorPod"]);
+    assert_eq!(run.code(), 2, "{}", run.explain());
+    assert!(
+        run.stderr()
+            .contains("the credentials kubelet-config made cannot be used"),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[test]
