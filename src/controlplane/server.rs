@@ -137,6 +137,9 @@ async fn accept(
         .await
         .map_err(io::Error::other)?;
     let (stream, _) = listener.accept().await?;
+    // As Go's net package (kube-apiserver's) does: a TLS handshake's small writes would
+    // otherwise wait on the client's delayed ACK, 40 ms each time.
+    let _ = stream.set_nodelay(true);
     Ok((stream, slot))
 }
 

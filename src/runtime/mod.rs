@@ -642,10 +642,11 @@ impl Services {
             .map(|()| docker)
     }
 
-    /// Removes what runs of the harness that are no longer alive left on the node: their
-    /// static pod files and workload directory in the static pod directory (`manifests`, as
-    /// the harness reaches it), their managed kubelets' work dirs and pods, their Docker
-    /// containers and images. One line per thing removed or not.
+    /// Removes what runs of the harness that are no longer alive left on the node, all
+    /// through its root: their static pod files and workload directory in the node kubelet's
+    /// static pod directory, their run directories (kubelet, pods, kernel tunables, pod logs;
+    /// only what [`kubelet::recover`] believes), their Docker containers and images. One line
+    /// per thing removed, left or ignored.
     pub fn recover(&self, node: &crate::node::Node) -> Vec<String> {
         let fs = &node.root;
         let mut lines = recovery::ignored_legacy_state(fs);

@@ -4,8 +4,10 @@
 //! Every run holds an abstract Unix socket named after its run id for as long as its process
 //! lives: the kernel releases it however the process ends, so a run whose name can be bound
 //! again is dead, and what carries its id (Docker containers and images with the run label,
-//! static pod files, the workload directory, a managed kubelet's work dir, its pods) is
-//! removed. Runs share the name space through the host's network namespace
+//! static pod files, the workload directory, a run's directory and its kubelet's pods) is
+//! removed, through the node's root, and only what no one but root can have made
+//! (super::state). An ordinary user can hold a dead run's name and so keep it from being
+//! removed, but cannot make anything be removed that root did not make. Runs share the name space through the host's network namespace
 //! (`docker run --net=host`, as documented); a harness in a network namespace of its own sees
 //! no other run as alive, so it leaves the node's other network namespaces' runs alone only
 //! when they are labelled by a run it can see.

@@ -167,8 +167,8 @@ pub fn tests() -> Vec<Test> {
     ]
 }
 
-/// Why the kubelet cannot be tested through the local control plane `cp`, if it cannot: its
-/// kubeconfig's server must be the control plane (`https://127.0.0.1:<port>`, or `http://`
+/// Why the kubelet cannot be tested through the local control plane on `port`, if it cannot:
+/// its kubeconfig's server must be the control plane (`https://127.0.0.1:<port>`, or `http://`
 /// with `--insecure-http`), trusting its CA (the one `kubelet-config` made), and its
 /// staticPodPath the directory given to the harness, writable through the node's root. Its
 /// contentType may be either: the API reads protobuf bodies as it reads JSON.
