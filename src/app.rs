@@ -104,7 +104,6 @@ pub fn run(args: &RunArgs) -> Result<bool, UsageError> {
                 binary,
                 args.container_runtime_endpoint.as_deref(),
                 node.kubelet().ok(),
-                args.result_dir.join("kubelet.log"),
             )
             .map_err(UsageError)?,
         ),
@@ -505,22 +504,15 @@ pub fn control_plane(args: &ControlPlaneArgs) -> Result<(), UsageError> {
     let root = RootFs::open("/").map_err(|e| UsageError(format!("root fs /: {e}")))?;
     let node = Node::new(root, crate::node::Options::default());
     let plan = match &args.kubelet_binary {
-        Some(binary) => {
-            let log = std::env::temp_dir().join(format!(
-                "node-conformance-kubelet-{}.log",
-                std::process::id()
-            ));
-            Some(
-                runtime::kubelet::preflight(
-                    &node.root,
-                    binary,
-                    args.container_runtime_endpoint.as_deref(),
-                    node.kubelet().ok(),
-                    log,
-                )
-                .map_err(UsageError)?,
+        Some(binary) => Some(
+            runtime::kubelet::preflight(
+                &node.root,
+                binary,
+                args.container_runtime_endpoint.as_deref(),
+                node.kubelet().ok(),
             )
-        }
+            .map_err(UsageError)?,
+        ),
         None => None,
     };
     let run_id = runtime::new_run_id();
@@ -764,6 +756,9 @@ pub fn kubelet_config(
     ))
 }
 
+/// The managed kubelet's log, in the result dir.
+const KUBELET_LOG: &str = "kubelet.log";
+
 /// How long a run's end waits for the removal of what dead runs left.
 const RECOVERY_WAIT: Duration = Duration::from_secs(120);
 
@@ -873,7 +868,13 @@ impl Finisher {
                 Err(e) => errors.push(e),
             }
         }
-        let cleanup = self.ctx.services.shutdown(&self.ctx.node.root);
+        let mut cleanup = self.ctx.services.shutdown(&self.ctx.node.root);
+        // The kubelet's log, from the handle the run kept: its directory is gone by now.
+        if let (Some(log), Some(results)) = (self.ctx.services.kubelet_log(), self.results.get())
+            && let Err(e) = results.write(KUBELET_LOG, &log)
+        {
+            cleanup.push(format!("cannot write {KUBELET_LOG} in the result dir: {e}"));
+        }
         if let Some(why) = interrupted {
             self.console.line(&format!(
                 "\ninterrupted by {why}: running tests are marked failed, tests not started skipped"

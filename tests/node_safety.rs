@@ -346,6 +346,96 @@ fn state_planted_by_another_user_or_of_a_foreign_form_is_ignored_and_said() {
     );
 }
 
+/// Kills a process when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_process_another_user_names_kubelet_is_not_taken_for_the_nodes() {
+    if !root_or_skip("starting a process as nobody") || !has("python3") {
+        return;
+    }
+    // A root-only directory nobody would like root to write into, and nobody's directory
+    // with a symlink to it, named as the static pod directory of nobody's "kubelet".
+    let scratch = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let target = scratch.path().join("root-only");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let theirs = scratch.path().join("nobody");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(NOBODY), Some(NOBODY)).unwrap();
+    let pods = theirs.join("pods");
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "ln",
+            "-s",
+        ])
+        .arg(&target)
+        .arg(&pods)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let decoy = Killed(
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "bash",
+                "-c",
+            ])
+            .arg(format!(
+                "exec -a kubelet python3 -c 'import time; time.sleep(600)' \
+                 --pod-manifest-path={} --config=/etc/shadow --hostname-override=evil",
+                pods.display()
+            ))
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let result = tempfile::tempdir().unwrap();
+    let out = command()
+        .args([
+            "run",
+            "--rootfs",
+            "/",
+            "--focus",
+            r"Kubelet (config file|anonymous)|MirrorPod",
+        ])
+        .args(["--node-ready-timeout", "5", "--mirror-pod-timeout", "5"])
+        .args(["--api-server-port", &common::free_port().to_string()])
+        .arg("--result-dir")
+        .arg(result.path())
+        .output()
+        .unwrap();
+    let pid = decoy.0.id();
+    drop(decoy);
+    let junit = std::fs::read_to_string(result.path().join("junit_01.xml")).unwrap_or_default();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(out.status.code(), Some(2), "{stdout}");
+    assert_eq!(
+        std::fs::read_dir(&target).unwrap().count(),
+        0,
+        "root wrote into the directory nobody chose: {stdout}"
+    );
+    assert!(
+        junit.contains(&format!("process {pid} named kubelet runs as uid 65534")),
+        "{junit}"
+    );
+    assert!(!junit.contains("/etc/shadow"), "{junit}");
+    assert!(!junit.contains("evil"), "{junit}");
+}
+
 /// One system call of an strace log that names a path, as the kernel resolved it.
 #[derive(Debug)]
 struct Access {

@@ -46,6 +46,9 @@ pub struct Kubelet {
     /// Why the config file could not be used, when it could not.
     pub config_error: Option<String>,
     pub kubeconfig_path: Option<PathBuf>,
+    /// Processes named kubelet that were not believed to be the node's, and why (one run by
+    /// another user than root, or from an executable another user could have written).
+    pub ignored: Vec<String>,
 }
 
 /// Explicit files from the harness's command line.
@@ -69,7 +72,8 @@ pub fn start_ticks(stat: &str) -> Option<u64> {
 /// Finds the kubelet: a process named kubelet under the root's /proc, else kubeadm's files.
 /// `Err` says where it looked.
 pub fn discover(root: &RootFs, hints: &Hints) -> Result<Kubelet, String> {
-    let (source, (flags, ignored)) = match find_process(root) {
+    let (found, not_believed) = find_process(root);
+    let (source, (flags, ignored)) = match found {
         Some((pid, cmdline, skip)) => (Source::Process(pid), parse_cmdline(&cmdline, skip)),
         None => {
             let env = root
@@ -118,8 +122,13 @@ pub fn discover(root: &RootFs, hints: &Hints) -> Result<Kubelet, String> {
         && kubeconfig_path.is_none()
         && flags.is_empty()
     {
+        let processes = if not_believed.is_empty() {
+            "no process named kubelet under /proc".to_string()
+        } else {
+            format!("no kubelet process ({})", not_believed.join("; "))
+        };
         return Err(format!(
-            "no kubelet on this node: no process named kubelet under /proc, and none of {KUBEADM_CONFIG}, \
+            "no kubelet on this node: {processes}, and none of {KUBEADM_CONFIG}, \
              {KUBEADM_KUBECONFIG}, {KUBEADM_FLAGS_ENV} (name the files with --kubelet-config and --kubeconfig)"
         ));
     }
@@ -168,34 +177,103 @@ pub fn discover(root: &RootFs, hints: &Hints) -> Result<Kubelet, String> {
         config,
         config_error,
         kubeconfig_path,
+        ignored: not_believed,
     })
 }
 
-/// The first process named kubelet (or `hyperkube kubelet`): its pid, its command line as
-/// /proc gives it (NUL-separated), and how many words name the program (1, or 2 for
-/// `hyperkube kubelet`).
-fn find_process(root: &RootFs) -> Option<(u32, Vec<u8>, usize)> {
+/// A kubelet process: its pid, its command line (NUL-separated) and how many words name the
+/// program.
+type Found = (u32, Vec<u8>, usize);
+
+/// The first process named kubelet (or `hyperkube kubelet`) that can be the node's: its pid,
+/// its command line as /proc gives it (NUL-separated), and how many words name the program (1,
+/// or 2 for `hyperkube kubelet`); and a line for each process so named that was passed over.
+///
+/// Any user can start a process whose name (argv[0]) is `kubelet`; what the harness reads from
+/// the kubelet (its configuration files, its static pod directory, its CRI endpoint) it then
+/// reads, writes and connects to as root. So a process is believed only when it runs as root
+/// (real and effective uid 0) and its executable, where the harness may look, is root's and
+/// writable by no one else.
+fn find_process(root: &RootFs) -> (Option<Found>, Vec<String>) {
     let mut pids: Vec<u32> = root
         .read_dir("/proc")
-        .ok()?
+        .ok()
+        .unwrap_or_default()
         .iter()
         .filter_map(|n| n.to_str().and_then(|s| s.parse().ok()))
         .collect();
     pids.sort_unstable();
-    pids.into_iter().find_map(|pid| {
-        let raw = root
-            .read(format!("/proc/{pid}/cmdline"), FileKind::Kernel)
-            .ok()?;
-        let mut args = raw.split(|b| *b == 0).filter(|a| !a.is_empty());
-        let exe = args.next()?;
-        let name = exe.rsplit(|b| *b == b'/').next().unwrap_or(exe);
-        let skip = match name {
-            b"kubelet" => 1,
-            b"hyperkube" if args.next() == Some(b"kubelet".as_slice()) => 2,
-            _ => return None,
+    let mut passed_over = Vec::new();
+    for pid in pids {
+        let Some((raw, skip)) = kubelet_cmdline(root, pid) else {
+            continue;
         };
-        Some((pid, raw, skip))
-    })
+        match not_the_nodes(root, pid) {
+            None => return (Some((pid, raw, skip)), passed_over),
+            Some(why) => passed_over.push(format!(
+                "process {pid} named kubelet {why}: not taken for the node's kubelet"
+            )),
+        }
+    }
+    (None, passed_over)
+}
+
+/// A process's command line when it names a kubelet, and how many words name the program.
+fn kubelet_cmdline(root: &RootFs, pid: u32) -> Option<(Vec<u8>, usize)> {
+    let raw = root
+        .read(format!("/proc/{pid}/cmdline"), FileKind::Kernel)
+        .ok()?;
+    let mut args = raw.split(|b| *b == 0).filter(|a| !a.is_empty());
+    let exe = args.next()?;
+    let name = exe.rsplit(|b| *b == b'/').next().unwrap_or(exe);
+    let skip = match name {
+        b"kubelet" => 1,
+        b"hyperkube" if args.next() == Some(b"kubelet".as_slice()) => 2,
+        _ => return None,
+    };
+    Some((raw, skip))
+}
+
+/// Why process `pid` cannot be the node's kubelet, if it cannot: it runs as another user than
+/// root, or its executable is another user's or writable by others. An executable the harness
+/// may not see (a harness that is not root) is not held against it.
+fn not_the_nodes(root: &RootFs, pid: u32) -> Option<String> {
+    let status = root
+        .read_to_string(format!("/proc/{pid}/status"), FileKind::Kernel)
+        .ok()?;
+    let uids: Vec<&str> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .map(|u| u.split_whitespace().collect())
+        .unwrap_or_default();
+    match uids.as_slice() {
+        [real, effective, ..] if *real == "0" && *effective == "0" => {}
+        [real, effective, ..] => {
+            return Some(format!(
+                "runs as uid {real} (effective {effective}), not root"
+            ));
+        }
+        _ => return Some("has no uid in its /proc status".into()),
+    }
+    let exe = root.read_link(format!("/proc/{pid}/exe")).ok()?;
+    let text = exe.to_string_lossy();
+    let exe = PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(&text));
+    let info = root.metadata(&exe).ok()?;
+    if info.uid != 0 {
+        return Some(format!(
+            "runs {} of uid {}, not root's",
+            exe.display(),
+            info.uid
+        ));
+    }
+    if info.mode & 0o022 != 0 {
+        return Some(format!(
+            "runs {}, which others may write (mode {:04o})",
+            exe.display(),
+            info.mode
+        ));
+    }
+    None
 }
 
 /// The most different flags read from one command line. A kubelet defines about 200 flags
@@ -630,6 +708,7 @@ mod tests {
             config,
             config_error: None,
             kubeconfig_path: None,
+            ignored: Vec::new(),
         }
     }
 
@@ -717,5 +796,63 @@ mod tests {
         assert_eq!(go_int("--5"), None);
         assert_eq!(go_int("-+5"), None);
         assert_eq!(go_int("0x-5"), None);
+    }
+
+    #[test]
+    fn only_a_root_process_from_a_root_executable_is_taken_for_the_kubelet() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        let process = |pid: u32, uid: u32, exe: &str, args: &str| {
+            let dir = r.join(format!("proc/{pid}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("cmdline"), args.replace(' ', "\0")).unwrap();
+            std::fs::write(
+                dir.join("status"),
+                format!("Name:\tkubelet\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n"),
+            )
+            .unwrap();
+            std::os::unix::fs::symlink(exe, dir.join("exe")).unwrap();
+        };
+        std::fs::create_dir_all(r.join("usr/bin")).unwrap();
+        std::fs::create_dir_all(r.join("tmp")).unwrap();
+        std::fs::write(r.join("usr/bin/kubelet"), "").unwrap();
+        std::fs::write(r.join("tmp/python3"), "").unwrap();
+        std::fs::set_permissions(
+            r.join("tmp/python3"),
+            std::fs::Permissions::from_mode(0o777),
+        )
+        .unwrap();
+        // Lower pids first: another user's decoy, a root process of a writable executable,
+        // then the kubelet.
+        process(
+            10,
+            65534,
+            "/usr/bin/kubelet",
+            "kubelet --config=/decoy.yaml",
+        );
+        process(11, 0, "/tmp/python3", "kubelet --config=/writable.yaml");
+        process(
+            12,
+            0,
+            "/usr/bin/kubelet",
+            "/usr/bin/kubelet --config=/real.yaml",
+        );
+        let root = RootFs::open(r).unwrap();
+        let (found, passed_over) = find_process(&root);
+        let me = rustix::process::geteuid().as_raw();
+        assert!(passed_over[0].contains("process 10 named kubelet runs as uid 65534"));
+        assert!(
+            passed_over[1]
+                .contains("process 11 named kubelet runs /tmp/python3, which others may write"),
+            "{passed_over:?}"
+        );
+        if me == 0 {
+            assert_eq!(found.map(|(pid, _, _)| pid), Some(12));
+        } else {
+            // This user's own executable is not root's.
+            assert!(found.is_none(), "{found:?}");
+            assert!(passed_over[2].contains(&format!("of uid {me}, not root's")));
+        }
     }
 }

@@ -9,7 +9,6 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -216,8 +215,6 @@ pub struct Plan {
     pub version: String,
     /// The minor version, which decides the flags it takes.
     pub minor: u32,
-    /// The kubelet's log, in the result dir.
-    pub log: PathBuf,
 }
 
 /// Checks that a kubelet can be started: the binary runs, no kubelet serves on its ports
@@ -228,7 +225,6 @@ pub fn preflight(
     binary: &Path,
     endpoint: Option<&str>,
     node_kubelet: Option<&crate::node::kubelet::Kubelet>,
-    log: PathBuf,
 ) -> Result<Plan, String> {
     let host = Host::detect(root).map_err(|e| format!("--kubelet-binary: {e}"))?;
     if !binary.is_absolute() {
@@ -286,6 +282,9 @@ pub fn preflight(
             "--container-runtime-endpoint {endpoint}: not a unix:// endpoint, which the harness can reach"
         ));
     }
+    // A kubelet started as root takes its containers from this runtime.
+    super::nodefs::trusted_socket(root, Path::new(path))
+        .map_err(|e| format!("the CRI endpoint ({endpoint_source}): {e}"))?;
     let version = host
         .command(root, binary)
         .and_then(|mut c| c.arg("--version").stdin(Stdio::null()).output())
@@ -304,7 +303,6 @@ pub fn preflight(
         endpoint_source,
         version,
         minor,
-        log,
     })
 }
 
@@ -362,6 +360,11 @@ pub struct Managed {
     /// The CA its server's certificate chains to, and the harness's client certificate and
     /// key for it (PEM).
     server_credentials: crate::controlplane::client::Credentials,
+    /// Its log (stdout and stderr), read back through this handle: it outlives the run's
+    /// directory, so the run can keep it in the result dir after removing that.
+    log: std::fs::File,
+    /// Where the log is on the node: `<work>/kubelet.log`.
+    pub log_path: PathBuf,
 }
 
 impl Managed {
@@ -452,14 +455,14 @@ impl Managed {
         if plan.minor < 27 {
             args.push("--container-runtime=remote".into());
         }
-        let log = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&plan.log)
-            .map_err(|e| fail(&format!("open {}", plan.log.display()), e))?;
-        let log2 = log.try_clone().map_err(|e| fail("open the log", e))?;
+        // In the run's directory, made new: nothing another user placed can be written
+        // through, and it is read back through this handle, never by path.
+        let log_path = work.join("kubelet.log");
+        let log_file = node
+            .create(&log_path, 0o600)
+            .map_err(|e| fail(&format!("create {}", log_path.display()), e))?;
+        let log = log_file.try_clone().map_err(|e| fail("open the log", e))?;
+        let log2 = log_file.try_clone().map_err(|e| fail("open the log", e))?;
         let mut cmd = host
             .command(fs, &plan.binary)
             .map_err(|e| fail("enter the host's namespaces", e))?;
@@ -525,7 +528,7 @@ impl Managed {
                 settings.cgroup_driver.0,
                 settings.cgroup_driver.1,
                 work.display(),
-                plan.log.display()
+                log_path.display()
             ),
             plan: plan.clone(),
             work,
@@ -538,6 +541,8 @@ impl Managed {
             started_unix_nanos: started_unix_nanos(),
             state,
             namespace: namespace.to_string(),
+            log: log_file,
+            log_path,
             server_credentials: crate::controlplane::client::Credentials {
                 ca: Some(settings.client_ca.clone()),
                 token: None,
@@ -571,15 +576,21 @@ impl Managed {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .try_wait()
             .ok()??;
-        let last_error = last_klog_error(&self.plan.log)
+        let text = tail_of(&self.log, 64 << 10);
+        let last_error = last_klog_error(&text)
             .map(|l| format!("; its last error: {l}"))
             .unwrap_or_default();
         Some(format!(
             "the kubelet exited ({status}) {}s after it started{last_error}; the end of its log {}:\n{}",
             self.started.elapsed().as_secs(),
-            self.plan.log.display(),
-            log_tail(&self.plan.log, 10)
+            self.log_path.display(),
+            last_lines(&text, 10)
         ))
+    }
+
+    /// Its whole log, up to the last `cap` bytes, read through the handle the run kept.
+    pub fn log(&self, cap: u64) -> Vec<u8> {
+        tail_of(&self.log, cap).into_bytes()
     }
 
     /// Stops the kubelet: SIGTERM, then SIGKILL after 10 s. Returns what happened.
@@ -676,12 +687,9 @@ fn exe_of(dir: &OwnedFd) -> Option<PathBuf> {
     ))
 }
 
-/// Field 22 of `/proc/<pid>/stat` (after the command name, which may hold spaces and
-/// parentheses): the clock ticks from boot to the process's start.
+/// When a process started (clock ticks since boot), from its `/proc/<pid>/stat` bytes.
 fn start_time(stat: &[u8]) -> Option<u64> {
-    let text = String::from_utf8_lossy(stat);
-    let after = &text[text.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    crate::node::kubelet::start_ticks(&String::from_utf8_lossy(stat))
 }
 
 /// Kills a dead run's kubelet if it still runs: the process with the pid written down, started
@@ -948,10 +956,9 @@ fn unmount(fs: &RootFs, host: &Host, mount: &str) -> Result<(), String> {
     }
 }
 
-/// The last fatal (`F1130 12:44:20.941940 ...`), else error, line klog wrote to a log: what a
-/// kubelet that exits says last before its goroutine dump.
-fn last_klog_error(path: &Path) -> Option<String> {
-    let text = log_tail(path, 2000);
+/// The last fatal (`F1130 12:44:20.941940 ...`), else error, line klog wrote in a log's
+/// `text`: what a kubelet that exits says last before its goroutine dump.
+fn last_klog_error(text: &str) -> Option<String> {
     let klog = |level: char| {
         text.lines()
             .rev()
@@ -964,14 +971,26 @@ fn last_klog_error(path: &Path) -> Option<String> {
     klog('F').or_else(|| klog('E'))
 }
 
-/// The last `n` lines of a log file.
-pub fn log_tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read(path)
-        .map(|b| {
-            let from = b.len().saturating_sub(64 * 1024);
-            String::from_utf8_lossy(&b[from..]).into_owned()
-        })
-        .unwrap_or_default();
+/// The last `cap` bytes of an open file, as text, read at their offset (the file's own
+/// position, shared with the kubelet writing it, is left alone).
+fn tail_of(file: &std::fs::File, cap: u64) -> String {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata().map_or(0, |m| m.len());
+    let from = len.saturating_sub(cap);
+    let mut bytes = vec![0; usize::try_from(len - from).unwrap_or(0)];
+    let mut read = 0;
+    while read < bytes.len() {
+        match file.read_at(&mut bytes[read..], from + read as u64) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+    }
+    bytes.truncate(read);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The last `n` lines of `text`.
+fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
@@ -1048,23 +1067,35 @@ mod tests {
 
     #[test]
     fn a_kubelets_last_error_is_found_before_its_goroutine_dump() {
-        let t = tempfile::tempdir().unwrap();
-        let log = t.path().join("kubelet.log");
-        std::fs::write(
-            &log,
-            "I1130 12:44:20.1 4529 server.go:416] Version: v1.20.2\n\
+        let text = "I1130 12:44:20.1 4529 server.go:416] Version: v1.20.2\n\
              E1130 12:44:20.5 4529 kubelet.go:1] something minor\n\
              F1130 12:44:20.941940 4529 server.go:269] failed to run Kubelet: failed to create kubelet: open /dev/kmsg: operation not permitted\n\
-             goroutine 1 [running]:\nk8s.io/kubernetes/vendor/k8s.io/klog/v2.stacks(0x1)\n",
-        )
-        .unwrap();
-        let e = last_klog_error(&log).unwrap();
+             goroutine 1 [running]:\nk8s.io/kubernetes/vendor/k8s.io/klog/v2.stacks(0x1)\n";
+        let e = last_klog_error(text).unwrap();
         assert!(
             e.ends_with("open /dev/kmsg: operation not permitted"),
             "{e}"
         );
-        std::fs::write(&log, "I1130 fine\n").unwrap();
-        assert_eq!(last_klog_error(&log), None);
+        assert_eq!(last_klog_error("I1130 fine\n"), None);
+        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
+    }
+
+    #[test]
+    fn a_log_is_read_back_through_its_handle_from_its_end() {
+        use std::io::Write;
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("kubelet.log");
+        let mut f = std::fs::OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(b"0123456789").unwrap();
+        // Gone from its directory, still read through the handle.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(tail_of(&f, 4), "6789");
+        assert_eq!(tail_of(&f, 100), "0123456789");
     }
 
     #[test]

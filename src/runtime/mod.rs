@@ -379,6 +379,12 @@ impl Services {
         self.managed_plan.as_ref().map(|p| p.version.as_str())
     }
 
+    /// The log of the kubelet this run started (its last 64 MiB), if it started one.
+    pub fn kubelet_log(&self) -> Option<Vec<u8>> {
+        let m = self.managed.get()?.as_ref().ok()?;
+        Some(m.log(64 << 20))
+    }
+
     /// The kubelet this run started, started on first use (after the control plane, and after
     /// the node's own kubelet configuration was read, so the tests of that never see this
     /// one). `None` without `--kubelet-binary`.
@@ -449,6 +455,10 @@ impl Services {
                 let mut why = Vec::new();
                 for (path, socket) in found {
                     let Ok(socket) = socket else { continue };
+                    if let Err(e) = nodefs::trusted_socket(&node.root, &path) {
+                        why.push(e);
+                        continue;
+                    }
                     let pause = self
                         .block_on(Duration::from_secs(30), async {
                             let cri = cri::Cri::connect(&socket.connect_path()).await?;
@@ -523,6 +533,17 @@ impl Services {
                     });
                 }
                 let dir = node.pod_manifest_dir();
+                // Written into as root: only where no other user can have chosen where.
+                node.root
+                    .open_dir("/")
+                    .map_err(|e| e.to_string())
+                    .and_then(|root| nodefs::trusted_dir(&root, &dir))
+                    .map_err(|e| {
+                        Unavailable::Absent(format!(
+                            "the static pod directory {} is not written into as root: {e}",
+                            dir.display()
+                        ))
+                    })?;
                 Writable::node_dir(&node.root, &dir).map_err(|e| {
                     Unavailable::Absent(format!("the static pod directory cannot be written: {e}"))
                 })
@@ -656,7 +677,7 @@ impl Services {
         let found = recovery::dead_static_pod_files(fs, &manifests);
         if !found.is_empty() {
             match Writable::node_dir(fs, &manifests) {
-                Ok(w) => lines.extend(recovery::remove_static_pod_files(&w, &found)),
+                Ok(w) => lines.extend(recovery::remove_static_pod_files(fs, &w, &found)),
                 Err(e) => lines.push(format!(
                     "could not remove what dead runs left in {}: {e}",
                     manifests.display()

@@ -273,6 +273,25 @@ impl Writable {
         rustix::fs::fchmod(&made, Mode::from_raw_mode(mode)).map_err(errno)
     }
 
+    /// Creates a new file with `mode`, open for reading and writing: never through a file or
+    /// symlink already at the name.
+    pub fn create(&self, path: &Path, mode: u32) -> io::Result<File> {
+        let rel = self.rel(path)?;
+        let file = self
+            .root
+            .create_file(
+                &rel,
+                OpenFlags::O_RDWR
+                    | OpenFlags::O_EXCL
+                    | OpenFlags::O_NOFOLLOW
+                    | OpenFlags::O_CLOEXEC,
+                &std::fs::Permissions::from_mode(mode),
+            )
+            .map_err(io_err)?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        Ok(file)
+    }
+
     /// Writes a new file with `mode`: never through a file or symlink already at the name.
     pub fn write_new(&self, path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         let rel = self.rel(path)?;
@@ -452,6 +471,149 @@ impl Writable {
     }
 }
 
+/// Checks that the node directory `dir`, and everything on the way to it from the node's root
+/// `root` (a directory handle), can only have been made by root (or by the harness's own user):
+/// each directory passed through is theirs and writable by no one else, or sticky (as /tmp)
+/// with the entry taken from it theirs; each symlink followed is theirs, its target checked in
+/// turn; `dir` itself is theirs and writable by no one else. What the harness then writes into
+/// `dir` as root cannot be redirected by another user, nor land where they chose. `Err` names
+/// the first place another user could have chosen.
+pub fn trusted_dir(root: &OwnedFd, dir: &Path) -> Result<(), String> {
+    use std::collections::VecDeque;
+    let me = rustix::process::geteuid().as_raw();
+    let theirs = |uid: u32| uid == 0 || uid == me;
+    let describe_at = |names: &[String]| {
+        if names.is_empty() {
+            "/".to_string()
+        } else {
+            format!("/{}", names.join("/"))
+        }
+    };
+    let dup = |fd: &OwnedFd| {
+        rustix::fs::openat(
+            fd,
+            ".",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| format!("{}: {e}", dir.display()))
+    };
+    let mut stack: Vec<OwnedFd> = vec![dup(root)?];
+    let mut names: Vec<String> = Vec::new();
+    let mut queue: VecDeque<OsString> = dir
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect();
+    let mut links = 0;
+    while let Some(name) = queue.pop_front() {
+        if name == ".." {
+            if stack.len() > 1 {
+                stack.pop();
+                names.pop();
+            }
+            continue;
+        }
+        if name == "." {
+            continue;
+        }
+        let Some(cur) = stack.last() else {
+            return Err(format!("{}: no directory to resolve in", dir.display()));
+        };
+        let here = describe_at(&names);
+        let cur_st = Stat::of(&rustix::fs::fstat(cur).map_err(|e| format!("{here}: {e}"))?);
+        let st = rustix::fs::statat(cur, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .map(|s| Stat::of(&s))
+            .map_err(|e| format!("{here}/{}: {e}", name.to_string_lossy()))?;
+        let shown = format!("{}/{}", here.trim_end_matches('/'), name.to_string_lossy());
+        let guarded = theirs(cur_st.uid) && cur_st.mode & 0o022 == 0;
+        let sticky = cur_st.mode & 0o1000 != 0 && theirs(st.uid);
+        if !guarded && !sticky {
+            return Err(format!(
+                "{shown}: in {here}, which another user may write (owner uid {}, mode {:04o})",
+                cur_st.uid, cur_st.mode
+            ));
+        }
+        match st.file_type {
+            FileType::Symlink => {
+                links += 1;
+                if links > 40 {
+                    return Err(format!("{shown}: too many symbolic links"));
+                }
+                if !theirs(st.uid) {
+                    return Err(format!("{shown}: a symbolic link of uid {}", st.uid));
+                }
+                let target = rustix::fs::readlinkat(cur, name.as_os_str(), Vec::new())
+                    .map_err(|e| format!("{shown}: {e}"))?;
+                let target = PathBuf::from(
+                    <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
+                        target.as_bytes(),
+                    ),
+                );
+                if target.is_absolute() {
+                    stack.truncate(1);
+                    names.clear();
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(n) => queue.push_front(n.to_os_string()),
+                        Component::ParentDir => queue.push_front(OsString::from("..")),
+                        _ => {}
+                    }
+                }
+            }
+            FileType::Directory => {
+                let fd = rustix::fs::openat(
+                    cur,
+                    name.as_os_str(),
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| format!("{shown}: {e}"))?;
+                stack.push(fd);
+                names.push(name.to_string_lossy().into_owned());
+            }
+            other => return Err(format!("{shown}: {}, not a directory", describe(other))),
+        }
+    }
+    let last = stack
+        .last()
+        .ok_or_else(|| format!("{}: nothing resolved", dir.display()))?;
+    let st = Stat::of(&rustix::fs::fstat(last).map_err(|e| format!("{}: {e}", dir.display()))?);
+    if !theirs(st.uid) || st.mode & 0o022 != 0 {
+        return Err(format!(
+            "{}: another user may write in it (owner uid {}, mode {:04o})",
+            describe_at(&names),
+            st.uid,
+            st.mode
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that a Unix socket on the node (a CRI endpoint the harness would talk to as root,
+/// and start a kubelet against) is root's (or the harness's own user's) in a directory
+/// [`trusted_dir`] trusts: a socket another user made is a server another user runs.
+pub fn trusted_socket(fs: &RootFs, socket: &Path) -> Result<(), String> {
+    let root = fs.open_dir("/").map_err(|e| e.to_string())?;
+    if let Some(parent) = socket.parent() {
+        trusted_dir(&root, parent)?;
+    }
+    let me = rustix::process::geteuid().as_raw();
+    let st = fs.lstat(socket).map_err(|e| e.to_string())?;
+    if st.uid != 0 && st.uid != me {
+        return Err(format!(
+            "{}: owned by uid {}, not root: another user's server",
+            socket.display(),
+            st.uid
+        ));
+    }
+    Ok(())
+}
+
 /// A file type, for messages.
 pub fn describe(t: FileType) -> &'static str {
     match t {
@@ -544,5 +706,50 @@ mod tests {
             .private_dir(Path::new("/var/lib/node-conformance/runs"))
             .unwrap_err();
         assert!(e.contains("a symbolic link"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_another_user_could_have_chosen_is_not_trusted() {
+        use std::os::unix::fs::PermissionsExt;
+        if rustix::process::geteuid().as_raw() != 0 {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        for d in ["etc/kubernetes/manifests", "tmp/theirs", "data/manifests"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        std::fs::set_permissions(r.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        std::os::unix::fs::chown(r.join("tmp/theirs"), Some(65534), Some(65534)).unwrap();
+        std::os::unix::fs::symlink("/data/manifests", r.join("etc/kubernetes/linked")).unwrap();
+        std::os::unix::fs::symlink("../../data/manifests", r.join("etc/kubernetes/rel")).unwrap();
+        std::os::unix::fs::symlink("/etc", r.join("tmp/theirs/etc")).unwrap();
+        std::os::unix::fs::lchown(r.join("tmp/theirs/etc"), Some(65534), Some(65534)).unwrap();
+        let root = RootFs::open(r).unwrap().open_dir("/").unwrap();
+        let ok = |p: &str| trusted_dir(&root, Path::new(p));
+        ok("/etc/kubernetes/manifests").unwrap();
+        // Root's symlinks are followed, inside the root.
+        ok("/etc/kubernetes/linked").unwrap();
+        ok("/etc/kubernetes/rel").unwrap();
+        // Root's own directory in a sticky, world-writable one is root's alone.
+        std::fs::create_dir(r.join("tmp/mine")).unwrap();
+        ok("/tmp/mine").unwrap();
+        // Another user's, or through another user's symlink, is not.
+        let e = ok("/tmp/theirs").unwrap_err();
+        assert!(
+            e.contains("/tmp/theirs: in /tmp, which another user may write"),
+            "{e}"
+        );
+        assert!(ok("/tmp/theirs/etc/kubernetes/manifests").is_err());
+        std::fs::set_permissions(
+            r.join("data/manifests"),
+            std::fs::Permissions::from_mode(0o777),
+        )
+        .unwrap();
+        let e = ok("/etc/kubernetes/linked").unwrap_err();
+        assert!(
+            e.contains("/data/manifests: another user may write in it"),
+            "{e}"
+        );
     }
 }

@@ -75,18 +75,21 @@ pub fn dead_static_pod_files(fs: &RootFs, dir: &Path) -> Vec<(String, PathBuf)> 
 /// Removes `found` ([`dead_static_pod_files`]) through `w`, the static pod directory writable:
 /// only from a directory only root writes in, only what root owns, following no link. One
 /// line each.
-pub fn remove_static_pod_files(w: &Writable, found: &[(String, PathBuf)]) -> Vec<String> {
+pub fn remove_static_pod_files(
+    fs: &RootFs,
+    w: &Writable,
+    found: &[(String, PathBuf)],
+) -> Vec<String> {
     let dir = w.base().to_path_buf();
-    match w.lstat(&dir) {
-        Ok(st) => {
-            if let Some(why) = st.not_roots_alone() {
-                return vec![format!(
-                    "left what dead runs left in {}: the directory is {why}",
-                    dir.display()
-                )];
-            }
-        }
-        Err(e) => return vec![format!("could not look at {}: {e}", dir.display())],
+    if let Err(why) = fs
+        .open_dir("/")
+        .map_err(|e| e.to_string())
+        .and_then(|root| super::nodefs::trusted_dir(&root, &dir))
+    {
+        return vec![format!(
+            "left what dead runs left in {}: {why}",
+            dir.display()
+        )];
     }
     found
         .iter()
@@ -216,7 +219,7 @@ mod tests {
             return;
         }
         let w = Writable::node_dir(&fs, node_dir).unwrap();
-        let lines = remove_static_pod_files(&w, &found);
+        let lines = remove_static_pod_files(&fs, &w, &found);
         assert!(lines.iter().all(|l| l.starts_with("removed")), "{lines:?}");
         let mut left: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()

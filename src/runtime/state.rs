@@ -205,7 +205,7 @@ pub fn load_attach_ca(
         }
         Ok(())
     };
-    for p in ["/var", "/var/lib", STATE_DIR] {
+    for p in ["/", "/var", "/var/lib", STATE_DIR] {
         private(Path::new(p), false)?;
     }
     private(dir, true)?;

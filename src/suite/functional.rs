@@ -452,7 +452,7 @@ fn not_registered(s: &Session<'_>) -> String {
         return format!(
             "not registered by the kubelet the harness started (pid {}); its log: {}",
             m.pid,
-            m.plan.log.display()
+            m.log_path.display()
         );
     }
     let older = match s.ctx.node.kubelet().map(|k| &k.source) {

@@ -84,6 +84,9 @@ fn kubelet(ctx: &Context) -> Result<(&Kubelet, Recorder), Outcome> {
         Source::Process(pid) => format!("kubelet process {pid}"),
         Source::Files => "no kubelet process; kubeadm's files".to_string(),
     });
+    for why in &k.ignored {
+        r.note(why.clone());
+    }
     if let Some(p) = &k.config_path {
         r.note(format!("config {}", p.display()));
     }
