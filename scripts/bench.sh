@@ -152,7 +152,7 @@ double_pid=$!
 begin=$(date +%s%N)
 "$ours" run --rootfs "$node_root" --result-dir "$work/kubelet" --pod-manifest-path /etc/kubernetes/manifests \
   "${insecure[@]}" --api-server-port "$port" --pod-image node-conformance-workload:bench --parallelism 1 \
-  --focus '\[sig-node\] (Node|MirrorPod|Pod Lifecycle) ' >"$work/kubelet.log" 2>&1 || true
+  --focus '\[sig-node\] (Node|MirrorPod|Pod Lifecycle|Container Runtime blackbox test) ' >"$work/kubelet.log" 2>&1 || true
 end=$(date +%s%N)
 kill "$double_pid"; wait "$double_pid" 2>/dev/null || true
 python3 - "$work/kubelet/results.json" "$begin" "$end" <<'PYK'

@@ -11,6 +11,16 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Stdout(String),
+    /// Text on stdout without a newline, as `echo -n` prints it.
+    Print(String),
+    /// Appends a line to a file (a volume that outlives the container) and counts the lines:
+    /// which start of the container this is, for [`Action::ExitOnStart`].
+    CountStart(String),
+    /// Exits with the code when [`Action::CountStart`] counted this start.
+    ExitOnStart {
+        start: u64,
+        code: i32,
+    },
     Stderr(String),
     PrintEnv(String),
     PrintId,
@@ -43,6 +53,13 @@ pub fn parse(args: &[String]) -> Result<Vec<Action>, String> {
         let out_of_range = |e: std::num::TryFromIntError| format!("{flag}: {e}");
         actions.push(match flag.as_str() {
             "--stdout" => Action::Stdout(value()?),
+            "--print" => Action::Print(value()?),
+            "--count-start" => Action::CountStart(value()?),
+            "--exit-on-start" => {
+                let start = u64::try_from(number(value()?)?).map_err(out_of_range)?;
+                let code = i32::try_from(number(value()?)?).map_err(out_of_range)?;
+                Action::ExitOnStart { start, code }
+            }
             "--stderr" => Action::Stderr(value()?),
             "--print-env" => Action::PrintEnv(value()?),
             "--id" => Action::PrintId,
@@ -79,11 +96,29 @@ pub fn parse(args: &[String]) -> Result<Vec<Action>, String> {
 
 /// Runs the actions; returns the exit code.
 pub fn run(actions: &[Action]) -> i32 {
+    // Which start of the container this is, once counted.
+    let mut start = 0;
     for action in actions {
         match action {
             Action::Stdout(t) => {
                 println!("{t}");
                 let _ = std::io::stdout().flush();
+            }
+            Action::Print(t) => {
+                print!("{t}");
+                let _ = std::io::stdout().flush();
+            }
+            Action::CountStart(path) => match count_start(Path::new(path)) {
+                Ok(n) => start = n,
+                Err(e) => {
+                    eprintln!("count starts in {path}: {e}");
+                    return 1;
+                }
+            },
+            Action::ExitOnStart { start: n, code } => {
+                if start == *n {
+                    return *code;
+                }
             }
             Action::Stderr(t) => eprintln!("{t}"),
             Action::PrintEnv(name) => match std::env::var(name) {
@@ -131,6 +166,18 @@ pub fn run(actions: &[Action]) -> i32 {
         }
     }
     0
+}
+
+/// Appends a line to `path` and returns how many lines it holds: upstream's
+/// `echo 'hello' >> $f; wc -l $f`.
+fn count_start(path: &Path) -> std::io::Result<u64> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(b"hello\n")?;
+    let text = std::fs::read(path)?;
+    Ok(text.iter().filter(|b| **b == b'\n').count() as u64)
 }
 
 /// Answers every HTTP request with `200 ok` until killed.
@@ -220,5 +267,33 @@ mod tests {
         assert_eq!(code, 7);
         assert_eq!(std::fs::read_to_string(msg).unwrap(), "done");
         assert_eq!(run(&[Action::Write("/proc/definitely/not".into())]), 1);
+    }
+
+    #[test]
+    fn starts_are_counted_in_a_file_and_decide_the_exit() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("restartCount");
+        // Upstream's script: the first start fails, the second succeeds, later ones run on.
+        let actions = parse(&args(&[
+            "--count-start",
+            &count.display().to_string(),
+            "--exit-on-start",
+            "1",
+            "1",
+            "--exit-on-start",
+            "2",
+            "0",
+            "--exit",
+            "42",
+        ]))
+        .unwrap();
+        assert_eq!(run(&actions), 1);
+        assert_eq!(run(&actions), 0);
+        assert_eq!(run(&actions), 42);
+        assert_eq!(
+            std::fs::read_to_string(&count).unwrap(),
+            "hello\n".repeat(3)
+        );
+        assert_eq!(run(&[Action::CountStart("/proc/no/such".into())]), 1);
     }
 }

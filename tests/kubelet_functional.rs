@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use common::{Run, Status, run_on, status};
 
 const NODE: &str = "double-node";
-const GROUP: &str = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle) ";
+const GROUP: &str = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle|Container Runtime blackbox test) ";
 /// The kubelet tests, as `list --focus` shows them.
 const MIRROR: &[&str] = &[
     "should be updated when static pod updated",
@@ -192,7 +192,7 @@ fn assert_failed_exactly(run: &Run, want: &[&str]) {
         .count();
     assert_eq!(
         kubelet_cases,
-        13,
+        14,
         "every kubelet test ran\n{}",
         run.explain()
     );

@@ -45,7 +45,7 @@ impl Default for Waits {
 }
 
 /// What the kubelet gets to remove a pod deleted at the end of a test.
-fn removal(w: &Waits) -> Duration {
+pub(crate) fn removal(w: &Waits) -> Duration {
     Duration::from_secs(60).min(w.pod_start)
 }
 
@@ -117,39 +117,6 @@ pub fn tests() -> Vec<Test> {
             "when create a mirror pod should successfully recreate when file is removed and recreated",
             mirror_file_recreated,
             |w| mirror_budget(w) + STAY_RUNNING,
-        ),
-        t(
-            "Pod Lifecycle",
-            "restartPolicy Always restarts a container that exits 0 or 1 and the pod stays Running",
-            restart_always,
-            // Two pods, waited for one after the other, each removed at the end.
-            |w| 2 * (w.pod_start + removal(w)),
-        ),
-        t(
-            "Pod Lifecycle",
-            "restartPolicy OnFailure: exit 0 makes the pod Succeeded, exit 1 restarts the container",
-            restart_on_failure,
-            // Two pods, waited for one after the other, each removed at the end.
-            |w| 2 * (w.pod_start + removal(w)),
-        ),
-        t(
-            "Pod Lifecycle",
-            "restartPolicy Never: exit 0 makes the pod Succeeded, exit 1 Failed, no restarts",
-            restart_never,
-            // Two pods, waited for one after the other, each removed at the end.
-            |w| 2 * (w.pod_start + removal(w)),
-        ),
-        t(
-            "Pod Lifecycle",
-            "termination message is read from the terminationMessagePath file",
-            termination_message_file,
-            |w| w.pod_start + removal(w),
-        ),
-        t(
-            "Pod Lifecycle",
-            "termination message falls back to the logs on error (FallbackToLogsOnError)",
-            termination_message_logs,
-            |w| w.pod_start + removal(w),
         ),
         t(
             "Pod Lifecycle",
@@ -253,18 +220,18 @@ fn kubelet_points_here(ctx: &Context, port: u16) -> Result<(), String> {
 }
 
 /// What every test here works with.
-struct Session<'a> {
-    ctx: &'a Context,
-    cp: &'a ControlPlane,
-    api: Client,
-    node: String,
-    namespace: String,
+pub(crate) struct Session<'a> {
+    pub(crate) ctx: &'a Context,
+    pub(crate) cp: &'a ControlPlane,
+    pub(crate) api: Client,
+    pub(crate) node: String,
+    pub(crate) namespace: String,
     /// The static pod directory, writable through the node's root.
-    manifests: &'a Writable,
-    workload: PodWorkload,
+    pub(crate) manifests: &'a Writable,
+    pub(crate) workload: PodWorkload,
     /// The kubelet the harness started, when it did.
-    managed: Option<&'a Managed>,
-    waits: Waits,
+    pub(crate) managed: Option<&'a Managed>,
+    pub(crate) waits: Waits,
 }
 
 fn unavailable(e: Unavailable) -> Outcome {
@@ -274,7 +241,7 @@ fn unavailable(e: Unavailable) -> Outcome {
     }
 }
 
-fn session(ctx: &Context) -> Result<Session<'_>, Outcome> {
+pub(crate) fn session(ctx: &Context) -> Result<Session<'_>, Outcome> {
     let namespace = format!("node-conformance-{}", ctx.services.run_id);
     let managed = match ctx.services.managed_kubelet(&ctx.node, &namespace) {
         Some(Ok(m)) => {
@@ -1007,9 +974,9 @@ fn mirror_file_recreated(ctx: &Context) -> Outcome {
 }
 
 /// An API pod on this node, deleted (and waited for) when dropped.
-struct ApiPod<'a> {
+pub(crate) struct ApiPod<'a> {
     s: &'a Session<'a>,
-    name: String,
+    pub(crate) name: String,
 }
 
 impl<'a> ApiPod<'a> {
@@ -1034,13 +1001,70 @@ impl<'a> ApiPod<'a> {
         Ok(ApiPod { s, name })
     }
 
-    fn path(&self) -> String {
+    /// A pod of `spec` (typed), named `<prefix>-<8 hex>`, put on this run's node with the
+    /// run's label, the workload's volumes added and a grace period of 2 s unless it names
+    /// one.
+    pub(crate) fn create_spec(
+        s: &'a Session<'a>,
+        prefix: &str,
+        mut spec: k8s_openapi::api::core::v1::PodSpec,
+    ) -> Result<Self, String> {
+        let name = format!(
+            "{prefix}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        spec.node_name = Some(s.node.clone());
+        spec.termination_grace_period_seconds.get_or_insert(2);
+        let workload: Vec<k8s_openapi::api::core::v1::Volume> =
+            serde_json::from_value(s.workload.volumes()).map_err(|e| e.to_string())?;
+        spec.volumes.get_or_insert_with(Vec::new).extend(workload);
+        let pod = k8s_openapi::api::core::v1::Pod {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some([(RUN_LABEL.to_string(), s.ctx.services.run_id.clone())].into()),
+                ..Default::default()
+            },
+            spec: Some(spec),
+            status: None,
+        };
+        let body = serde_json::to_value(&pod).map_err(|e| e.to_string())?;
+        let path = format!("/api/v1/namespaces/{}/pods", s.namespace);
+        s.cp.track_object(&pod_path(s, &name));
+        s.api.create(&path, &body).map_err(|e| e.to_string())?;
+        Ok(ApiPod { s, name })
+    }
+
+    pub(crate) fn path(&self) -> String {
         pod_path(self.s, &self.name)
+    }
+
+    /// Deletes the pod (grace 2 s) and waits until it is gone, as upstream's
+    /// `should be possible to delete` does: `Err` says what was seen instead.
+    pub(crate) fn delete_and_wait(&self) -> Result<(), String> {
+        let path = self.path();
+        self.s
+            .api
+            .delete(&path, &json!({"gracePeriodSeconds": 2}))
+            .map_err(|e| e.to_string())?;
+        wait_described(
+            self.s,
+            &format!("pod {} to be removed", self.name),
+            ("pods", &self.name),
+            removal(&self.s.waits),
+            || match self.s.api.get(&path) {
+                Ok(None) => Ok(()),
+                Ok(Some(p)) => Err(format!("still there: {}", summary(&p))),
+                Err(e) => Err(e.to_string()),
+            },
+            || Some(pod_events(self.s, &self.name)),
+        )?;
+        self.s.cp.untrack_object(&path);
+        Ok(())
     }
 
     /// Waits until `check` passes on the pod; its error is the pod's state as the check
     /// sees it, to which the pod's latest events are added when the wait reports.
-    fn wait(
+    pub(crate) fn wait(
         &self,
         what: &str,
         check: impl Fn(&Value) -> Result<(), String>,
@@ -1111,48 +1135,10 @@ fn exit_code(t: &Value) -> Option<i64> {
     t.get("exitCode").and_then(Value::as_i64)
 }
 
-/// One pod per exit code under `policy`, each waited for until it shows `expect`.
-fn restart_policy(
-    ctx: &Context,
-    policy: &str,
-    expect: fn(&Value, i64) -> Result<String, String>,
-) -> Outcome {
-    let s = match session(ctx) {
-        Ok(s) => s,
-        Err(o) => return o,
-    };
-    let mut r = Recorder::new();
-    let mut pods = Vec::new();
-    for code in [0, 1] {
-        let c = s.workload.container(&["--exit", &code.to_string()]);
-        match ApiPod::create(
-            &s,
-            &format!("exit-{code}-{}", policy.to_lowercase()),
-            policy,
-            c,
-        ) {
-            Ok(p) => pods.push((code, p)),
-            Err(e) => return r.fail_now(e),
-        }
-    }
-    for (code, pod) in &pods {
-        match pod.wait(&format!("(exit {code}, {policy})"), |p| {
-            expect(p, *code).map(|_| ())
-        }) {
-            Ok(p) => r.ok(
-                format!("exit {code}"),
-                expect(&p, *code).unwrap_or_default(),
-            ),
-            Err(e) => r.fail(format!("exit {code}"), e),
-        }
-    }
-    r.finish(|f| format!("restartPolicy {policy}: {}", describe(f)))
-}
-
 /// A pod's state as `kubectl describe` tells it, on one line: the phase with the pod's reason
 /// and message, then each container's state, restart count and last termination:
 /// `phase Pending; container workload: waiting (CreateContainerConfigError: ...), restartCount 0`.
-fn summary(pod: &Value) -> String {
+pub(crate) fn summary(pod: &Value) -> String {
     let mut out = format!("phase {}", pod_phase(pod));
     let why = [
         str_at(pod, "/status/reason").map(str::to_string),
@@ -1330,7 +1316,7 @@ fn recent_events(events: &[Value]) -> String {
 
 /// The latest events about the pod `name` in the test namespace, as [`recent_events`] tells
 /// them; read only when a wait reports, as listing them at every poll would cost too much.
-fn pod_events(s: &Session<'_>, name: &str) -> String {
+pub(crate) fn pod_events(s: &Session<'_>, name: &str) -> String {
     let path = format!(
         "/api/v1/namespaces/{}/events?fieldSelector=involvedObject.name%3D{name}",
         s.namespace
@@ -1339,50 +1325,6 @@ fn pod_events(s: &Session<'_>, name: &str) -> String {
         Ok(events) => recent_events(&events),
         Err(e) => format!("events not read: {e}"),
     }
-}
-
-fn restarted_running(pod: &Value, code: i64) -> Result<String, String> {
-    let last = terminated(pod, true).and_then(exit_code);
-    if pod_phase(pod) == "Running" && restart_count(pod) >= 1 && last == Some(code) {
-        Ok(format!(
-            "Running, restartCount {}, last exit code {code}",
-            restart_count(pod)
-        ))
-    } else {
-        Err(summary(pod))
-    }
-}
-
-fn ended(pod: &Value, phase: &str, code: i64) -> Result<String, String> {
-    let reason = if code == 0 { "Completed" } else { "Error" };
-    let t = terminated(pod, false);
-    if pod_phase(pod) == phase
-        && restart_count(pod) == 0
-        && t.and_then(exit_code) == Some(code)
-        && t.and_then(|t| str_at(t, "/reason")) == Some(reason)
-    {
-        Ok(format!("{phase}, exit code {code} ({reason}), no restarts"))
-    } else {
-        Err(summary(pod))
-    }
-}
-
-fn restart_always(ctx: &Context) -> Outcome {
-    restart_policy(ctx, "Always", restarted_running)
-}
-
-fn restart_on_failure(ctx: &Context) -> Outcome {
-    restart_policy(ctx, "OnFailure", |pod, code| match code {
-        0 => ended(pod, "Succeeded", 0),
-        _ => restarted_running(pod, code),
-    })
-}
-
-fn restart_never(ctx: &Context) -> Outcome {
-    restart_policy(ctx, "Never", |pod, code| match code {
-        0 => ended(pod, "Succeeded", 0),
-        _ => ended(pod, "Failed", code),
-    })
 }
 
 /// Runs one pod with restartPolicy Never to its end; returns its terminated state.
@@ -1396,60 +1338,6 @@ fn run_to_end(s: &Session<'_>, prefix: &str, container: Value) -> Result<(Value,
         .cloned()
         .ok_or_else(|| format!("finished without a terminated state: {}", summary(&done)))?;
     Ok((done, t))
-}
-
-/// Not the default path: the kubelet must read the one the container names.
-const CUSTOM_TERMINATION_PATH: &str = "/dev/termination-custom-log";
-
-fn termination_message_file(ctx: &Context) -> Outcome {
-    let source = format!("from {CUSTOM_TERMINATION_PATH}");
-    termination_message(ctx, "termination-file", &source, |workload| {
-        let args = [
-            "--termination-message",
-            CUSTOM_TERMINATION_PATH,
-            "DONE",
-            "--exit",
-            "0",
-        ];
-        let mut c = workload.container(&args);
-        c["terminationMessagePath"] = json!(CUSTOM_TERMINATION_PATH);
-        c
-    })
-}
-
-fn termination_message_logs(ctx: &Context) -> Outcome {
-    termination_message(
-        ctx,
-        "termination-logs",
-        "from the logs after exit 1",
-        |workload| {
-            let mut c = workload.container(&["--stdout", "DONE", "--exit", "1"]);
-            c["terminationMessagePolicy"] = json!("FallbackToLogsOnError");
-            c
-        },
-    )
-}
-
-/// Runs the container `make` gives to its end and expects "DONE" as its termination message.
-fn termination_message(
-    ctx: &Context,
-    prefix: &str,
-    source: &str,
-    make: fn(&PodWorkload) -> Value,
-) -> Outcome {
-    let s = match session(ctx) {
-        Ok(s) => s,
-        Err(o) => return o,
-    };
-    let mut r = Recorder::new();
-    match run_to_end(&s, prefix, make(&s.workload)) {
-        Ok((_, t)) => match str_at(&t, "/message").map(str::trim) {
-            Some("DONE") => r.ok("message", format!("DONE, {source}")),
-            other => r.fail("message", format!("is {other:?}, want \"DONE\" {source}")),
-        },
-        Err(e) => return r.fail_now(e),
-    }
-    r.finish(describe)
 }
 
 fn env_and_downward_api(ctx: &Context) -> Outcome {
@@ -1611,53 +1499,6 @@ mod tests {
         assert_eq!(
             mirror_problems(&mirror(not_controller, "h1", "file"), "n1", "u1").len(),
             1
-        );
-    }
-
-    #[test]
-    fn expectations_per_restart_policy() {
-        let status = |phase: &str, restarts: u64, state: Value, last: Value| json!({"status": {"phase": phase, "containerStatuses": [{"restartCount": restarts, "state": state, "lastState": last}]}});
-        let term =
-            |code: i64, reason: &str| json!({"terminated": {"exitCode": code, "reason": reason}});
-        let running = json!({"running": {}});
-        assert!(
-            restarted_running(&status("Running", 1, running.clone(), term(1, "Error")), 1).is_ok()
-        );
-        assert!(restarted_running(&status("Running", 0, running.clone(), json!({})), 1).is_err());
-        assert!(
-            restarted_running(&status("Running", 2, running, term(0, "Completed")), 1).is_err()
-        );
-        assert!(
-            ended(
-                &status("Succeeded", 0, term(0, "Completed"), json!({})),
-                "Succeeded",
-                0
-            )
-            .is_ok()
-        );
-        assert!(
-            ended(
-                &status("Failed", 0, term(1, "Error"), json!({})),
-                "Failed",
-                1
-            )
-            .is_ok()
-        );
-        assert!(
-            ended(
-                &status("Failed", 1, term(1, "Error"), json!({})),
-                "Failed",
-                1
-            )
-            .is_err()
-        );
-        assert!(
-            ended(
-                &status("Succeeded", 0, term(0, "Error"), json!({})),
-                "Succeeded",
-                0
-            )
-            .is_err()
         );
     }
 

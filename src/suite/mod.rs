@@ -1,6 +1,7 @@
 //! What the node is TESTED for. A test is data: a name, tags, the services it needs and a
 //! function of the node view. Tests decide; they read the node only through `crate::node`.
 
+pub mod common;
 pub mod functional;
 pub mod kubelet;
 pub mod pki;
@@ -105,6 +106,7 @@ pub fn registry() -> Vec<Test> {
     tests.extend(pki::tests());
     tests.extend(zones::tests());
     tests.extend(functional::tests());
+    tests.extend(common::tests());
     tests
 }
 

@@ -72,9 +72,17 @@ impl Runtime {
         File::create(&message).map_err(fail)?;
         // A container need not run as root, and it must be able to write its message.
         std::fs::set_permissions(&message, std::fs::Permissions::from_mode(0o666)).map_err(fail)?;
+        // A pod's emptyDir volumes outlive its containers' restarts: one directory each.
+        let mut volumes = Vec::new();
+        for (mount, volume) in &c.empty_dirs {
+            let at = root.join(&pod.uid).join("volumes").join(volume);
+            std::fs::create_dir_all(&at).map_err(fail)?;
+            std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o777)).map_err(fail)?;
+            volumes.push((mount.clone(), at));
+        }
         match self {
-            Self::Process { binary, .. } => start_process(binary, pod, c, log, message),
-            Self::Docker { node, .. } => start_docker(node, pod, c, attempt, message),
+            Self::Process { binary, .. } => start_process(binary, pod, c, log, message, &volumes),
+            Self::Docker { node, .. } => start_docker(node, pod, c, attempt, message, &volumes),
         }
     }
 
@@ -134,6 +142,7 @@ fn start_process(
     c: &ContainerSpec,
     log: PathBuf,
     message: PathBuf,
+    volumes: &[(String, PathBuf)],
 ) -> Result<Box<dyn Instance>, StartError> {
     let mut argv: Vec<String> = match &c.command {
         Some(cmd) if !cmd.is_empty() => cmd.iter().chain(&c.args).cloned().collect(),
@@ -147,6 +156,14 @@ fn start_process(
     for a in argv.iter_mut().skip(1) {
         if *a == c.termination_path {
             *a = message.to_string_lossy().into_owned();
+        }
+        // So are paths in its emptyDir volumes: each is a directory of the pod's here.
+        for (mount, at) in volumes {
+            if let Some(rest) = a.strip_prefix(mount.as_str())
+                && (rest.is_empty() || rest.starts_with('/'))
+            {
+                *a = format!("{}{rest}", at.display());
+            }
         }
     }
     let program = if argv[0] == ENTRYPOINT {
@@ -252,6 +269,7 @@ fn start_docker(
     c: &ContainerSpec,
     attempt: u32,
     message: PathBuf,
+    volumes: &[(String, PathBuf)],
 ) -> Result<Box<dyn Instance>, StartError> {
     // Named as dockershim named them, so `docker ps` shows whose container it is.
     let uid: String = pod.uid.chars().take(8).collect();
@@ -279,6 +297,9 @@ fn start_docker(
     .iter()
     .map(|s| s.to_string())
     .collect();
+    for (mount, at) in volumes {
+        args.extend(["-v".to_string(), format!("{}:{mount}", at.display())]);
+    }
     for (k, v) in &c.env {
         args.extend(["-e".to_string(), format!("{k}={v}")]);
     }

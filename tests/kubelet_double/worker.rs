@@ -30,6 +30,8 @@ pub struct ContainerSpec {
     pub env: Vec<(String, String)>,
     pub termination_path: String,
     pub fallback_to_logs: bool,
+    /// Its emptyDir mounts: (mount path, volume name). Other volumes are not supported.
+    pub empty_dirs: Vec<(String, String)>,
 }
 
 /// What running a pod takes, read once from the pod (or static manifest).
@@ -77,6 +79,13 @@ impl PodInfo {
                 },
             })
         };
+        let empty_dir_volumes: Vec<&str> = spec
+            .volumes
+            .iter()
+            .flatten()
+            .filter(|v| v.empty_dir.is_some())
+            .map(|v| v.name.as_str())
+            .collect();
         let mut containers = Vec::new();
         for c in &spec.containers {
             let mut env: Vec<(String, String)> = Vec::new();
@@ -105,6 +114,13 @@ impl PodInfo {
                     .to_string(),
                 fallback_to_logs: c.termination_message_policy.as_deref()
                     == Some("FallbackToLogsOnError"),
+                empty_dirs: c
+                    .volume_mounts
+                    .iter()
+                    .flatten()
+                    .filter(|m| empty_dir_volumes.contains(&m.name.as_str()))
+                    .map(|m| (m.mount_path.clone(), m.name.clone()))
+                    .collect(),
                 env,
             });
         }
