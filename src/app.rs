@@ -749,7 +749,10 @@ pub fn kubelet_config(
          # It points at https://127.0.0.1:{port}, trusts only the CA in {dir}/ca.crt, which the\n\
          # control plane of `run` serves with, and authenticates as system:node:{node} with a\n\
          # client certificate of that CA. Remove {dir} once the kubelet is pointed back.\n\
-         ---\n{settings}",
+         ---\n{settings}\
+         # So that the tests can read containers' logs through the control plane (pods/log), the\n\
+         # kubelet's server must accept the control plane's client certificate, of that CA:\n\
+         authentication:\n  x509:\n    clientCAFile: {dir}/ca.crt\n",
         path = path.display(),
         dir = dir.display(),
         node = node.name(),

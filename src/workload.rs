@@ -23,6 +23,8 @@ pub enum Action {
     },
     Stderr(String),
     PrintEnv(String),
+    /// Every environment variable, `NAME=value` a line, as `env` prints them.
+    Env,
     PrintId,
     /// Write a file; exit 1 with the error when that fails.
     Write(String),
@@ -62,6 +64,7 @@ pub fn parse(args: &[String]) -> Result<Vec<Action>, String> {
             }
             "--stderr" => Action::Stderr(value()?),
             "--print-env" => Action::PrintEnv(value()?),
+            "--env" => Action::Env,
             "--id" => Action::PrintId,
             "--write" => Action::Write(value()?),
             "--termination-message" => {
@@ -128,6 +131,13 @@ pub fn run(actions: &[Action]) -> i32 {
                     println!("{name} is not valid UTF-8: {}", v.to_string_lossy());
                 }
             },
+            Action::Env => {
+                let mut out = std::io::stdout().lock();
+                for (k, v) in std::env::vars_os() {
+                    let _ = writeln!(out, "{}={}", k.to_string_lossy(), v.to_string_lossy());
+                }
+                let _ = out.flush();
+            }
             Action::PrintId => {
                 println!(
                     "uid={} gid={}",

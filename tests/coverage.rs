@@ -48,7 +48,11 @@ fn entries() -> Vec<Entry> {
                 file.starts_with("test/e2e/common/") || file.starts_with("test/e2e_node/"),
                 "{l:?}"
             );
-            assert_eq!(version, "v1.30.2", "{l:?}");
+            if file.starts_with("test/e2e/common/") {
+                assert_eq!(version, "v1.30.2", "{l:?}");
+            } else {
+                assert!(!version.is_empty(), "{l:?}");
+            }
             Entry {
                 area: cols[0].to_string(),
                 source: file.to_string(),
@@ -141,7 +145,7 @@ fn table() -> String {
         }
     }
     let mut out = String::from(
-        "| area | upstream source (v1.30.2) | tests | ported | not applicable | pending |\n|---|---|---|---|---|---|\n",
+        "| area | upstream source | tests | ported | not applicable | pending |\n|---|---|---|---|---|---|\n",
     );
     let mut total = [0; 4];
     for ((area, source), n) in &areas {

@@ -329,7 +329,7 @@ fn a_kubelet_pointing_elsewhere_skips_the_group_saying_what_to_change() {
     let node = Node::new(Some("https://127.0.0.1:6443"));
     let run = node.run(GROUP, "5");
     assert_eq!(run.code(), 0, "{}", run.explain());
-    let case = run.case("MirrorPod when create a mirror pod should be updated");
+    let case = run.case("should be updated when static pod updated");
     assert!(
         matches!(status(&case), Status::Skipped),
         "{}",

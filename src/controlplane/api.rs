@@ -30,8 +30,20 @@ pub const MAX_BODY: usize = 3 << 20;
 
 pub const NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-/// A new API with the default namespaces in place.
+/// A new API with the default namespaces in place, that reads no kubelet (`pods/log` answers
+/// 503).
 pub fn router(store: Arc<Store>) -> Router {
+    router_with(store, None)
+}
+
+/// What the handlers share: the objects, and how kubelets are reached.
+pub(super) struct App {
+    store: Arc<Store>,
+    kubelets: Option<super::logs::Kubelets>,
+}
+
+/// [`router`] that reads containers' logs from kubelets with `kubelets`' credentials.
+pub(super) fn router_with(store: Arc<Store>, kubelets: Option<super::logs::Kubelets>) -> Router {
     for ns in NAMESPACES {
         // Only fails when it already exists.
         let _ = store.create("namespaces", "", json!({"metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}), false);
@@ -41,7 +53,7 @@ pub fn router(store: Arc<Store>) -> Router {
     Router::new()
         .fallback(handle)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(store)
+        .with_state(Arc::new(App { store, kubelets }))
 }
 
 /// `/version`: the Kubernetes release whose newest behaviour the control plane follows where
@@ -89,7 +101,7 @@ pub(super) fn status(
 /// A metav1.Status as kube-apiserver writes it: `details.kind` is the resource (`pods`) for
 /// lookups and conflicts, the kind (`Pod`) for validation errors; `group` outside the core
 /// group; each cause with its reason, field and message.
-fn status_with_causes(
+pub(super) fn status_with_causes(
     code: u16,
     reason: &str,
     message: &str,
@@ -267,10 +279,8 @@ fn route(path: &str) -> Result<Target, Response> {
     if !res.namespaced && !namespace.is_empty() {
         return Err(not_found());
     }
-    if subresource
-        .as_deref()
-        .is_some_and(|s| s != "status" || !res.status)
-    {
+    let allowed = |s: &str| (s == "status" && res.status) || (s == "log" && res.kind == "Pod");
+    if subresource.as_deref().is_some_and(|s| !allowed(s)) {
         return Err(not_found());
     }
     Ok(Target {
@@ -315,13 +325,14 @@ fn resource_list(group: &str, version: &str) -> Value {
 }
 
 async fn handle(
-    State(store): State<Arc<Store>>,
+    State(app): State<Arc<App>>,
     method: Method,
     uri: Uri,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let store = Arc::clone(&app.store);
     let path = uri.path();
     match path {
         "/healthz" | "/livez" | "/readyz" => return (StatusCode::OK, "ok").into_response(),
@@ -337,6 +348,29 @@ async fn handle(
         Ok(t) => t,
         Err(resp) => return resp,
     };
+    if t.subresource.as_deref() == Some("log") {
+        let Some(name) = &t.name else {
+            return status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+                None,
+            );
+        };
+        if method != Method::GET {
+            return status(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+                None,
+            );
+        }
+        let query: Vec<(String, String)> =
+            form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        return super::logs::serve(&store, app.kubelets.as_ref(), &t.namespace, name, &query).await;
+    }
     let name = t.name.clone().unwrap_or_default();
     let kind = t.res.kind;
     let body_type = headers

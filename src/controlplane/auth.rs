@@ -53,6 +53,8 @@ pub struct Security {
     pub client_ca: Vec<Vec<u8>>,
     /// The bearer tokens that authenticate (kube-apiserver's `--token-auth-file`).
     pub tokens: Vec<String>,
+    /// What it presents to kubelets to read containers' logs; `None`: `pods/log` answers 503.
+    pub kubelet_client: Option<super::logs::KubeletClient>,
 }
 
 /// The TLS configuration and the authenticator of a secure API.

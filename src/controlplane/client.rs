@@ -142,6 +142,41 @@ impl Client {
         ))
     }
 
+    /// A GET answered with text (a container's log): the body as text, or the Status's
+    /// message with the code for an answer that is not a success.
+    pub fn get_text(&self, path: &str) -> Result<String, ApiError> {
+        let url = format!("{}{path}", self.base);
+        let failed = |e: &dyn std::fmt::Display| ApiError {
+            code: 0,
+            message: format!("GET {url}: {e}"),
+        };
+        let mut builder = ureq::http::Request::builder()
+            .method("GET")
+            .uri(&url)
+            .header("Accept", "*/*");
+        if let Some(a) = &self.authorization {
+            builder = builder.header("Authorization", a);
+        }
+        let request = builder.body(String::new()).map_err(|e| failed(&e))?;
+        let mut response = self.agent.run(request).map_err(|e| failed(&e))?;
+        let code = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_string()
+            .map_err(|e| failed(&e))?;
+        if (200..300).contains(&code) {
+            Ok(text)
+        } else {
+            let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            Err(ApiError {
+                code,
+                message: format!("GET {path}: {}", message(&body)),
+            })
+        }
+    }
+
     fn send(
         &self,
         method: &str,

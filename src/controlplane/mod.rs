@@ -9,6 +9,7 @@ pub mod defaults;
 pub mod delete;
 pub mod gotypes;
 pub mod invalid;
+pub mod logs;
 pub mod namespaces;
 pub mod openapi;
 pub mod patch;
@@ -25,6 +26,7 @@ pub mod validation;
 pub mod watch;
 
 pub use auth::{Security, Serving};
+pub use logs::KubeletClient;
 pub use server::Limits;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -95,9 +97,16 @@ pub async fn start_with(
     limits: Limits,
     serving: Serving,
 ) -> Result<Running, String> {
-    let secure = match &serving {
-        Serving::Insecure => None,
-        Serving::Secure(security) => Some(auth::Secure::new(security)?),
+    let (secure, kubelets) = match &serving {
+        Serving::Insecure => (None, None),
+        Serving::Secure(security) => (
+            Some(auth::Secure::new(security)?),
+            security
+                .kubelet_client
+                .as_ref()
+                .map(logs::Kubelets::new)
+                .transpose()?,
+        ),
     };
     let addr = SocketAddr::new(ip, port);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -110,7 +119,7 @@ pub async fn start_with(
         })?;
     let addr = listener.local_addr().unwrap_or(addr);
     let store = Arc::new(store::Store::new());
-    let app = api::router(Arc::clone(&store));
+    let app = api::router_with(Arc::clone(&store), kubelets);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let is_secure = secure.is_some();
     let task = tokio::spawn(server::serve(listener, app, limits, secure, stopped));

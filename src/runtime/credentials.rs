@@ -227,16 +227,31 @@ pub struct RunCredentials {
     pub server: Issued,
     /// The bearer token of the harness's own client (and of kubectl with `control-plane`).
     pub admin_token: String,
+    /// The client certificate the control plane (and the harness) presents to kubelets: user
+    /// `node-conformance`, group `system:masters`.
+    pub kubelet_client: Issued,
+    /// Whether kubelets serve certificates of this CA: a kubelet the harness starts does; an
+    /// attached one serves its own, which is taken as kube-apiserver takes it without a CA for
+    /// kubelets.
+    pub kubelets_serve_ours: bool,
 }
 
 impl RunCredentials {
     /// A new CA and the control plane's serving certificate (for loopback and `ips`), or those
     /// of `ca` when given (an attached kubelet trusts the CA `kubelet-config` made).
     pub fn new(ca: Option<Authority>, ips: &[IpAddr]) -> Result<Self, String> {
+        let kubelets_serve_ours = ca.is_none();
         let ca = match ca {
             Some(ca) => ca,
             None => Authority::generate("node-conformance-ca", RUN_VALIDITY_DAYS)?,
         };
+        let kubelet_client = ca.issue(
+            &Profile::Client {
+                user: "node-conformance".into(),
+                groups: vec!["system:masters".into()],
+            },
+            RUN_VALIDITY_DAYS,
+        )?;
         let server = ca.issue(
             &Profile::Server {
                 dns: vec!["localhost".into()],
@@ -254,6 +269,8 @@ impl RunCredentials {
             ca,
             server,
             admin_token: token()?,
+            kubelet_client,
+            kubelets_serve_ours,
         })
     }
 
@@ -265,6 +282,13 @@ impl RunCredentials {
             key: self.server.key_der.clone(),
             client_ca: vec![self.ca.cert().cert_der.clone()],
             tokens: vec![self.admin_token.clone()],
+            kubelet_client: Some(crate::controlplane::KubeletClient {
+                cert: self.kubelet_client.cert_der.clone(),
+                key: self.kubelet_client.key_der.clone(),
+                ca: self
+                    .kubelets_serve_ours
+                    .then(|| self.ca.cert().cert_der.clone()),
+            }),
         }
     }
 }

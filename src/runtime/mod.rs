@@ -294,15 +294,11 @@ fn kubelet_settings(
                 days,
             )
         })?;
-    let harness = creds.ca.issue(
-        &Profile::Client {
-            user: "node-conformance".into(),
-            groups: vec!["system:masters".into()],
-        },
-        days,
-    )?;
     Ok(kubelet::Settings {
-        harness_client: (harness.cert_pem, harness.key_pem),
+        harness_client: (
+            creds.kubelet_client.cert_pem.clone(),
+            creds.kubelet_client.key_pem.clone(),
+        ),
         run_id: run_id.to_string(),
         node_name: node_name.to_string(),
         kubeconfig: credentials::kubeconfig(

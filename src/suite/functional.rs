@@ -96,25 +96,25 @@ pub fn tests() -> Vec<Test> {
         ),
         t(
             "MirrorPod",
-            "when create a mirror pod should be updated when static pod updated",
+            "when create a mirror pod  should be updated when static pod updated",
             mirror_updated,
             mirror_budget,
         ),
         t(
             "MirrorPod",
-            "when create a mirror pod should be recreated when mirror pod gracefully deleted",
+            "when create a mirror pod  should be recreated when mirror pod gracefully deleted",
             mirror_graceful_delete,
             mirror_budget,
         ),
         t(
             "MirrorPod",
-            "when create a mirror pod should be recreated when mirror pod forcibly deleted",
+            "when create a mirror pod  should be recreated when mirror pod forcibly deleted",
             mirror_forced_delete,
             mirror_budget,
         ),
         t(
             "MirrorPod",
-            "when create a mirror pod should successfully recreate when file is removed and recreated",
+            "when create a mirror pod without changes  should successfully recreate when file is removed and recreated",
             mirror_file_recreated,
             |w| mirror_budget(w) + STAY_RUNNING,
         ),
@@ -1036,6 +1036,15 @@ impl<'a> ApiPod<'a> {
 
     pub(crate) fn path(&self) -> String {
         pod_path(self.s, &self.name)
+    }
+
+    /// The log of its container `container`, read as upstream reads it: `pods/log` through the
+    /// control plane, which asks the kubelet.
+    pub(crate) fn logs(&self, container: &str) -> Result<String, String> {
+        self.s
+            .api
+            .get_text(&format!("{}/log?container={container}", self.path()))
+            .map_err(|e| e.to_string())
     }
 
     /// Deletes the pod (grace 2 s) and waits until it is gone, as upstream's

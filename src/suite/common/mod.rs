@@ -4,6 +4,7 @@
 //! of the pod's recorded status, unit tested with right and wrong ones.
 
 pub mod node;
+pub mod output;
 
 use super::Test;
 

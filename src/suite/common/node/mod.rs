@@ -1,9 +1,12 @@
 //! test/e2e/common/node.
 
+pub mod downwardapi;
 pub mod runtime;
 
 use super::super::Test;
 
 pub fn tests() -> Vec<Test> {
-    runtime::tests()
+    let mut tests = runtime::tests();
+    tests.extend(downwardapi::tests());
+    tests
 }
