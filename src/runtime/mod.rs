@@ -100,6 +100,18 @@ impl PodWorkload {
         }
     }
 
+    /// The command that runs `node-conformance workload` in its container, to which a test
+    /// adds the actions itself (where upstream's test sets a command, not args).
+    pub fn command(&self) -> Vec<String> {
+        match self {
+            Self::Image(_) => vec!["/node-conformance".into(), "workload".into()],
+            Self::Pause { .. } => vec![
+                format!("{WORKLOAD_MOUNT}/node-conformance"),
+                "workload".into(),
+            ],
+        }
+    }
+
     /// The pod's volumes for [`PodWorkload::container`].
     pub fn volumes(&self) -> serde_json::Value {
         match self {

@@ -17,6 +17,27 @@ fn ended(pod: &Value) -> Option<Result<(), String>> {
     }
 }
 
+/// How an expectation is matched: upstream's `TestContainerOutput` looks for a substring
+/// (gomega's `ContainSubstring`), `TestContainerOutputRegexp` for a regular expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matching {
+    Substring,
+    Regexp,
+}
+
+/// Which of `expected` `output` does not contain (`Substring`) or match (`Regexp`); `Err` for
+/// one that is not a regular expression.
+pub fn missing(output: &str, expected: &[String], how: Matching) -> Result<Vec<String>, String> {
+    match how {
+        Matching::Regexp => unmatched(output, expected),
+        Matching::Substring => Ok(expected
+            .iter()
+            .filter(|e| !output.contains(e.as_str()))
+            .cloned()
+            .collect()),
+    }
+}
+
 /// Which of `expected` (regular expressions) `output` does not match; `Err` for one that is
 /// not a regular expression.
 pub fn unmatched(output: &str, expected: &[String]) -> Result<Vec<String>, String> {
@@ -36,6 +57,7 @@ pub(crate) fn container_output(
     pod: &ApiPod<'_>,
     container: &str,
     expected: &[String],
+    how: Matching,
 ) -> Result<String, String> {
     let done = pod.wait("to succeed", |p| match ended(p) {
         Some(Ok(())) => Ok(()),
@@ -44,7 +66,7 @@ pub(crate) fn container_output(
     })?;
     ended(&done).unwrap_or(Ok(()))?;
     let output = pod.logs(container)?;
-    let missing = unmatched(&output, expected)?;
+    let missing = missing(&output, expected, how)?;
     if missing.is_empty() {
         Ok(format!(
             "the output of {container} matches {}",

@@ -10,7 +10,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::suite::common::output::container_output;
+use crate::suite::common::kit::container;
+use crate::suite::common::output::{Matching, container_output};
 use crate::suite::functional::{ApiPod, Session, Waits, removal, session};
 use crate::suite::{Context, Outcome, Recorder, Service, Test, describe};
 
@@ -110,7 +111,7 @@ fn downward(ctx: &Context, env: Vec<EnvVar>, with_resources: bool, expected: &[&
                 .replace("{namespace}", &s.namespace)
         })
         .collect();
-    match container_output(&pod, "dapi-container", &expected) {
+    match container_output(&pod, "dapi-container", &expected, Matching::Regexp) {
         Ok(d) => r.ok("downward api env vars", d),
         Err(e) => r.fail("downward api env vars", e),
     }
@@ -122,9 +123,7 @@ fn dapi_container(
     env: Vec<EnvVar>,
     with_resources: bool,
 ) -> Result<Container, String> {
-    let mut c: Container =
-        serde_json::from_value(s.workload.container(&["--env"])).map_err(|e| e.to_string())?;
-    c.name = "dapi-container".into();
+    let mut c = container(s, "dapi-container", &["--env"])?;
     c.env = Some(env);
     if with_resources {
         let q = |v: &str| Quantity(v.to_string());

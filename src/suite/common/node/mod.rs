@@ -1,12 +1,18 @@
 //! test/e2e/common/node.
 
+pub mod configmap;
 pub mod downwardapi;
+pub mod expansion;
 pub mod runtime;
+pub mod secrets;
 
 use super::super::Test;
 
 pub fn tests() -> Vec<Test> {
     let mut tests = runtime::tests();
     tests.extend(downwardapi::tests());
+    tests.extend(configmap::tests());
+    tests.extend(secrets::tests());
+    tests.extend(expansion::tests());
     tests
 }

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{
 };
 use serde_json::Value;
 
+use crate::suite::common::kit::container;
 use crate::suite::functional::{ApiPod, Session, Waits, removal, session, summary};
 use crate::suite::{Context, Outcome, Recorder, Service, Test, describe};
 
@@ -72,14 +73,6 @@ pub fn tests() -> Vec<Test> {
             one_pod,
         ),
     ]
-}
-
-/// The workload container named `name`, running `args`.
-fn container(s: &Session<'_>, name: &str, args: &[&str]) -> Result<Container, String> {
-    let mut c: Container =
-        serde_json::from_value(s.workload.container(args)).map_err(|e| e.to_string())?;
-    c.name = name.to_string();
-    Ok(c)
 }
 
 fn typed(pod: &Value) -> Result<Pod, String> {
