@@ -25,6 +25,14 @@ pub enum Action {
     PrintEnv(String),
     /// Every environment variable, `NAME=value` a line, as `env` prints them.
     Env,
+    /// A file's content on stdout, as `cat` prints it; exit 1 when it cannot be read.
+    Cat(String),
+    /// `echo TEXT > PATH` in busybox's shell: on failure the shell's message on stderr
+    /// (`/bin/sh: can't create PATH: <reason>`), and the next action runs.
+    Create {
+        path: String,
+        text: String,
+    },
     PrintId,
     /// Write a file; exit 1 with the error when that fails.
     Write(String),
@@ -65,6 +73,14 @@ pub fn parse(args: &[String]) -> Result<Vec<Action>, String> {
             "--stderr" => Action::Stderr(value()?),
             "--print-env" => Action::PrintEnv(value()?),
             "--env" => Action::Env,
+            "--cat" => Action::Cat(value()?),
+            "--create" => {
+                let path = value()?;
+                Action::Create {
+                    path,
+                    text: value()?,
+                }
+            }
             "--id" => Action::PrintId,
             "--write" => Action::Write(value()?),
             "--termination-message" => {
@@ -138,6 +154,22 @@ pub fn run(actions: &[Action]) -> i32 {
                 }
                 let _ = out.flush();
             }
+            Action::Cat(path) => match std::fs::read(path) {
+                Ok(bytes) => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(&bytes);
+                    let _ = out.flush();
+                }
+                Err(e) => {
+                    eprintln!("cat: can't open '{path}': {}", reason(&e));
+                    return 1;
+                }
+            },
+            Action::Create { path, text } => {
+                if let Err(e) = std::fs::write(path, format!("{text}\n")) {
+                    eprintln!("/bin/sh: can't create {path}: {}", reason(&e));
+                }
+            }
             Action::PrintId => {
                 println!(
                     "uid={} gid={}",
@@ -176,6 +208,16 @@ pub fn run(actions: &[Action]) -> i32 {
         }
     }
     0
+}
+
+/// An error as C's strerror words it (`Read-only file system`), without Rust's
+/// ` (os error 30)`.
+fn reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
 }
 
 /// Appends a line to `path` and returns how many lines it holds: upstream's
@@ -305,5 +347,23 @@ mod tests {
             "hello\n".repeat(3)
         );
         assert_eq!(run(&[Action::CountStart("/proc/no/such".into())]), 1);
+    }
+
+    #[test]
+    fn errors_are_worded_as_strerror_words_them() {
+        let e = std::io::Error::from_raw_os_error(30);
+        assert_eq!(reason(&e), "Read-only file system");
+        // A failed create is said and the next action runs.
+        assert_eq!(
+            run(&[
+                Action::Create {
+                    path: "/proc/definitely/not".into(),
+                    text: "test".into()
+                },
+                Action::Exit(4)
+            ]),
+            4
+        );
+        assert_eq!(run(&[Action::Cat("/proc/definitely/not".into())]), 1);
     }
 }

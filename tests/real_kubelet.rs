@@ -1,7 +1,7 @@
 //! The kubelet tests against a real kubelet: 1.20.2 built from Debian's source package
 //! (../shared/peers/kubernetes/build.sh) on a containerd of its own with a CNI bridge and a
 //! pause image (node-env.sh), started and stopped by the harness itself (`--kubelet-binary`).
-//! All 26 must pass, and nothing may be left: no static pod file, no pod sandbox or container
+//! All 32 must pass, and nothing may be left: no static pod file, no pod sandbox or container
 //! in the containerd, no kubelet process, no work dir, no pod logs.
 //!
 //! Needs root, the peers and Debian's archive (for containerd); skipped otherwise, unless
@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const GROUP: &str = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle|Container Runtime blackbox test|Downward API|ConfigMap|Secrets|Variable Expansion) ";
+const GROUP: &str = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle|Container Runtime blackbox test|Downward API|ConfigMap|Secrets|Variable Expansion|Kubelet when|Kubelet with) ";
 
 /// node-env.sh runs one environment at a time (its bridge has one name).
 static NODE_ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -147,7 +147,7 @@ fn the_kubelet_group_passes_against_a_real_kubelet_and_leaves_nothing() {
             "--focus",
             GROUP,
             "--parallelism",
-            "26",
+            "32",
         ])
         .arg("--result-dir")
         .arg(results.path())
@@ -174,7 +174,7 @@ fn the_kubelet_group_passes_against_a_real_kubelet_and_leaves_nothing() {
         .map(|t| format!("{}: {}", t["name"], t["message"]))
         .collect();
     assert!(
-        failed.is_empty() && selected.len() == 26,
+        failed.is_empty() && selected.len() == 32,
         "{} selected, failed:\n{}\n\nstdout:\n{stdout}\nstderr:\n{stderr}\nkubelet log (end, newest first):\n{}",
         selected.len(),
         failed.join("\n"),

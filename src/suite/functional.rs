@@ -1041,9 +1041,23 @@ impl<'a> ApiPod<'a> {
     /// The log of its container `container`, read as upstream reads it: `pods/log` through the
     /// control plane, which asks the kubelet.
     pub(crate) fn logs(&self, container: &str) -> Result<String, String> {
+        self.logs_with(container, &[])
+    }
+
+    /// [`ApiPod::logs`] with PodLogOptions (`sinceTime`, `tailLines`, ...).
+    pub(crate) fn logs_with(
+        &self,
+        container: &str,
+        options: &[(&str, &str)],
+    ) -> Result<String, String> {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("container", container);
+        for (k, v) in options {
+            query.append_pair(k, v);
+        }
         self.s
             .api
-            .get_text(&format!("{}/log?container={container}", self.path()))
+            .get_text(&format!("{}/log?{}", self.path(), query.finish()))
             .map_err(|e| e.to_string())
     }
 

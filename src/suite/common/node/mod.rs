@@ -3,6 +3,7 @@
 pub mod configmap;
 pub mod downwardapi;
 pub mod expansion;
+pub mod kubelet;
 pub mod runtime;
 pub mod secrets;
 
@@ -14,5 +15,6 @@ pub fn tests() -> Vec<Test> {
     tests.extend(configmap::tests());
     tests.extend(secrets::tests());
     tests.extend(expansion::tests());
+    tests.extend(kubelet::tests());
     tests
 }
