@@ -34,6 +34,15 @@ pub enum Action {
         text: String,
     },
     PrintId,
+    /// Waits until the file exists and holds the text, checking every second: upstream's
+    /// `while true; do if [ -e F ] && grep -q T F; then exit 0; fi; sleep 1; done`.
+    AwaitContent {
+        path: String,
+        text: String,
+    },
+    /// busybox's `echo $(hostname)';'$(hostname -f)';'`: the kernel's host name and the name
+    /// /etc/hosts makes canonical for it.
+    HostnameFqdn,
     /// Write a file; exit 1 with the error when that fails.
     Write(String),
     TerminationMessage {
@@ -42,6 +51,9 @@ pub enum Action {
     },
     AllocMib(usize),
     Sleep(Duration),
+    /// Prints `Paused` and waits for SIGTERM or SIGINT, then exits 0: agnhost's `pause`, the
+    /// pause container's behaviour (a container that stops at once when asked).
+    Pause,
     Serve(u16),
     Exit(i32),
 }
@@ -82,6 +94,14 @@ pub fn parse(args: &[String]) -> Result<Vec<Action>, String> {
                 }
             }
             "--id" => Action::PrintId,
+            "--hostname-fqdn" => Action::HostnameFqdn,
+            "--await-content" => {
+                let path = value()?;
+                Action::AwaitContent {
+                    path,
+                    text: value()?,
+                }
+            }
             "--write" => Action::Write(value()?),
             "--termination-message" => {
                 let path = value()?;
@@ -105,6 +125,7 @@ pub fn parse(args: &[String]) -> Result<Vec<Action>, String> {
                         })?,
                 )
             }
+            "--pause" => Action::Pause,
             "--serve" => Action::Serve(u16::try_from(number(value()?)?).map_err(out_of_range)?),
             "--exit" => Action::Exit(i32::try_from(number(value()?)?).map_err(out_of_range)?),
             other => return Err(format!("unknown workload action {other:?}")),
@@ -115,6 +136,22 @@ pub fn parse(args: &[String]) -> Result<Vec<Action>, String> {
 
 /// Runs the actions; returns the exit code.
 pub fn run(actions: &[Action]) -> i32 {
+    // SIGTERM's handler is in place before any action runs, so a file an earlier action
+    // writes (a readiness probe's marker) tells that the container will stop cleanly.
+    let mut signals = if actions.contains(&Action::Pause) {
+        match signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+        ]) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("pause: cannot handle signals: {e}");
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
     // Which start of the container this is, once counted.
     let mut start = 0;
     for action in actions {
@@ -177,6 +214,20 @@ pub fn run(actions: &[Action]) -> i32 {
                     rustix::process::getgid().as_raw()
                 );
             }
+            Action::AwaitContent { path, text } => loop {
+                if std::fs::read(path).is_ok_and(|b| contains(&b, text.as_bytes())) {
+                    println!("{path} holds {text:?}");
+                    break;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            },
+            Action::HostnameFqdn => {
+                let uname = rustix::system::uname();
+                let host = uname.nodename().to_string_lossy().into_owned();
+                let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+                let fqdn = canonical_name(&hosts, &host).unwrap_or_else(|| host.clone());
+                println!("{host};{fqdn};");
+            }
             Action::Write(path) => {
                 if let Err(e) = std::fs::write(path, b"written\n") {
                     eprintln!("write {path}: {e}");
@@ -203,11 +254,51 @@ pub fn run(actions: &[Action]) -> i32 {
                 println!("allocated {} MiB", blocks.len());
             }
             Action::Sleep(d) => std::thread::sleep(*d),
+            Action::Pause => {
+                if let Some(signals) = signals.as_mut() {
+                    return pause(signals);
+                }
+            }
             Action::Serve(port) => return serve(*port),
             Action::Exit(code) => return *code,
         }
     }
     0
+}
+
+/// Whether `needle` occurs in `haystack` (grep's fixed-string match on bytes).
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The canonical name of `host` as a resolver reading `hosts` (/etc/hosts) gives it, as
+/// gethostbyname does for busybox's `hostname -f`: the first name of the first line that lists
+/// `host` among its names (case-insensitively). `None` when no line lists it.
+pub fn canonical_name(hosts: &str, host: &str) -> Option<String> {
+    hosts.lines().find_map(|line| {
+        let line = line.split('#').next().unwrap_or_default();
+        let mut fields = line.split_whitespace();
+        let _address = fields.next()?;
+        let names: Vec<&str> = fields.collect();
+        names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(host))
+            .then(|| names[0].to_string())
+    })
+}
+
+/// Waits for SIGTERM or SIGINT; as PID 1 of a container the signals are otherwise ignored,
+/// and the kubelet would wait out the whole grace period.
+fn pause(signals: &mut signal_hook::iterator::Signals) -> i32 {
+    println!("Paused");
+    let _ = std::io::stdout().flush();
+    match signals.forever().next() {
+        Some(signal) => {
+            println!("Received signal {signal}, exiting");
+            0
+        }
+        None => 1,
+    }
 }
 
 /// An error as C's strerror words it (`Read-only file system`), without Rust's
@@ -256,6 +347,27 @@ mod tests {
 
     fn args(s: &[&str]) -> Vec<String> {
         s.iter().map(|a| (*a).to_string()).collect()
+    }
+
+    #[test]
+    fn the_canonical_name_is_the_first_of_the_line_naming_the_host() {
+        // As the kubelet writes /etc/hosts for a pod with a subdomain.
+        let hosts = "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n\
+                     ::1\tlocalhost ip6-localhost ip6-loopback\n\
+                     10.88.0.5\tweb-1.t.ns.svc.cluster.local\tweb-1\n";
+        assert_eq!(
+            canonical_name(hosts, "web-1").as_deref(),
+            Some("web-1.t.ns.svc.cluster.local")
+        );
+        assert_eq!(
+            canonical_name(hosts, "WEB-1.t.ns.svc.cluster.local").as_deref(),
+            Some("web-1.t.ns.svc.cluster.local")
+        );
+        // Without a subdomain the line holds the short name alone.
+        let short = "10.88.0.5\tweb-1\n# 10.0.0.1 web-2.example web-2\n";
+        assert_eq!(canonical_name(short, "web-1").as_deref(), Some("web-1"));
+        assert_eq!(canonical_name(short, "web-2"), None);
+        assert_eq!(canonical_name("10.0.0.1\n", "web-1"), None);
     }
 
     #[test]

@@ -463,3 +463,33 @@ fn a_kubelet_the_harness_cannot_start_is_a_usage_error_naming_what_to_do() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_paused_workload_says_so_and_stops_at_once_on_sigterm() {
+    use std::io::Read;
+    let mut child = command()
+        .args(["workload", "--stdout", "before", "--pause"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 64];
+    while !seen.contains("Paused\n") {
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "ended before pausing: {seen:?}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    // Still running: a pause that returned at once would have exited by now.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(child.try_wait().unwrap().is_none(), "{seen}");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    out.read_to_string(&mut seen).unwrap();
+    assert_eq!(status.code(), Some(0), "{seen}");
+    assert_eq!(seen, "before\nPaused\nReceived signal 15, exiting\n");
+}

@@ -220,12 +220,104 @@ impl Client {
         self.send("POST", path, "application/json", Some(body))
     }
 
+    /// Replaces the object (PUT); a 409 Conflict is an error with code 409, for the caller to
+    /// read the object again and retry, as client-go's `RetryOnConflict` does.
+    pub fn update(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+        self.send("PUT", path, "application/json", Some(body))
+    }
+
+    /// Patches the object with a patch of content type `ctype`
+    /// (`application/strategic-merge-patch+json`, `application/merge-patch+json`, ...).
+    pub fn patch(&self, path: &str, ctype: &str, patch: &Value) -> Result<Value, ApiError> {
+        self.send("PATCH", path, ctype, Some(patch))
+    }
+
+    /// Opens a watch (`path` carries `watch=true` and its options) that ends at the latest
+    /// after `limit`; its events are read with [`Watch::next_event`].
+    pub fn watch(&self, path: &str, limit: Duration) -> Result<Watch, ApiError> {
+        let url = format!("{}{path}", self.base);
+        let failed = |e: &dyn std::fmt::Display| ApiError {
+            code: 0,
+            message: format!("GET {url}: {e}"),
+        };
+        let mut builder = ureq::http::Request::builder()
+            .method("GET")
+            .uri(&url)
+            .header("Accept", "application/json");
+        if let Some(a) = &self.authorization {
+            builder = builder.header("Authorization", a);
+        }
+        let request = builder.body(()).map_err(|e| failed(&e))?;
+        let request = self
+            .agent
+            .configure_request(request)
+            .timeout_global(Some(limit))
+            .build();
+        let mut response = self.agent.run(request).map_err(|e| failed(&e))?;
+        let code = response.status().as_u16();
+        if !(200..300).contains(&code) {
+            let text = response
+                .body_mut()
+                .with_config()
+                .limit(1 << 20)
+                .read_to_string()
+                .unwrap_or_default();
+            let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            return Err(ApiError {
+                code,
+                message: format!("GET {path}: {}", message(&body)),
+            });
+        }
+        Ok(Watch {
+            lines: std::io::BufReader::new(response.into_body().into_reader()),
+        })
+    }
+
     /// Deletes with the given DeleteOptions; a missing object is not an error.
     pub fn delete(&self, path: &str, options: &Value) -> Result<(), ApiError> {
         match self.send("DELETE", path, "application/json", Some(options)) {
             Ok(_) => Ok(()),
             Err(e) if e.code == 404 => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+}
+
+/// An open watch: one event per line, as the API streams them.
+pub struct Watch {
+    lines: std::io::BufReader<ureq::BodyReader<'static>>,
+}
+
+/// The longest line of a watch the client reads: an event larger than this ends the watch.
+const MAX_EVENT: u64 = 16 << 20;
+
+impl Watch {
+    /// The next event as (type, object): `ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK` or
+    /// `ERROR` (with a Status). `Ok(None)` when the server ended the watch; `Err` when the time
+    /// ran out or the stream broke.
+    pub fn next_event(&mut self) -> Result<Option<(String, Value)>, String> {
+        use std::io::{BufRead, Read};
+        loop {
+            let mut line = Vec::new();
+            let n = (&mut self.lines)
+                .take(MAX_EVENT)
+                .read_until(b'\n', &mut line)
+                .map_err(|e| format!("the watch broke: {e}"))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let event: Value = serde_json::from_slice(&line)
+                .map_err(|e| format!("the watch sent what is not an event: {e}"))?;
+            let kind = event
+                .get("type")
+                .and_then(Value::as_str)
+                .ok_or("a watch event without a type")?
+                .to_string();
+            let object = event.get("object").cloned().unwrap_or(Value::Null);
+            return Ok(Some((kind, object)));
         }
     }
 }

@@ -995,6 +995,10 @@ fn last_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// The cluster domain the managed kubelet puts in pods' FQDNs and search paths: kubeadm's and
+/// upstream's node e2e default.
+pub const CLUSTER_DOMAIN: &str = "cluster.local";
+
 /// The KubeletConfiguration (v1beta1, which every kubelet since 1.10 reads). Beyond pointing
 /// it here: its server on loopback, over TLS with a certificate of the run's CA, answering
 /// only clients with a certificate of that CA (no anonymous requests: kubeadm's settings);
@@ -1006,6 +1010,7 @@ fn config_text(manifests: &Path, pki: &Path, cgroup_driver: &str) -> String {
     format!(
         "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
          staticPodPath: {}\nfileCheckFrequency: 5s\nsyncFrequency: 10s\ncgroupDriver: {cgroup_driver}\n\
+         clusterDomain: {CLUSTER_DOMAIN}\n\
          address: 127.0.0.1\nhealthzBindAddress: 127.0.0.1\nport: {}\nhealthzPort: {}\nreadOnlyPort: 0\n\
          tlsCertFile: {pki}/kubelet.crt\ntlsPrivateKeyFile: {pki}/kubelet.key\n\
          authentication:\n  anonymous:\n    enabled: false\n  webhook:\n    enabled: false\n\

@@ -1007,6 +1007,37 @@ impl<'a> ApiPod<'a> {
     pub(crate) fn create_spec(
         s: &'a Session<'a>,
         prefix: &str,
+        spec: k8s_openapi::api::core::v1::PodSpec,
+    ) -> Result<Self, String> {
+        Self::create_labelled(s, prefix, &[], spec)
+    }
+
+    /// [`ApiPod::create_spec`] with labels of the test's own beside the run's.
+    pub(crate) fn create_labelled(
+        s: &'a Session<'a>,
+        prefix: &str,
+        labels: &[(&str, &str)],
+        spec: k8s_openapi::api::core::v1::PodSpec,
+    ) -> Result<Self, String> {
+        Self::create_with(s, prefix, labels, &[], spec)
+    }
+
+    /// [`ApiPod::create_spec`] with finalizers; the test removes them before the pod's
+    /// clean-up, or the pod stays.
+    pub(crate) fn create_finalized(
+        s: &'a Session<'a>,
+        prefix: &str,
+        finalizers: &[&str],
+        spec: k8s_openapi::api::core::v1::PodSpec,
+    ) -> Result<Self, String> {
+        Self::create_with(s, prefix, &[], finalizers, spec)
+    }
+
+    fn create_with(
+        s: &'a Session<'a>,
+        prefix: &str,
+        labels: &[(&str, &str)],
+        finalizers: &[&str],
         mut spec: k8s_openapi::api::core::v1::PodSpec,
     ) -> Result<Self, String> {
         let name = format!(
@@ -1021,7 +1052,15 @@ impl<'a> ApiPod<'a> {
         let pod = k8s_openapi::api::core::v1::Pod {
             metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                 name: Some(name.clone()),
-                labels: Some([(RUN_LABEL.to_string(), s.ctx.services.run_id.clone())].into()),
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                        .chain([(RUN_LABEL.to_string(), s.ctx.services.run_id.clone())])
+                        .collect(),
+                ),
+                finalizers: (!finalizers.is_empty())
+                    .then(|| finalizers.iter().map(|f| (*f).to_string()).collect()),
                 ..Default::default()
             },
             spec: Some(spec),

@@ -2,7 +2,7 @@
 //! and upstream's most common shape of test (a pod of one container run to success, its
 //! output read back and matched).
 
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use serde_json::Value;
 
 use super::output::{Matching, container_output};
@@ -97,4 +97,53 @@ pub(crate) fn output_test(
         Err(e) => r.fail("output", e),
     }
     r.finish(describe)
+}
+
+/// Upstream's `WaitForPodFailedReason` and `WaitForPodTerminatedInNamespace`: the pod Failed
+/// with status reason `reason` (`""` for none). `Err` says what it is instead.
+pub fn failed_for(pod: &Pod, reason: &str) -> Result<String, String> {
+    let status = pod.status.as_ref().ok_or("no status")?;
+    let phase = status.phase.as_deref().unwrap_or("");
+    let got = status.reason.as_deref().unwrap_or("");
+    match phase {
+        "Failed" if got == reason => Ok(format!(
+            "Failed ({}{})",
+            if got.is_empty() { "no reason" } else { got },
+            status
+                .message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        )),
+        "Failed" => Err(format!("Failed with reason {got:?}, want {reason:?}")),
+        other => Err(format!("phase {other:?}, want Failed ({reason:?})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(v: Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn only_a_failure_for_the_reason_counts() {
+        let rejected = pod(
+            json!({"status": {"phase": "Failed", "reason": "PodOSNotSupported",
+            "message": "Pod was rejected: Failed to admit pod as the OS field doesn't match node OS"}}),
+        );
+        assert!(failed_for(&rejected, "PodOSNotSupported").is_ok());
+        let exceeded = pod(json!({"status": {"phase": "Failed", "reason": "DeadlineExceeded"}}));
+        assert!(failed_for(&exceeded, "DeadlineExceeded").is_ok());
+        let e = failed_for(&exceeded, "PodOSNotSupported").unwrap_err();
+        assert!(e.contains("DeadlineExceeded"), "{e}");
+        assert!(failed_for(&pod(json!({"status": {"phase": "Failed"}})), "").is_ok());
+        // Succeeded is no failure: upstream waits on for a Failed pod.
+        assert!(failed_for(&pod(json!({"status": {"phase": "Succeeded"}})), "").is_err());
+        assert!(failed_for(&pod(json!({"status": {"phase": "Running"}})), "").is_err());
+        assert!(failed_for(&pod(json!({})), "").is_err());
+    }
 }

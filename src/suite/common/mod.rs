@@ -6,6 +6,7 @@
 pub mod kit;
 pub mod node;
 pub mod output;
+pub mod version;
 
 use super::Test;
 
