@@ -2,6 +2,7 @@
 //! function of the node view. Tests decide; they read the node only through `crate::node`.
 
 pub mod common;
+pub mod e2e_node;
 pub mod functional;
 pub mod kubelet;
 pub mod pki;
@@ -107,6 +108,7 @@ pub fn registry() -> Vec<Test> {
     tests.extend(zones::tests());
     tests.extend(functional::tests());
     tests.extend(common::tests());
+    tests.extend(e2e_node::tests());
     tests
 }
 
@@ -442,7 +444,12 @@ mod tests {
         for t in registry() {
             let name = t.name();
             assert!(name.starts_with("[sig-node] "), "{name}");
-            assert!(name.ends_with(']'), "{name}");
+            // Upstream's names carry their tags in brackets, not always at the end:
+            // `[sig-node] PodOSRejection [NodeConformance] Kubelet should ...`.
+            assert!(
+                name[11..].contains('[') && name.ends_with(|c: char| c != ' '),
+                "{name}"
+            );
             assert!(seen.insert(name.clone()), "duplicate test name {name}");
         }
         assert!(!seen.is_empty());

@@ -4,6 +4,8 @@ pub mod configmap;
 pub mod downwardapi;
 pub mod expansion;
 pub mod kubelet;
+pub mod pod_admission;
+pub mod pods;
 pub mod runtime;
 pub mod secrets;
 
@@ -11,10 +13,12 @@ use super::super::Test;
 
 pub fn tests() -> Vec<Test> {
     let mut tests = runtime::tests();
+    tests.extend(pods::tests());
     tests.extend(downwardapi::tests());
     tests.extend(configmap::tests());
     tests.extend(secrets::tests());
     tests.extend(expansion::tests());
     tests.extend(kubelet::tests());
+    tests.extend(pod_admission::tests());
     tests
 }

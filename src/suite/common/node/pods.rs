@@ -1,0 +1,590 @@
+//! test/e2e/common/node/pods.go (v1.30.2): "Pods", the tests tagged NodeConformance.
+//! Upstream's nginx, pause and `sleep 10000` busybox containers are the workload's `--pause`
+//! (it prints `Paused` and stops at once on SIGTERM, as they do).
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Pod, PodReadinessGate, PodSpec};
+use serde_json::{Value, json};
+
+use crate::suite::common::kit::{container, failed_for};
+use crate::suite::functional::{ApiPod, Session, Waits, removal, session, summary};
+use crate::suite::{Context, Outcome, Recorder, Service, Test, describe};
+
+const CONFORMANCE: &[&str] = &["NodeConformance", "Conformance"];
+const NODE_CONFORMANCE: &[&str] = &["NodeConformance"];
+
+/// Upstream's `hostIPTimeout`.
+const HOST_IP_WAIT: Duration = Duration::from_secs(120);
+/// Upstream's `syncLoopFrequency`: how long a status patch is given to be (wrongly) acted on.
+const SYNC_LOOP: Duration = Duration::from_secs(10);
+/// Upstream's `validatePodReadiness` polls for a minute.
+const READINESS_WAIT: Duration = Duration::from_secs(60);
+/// Upstream's `framework.DefaultPodDeletionTimeout`.
+const DELETION_WAIT: Duration = Duration::from_secs(180);
+/// The grace period upstream deletes its pod with in "should be submitted and removed".
+const DELETE_GRACE: i64 = 30;
+
+pub fn tests() -> Vec<Test> {
+    let t = |behaviour, tags, run, budget| Test {
+        area: "Pods",
+        behaviour,
+        tags,
+        needs: &[Service::ControlPlane],
+        run,
+        read_ahead: None,
+        budget: Some(budget),
+    };
+    vec![
+        t("should get a host IP", CONFORMANCE, host_ip, |w: &Waits| {
+            w.pod_start + HOST_IP_WAIT + removal(w)
+        }),
+        t(
+            "should be submitted and removed",
+            CONFORMANCE,
+            submitted_and_removed,
+            |w: &Waits| w.pod_start + DELETION_WAIT + removal(w),
+        ),
+        t("should be updated", CONFORMANCE, updated, |w: &Waits| {
+            w.pod_start + removal(w)
+        }),
+        t(
+            "should allow activeDeadlineSeconds to be updated",
+            CONFORMANCE,
+            active_deadline,
+            |w: &Waits| 2 * w.pod_start + removal(w),
+        ),
+        t(
+            "should support pod readiness gates",
+            NODE_CONFORMANCE,
+            readiness_gates,
+            |w: &Waits| w.pod_start + SYNC_LOOP + 2 * READINESS_WAIT + removal(w),
+        ),
+    ]
+}
+
+fn typed(pod: &Value) -> Result<Pod, String> {
+    serde_json::from_value(pod.clone()).map_err(|e| format!("not a Pod: {e}"))
+}
+
+/// A pod of one long-running workload container named `name`.
+fn paused(s: &Session<'_>, name: &str) -> Result<PodSpec, String> {
+    Ok(PodSpec {
+        containers: vec![container(s, name, &["--pause"])?],
+        ..Default::default()
+    })
+}
+
+/// Upstream's `CreateSync` wait: the pod Running.
+fn running(pod: &ApiPod<'_>) -> Result<Value, String> {
+    pod.wait("to be Running", |p| {
+        match p.pointer("/status/phase").and_then(Value::as_str) {
+            Some("Running") => Ok(()),
+            _ => Err(summary(p)),
+        }
+    })
+}
+
+/// A label value unique to the test, as upstream's `time.Now().Nanosecond()`.
+fn time_label() -> String {
+    chrono::Utc::now().timestamp_subsec_nanos().to_string()
+}
+
+/// The pods of the test namespace that carry `time=<value>`, and the list's resourceVersion.
+fn list_by_time(s: &Session<'_>, value: &str) -> Result<(Vec<Value>, String), String> {
+    let list = s
+        .api
+        .get(&format!(
+            "/api/v1/namespaces/{}/pods?labelSelector=time%3D{value}",
+            s.namespace
+        ))
+        .map_err(|e| format!("failed to query for pods: {e}"))?
+        .ok_or("failed to query for pods: no list")?;
+    let items = list
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let rv = list
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    Ok((items, rv))
+}
+
+/// Upstream's `ExpectEqual(len(pods.Items), want)` on a list by label.
+fn count(items: &[Value], want: usize, selector: &str) -> Result<String, String> {
+    if items.len() == want {
+        Ok(format!("{want} pod(s) with {selector}"))
+    } else {
+        let names: Vec<&str> = items
+            .iter()
+            .filter_map(|p| p.pointer("/metadata/name").and_then(Value::as_str))
+            .collect();
+        Err(format!(
+            "{} pod(s) with {selector} ({}), want {want}",
+            items.len(),
+            names.join(", ")
+        ))
+    }
+}
+
+/// The pod's host IP: set, and an IP address.
+pub fn host_ip_of(pod: &Pod) -> Result<IpAddr, String> {
+    match pod.status.as_ref().and_then(|s| s.host_ip.as_deref()) {
+        None | Some("") => Err("no hostIP yet".into()),
+        Some(ip) => ip
+            .parse()
+            .map_err(|_| format!("hostIP {ip:?} is not an IP address")),
+    }
+}
+
+fn host_ip(ctx: &Context) -> Outcome {
+    let s = match session(ctx) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let mut r = Recorder::new();
+    let pod = match paused(&s, "test").and_then(|spec| ApiPod::create_spec(&s, "pod-hostip", spec))
+    {
+        Ok(p) => p,
+        Err(e) => return r.fail_now(e),
+    };
+    if let Err(e) = running(&pod) {
+        return r.fail_now(e);
+    }
+    let until = Instant::now() + HOST_IP_WAIT;
+    loop {
+        let seen = s
+            .api
+            .get(&pod.path())
+            .map_err(|e| e.to_string())
+            .and_then(|p| p.ok_or_else(|| "the pod is gone".to_string()))
+            .and_then(|p| typed(&p))
+            .and_then(|p| host_ip_of(&p));
+        match seen {
+            Ok(ip) => {
+                r.ok("hostIP", ip.to_string());
+                break;
+            }
+            Err(e) if Instant::now() >= until => {
+                r.fail(
+                    "hostIP",
+                    format!("gave up after {}s: {e}", HOST_IP_WAIT.as_secs()),
+                );
+                break;
+            }
+            Err(_) => std::thread::sleep(Duration::from_secs(5)),
+        }
+    }
+    r.finish(describe)
+}
+
+/// What upstream checks of the pod a watch's DELETED event carries: it was deleted
+/// gracefully, with a grace period.
+pub fn deleted_gracefully(event: &str, pod: &Pod) -> Result<String, String> {
+    if event != "DELETED" {
+        return Err(format!("the last event is {event}, not DELETED"));
+    }
+    let deleted_at = pod
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .ok_or("the deleted pod has no deletionTimestamp")?;
+    match pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+    {
+        Some(g) if g != 0 => Ok(format!(
+            "DELETED with deletionTimestamp {} and terminationGracePeriodSeconds {g}",
+            deleted_at.0
+        )),
+        other => Err(format!(
+            "the deleted pod's terminationGracePeriodSeconds is {other:?}, want non-zero"
+        )),
+    }
+}
+
+fn submitted_and_removed(ctx: &Context) -> Outcome {
+    let s = match session(ctx) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let mut r = Recorder::new();
+    let value = time_label();
+    let selector = format!("time={value}");
+    let rv = match list_by_time(&s, &value).and_then(|(items, rv)| {
+        count(&items, 0, &selector)?;
+        Ok(rv)
+    }) {
+        Ok(rv) => rv,
+        Err(e) => return r.fail_now(format!("before the pod: {e}")),
+    };
+    let limit = s.waits.pod_start + DELETION_WAIT;
+    let mut watch = match s.api.watch(
+        &format!(
+            "/api/v1/namespaces/{}/pods?watch=true&labelSelector=time%3D{value}&resourceVersion={rv}",
+            s.namespace
+        ),
+        limit,
+    ) {
+        Ok(w) => w,
+        Err(e) => return r.fail_now(format!("cannot watch: {e}")),
+    };
+    let pod = match paused(&s, "nginx").and_then(|spec| {
+        ApiPod::create_labelled(
+            &s,
+            "pod-submit-remove",
+            &[("name", "foo"), ("time", &value)],
+            spec,
+        )
+    }) {
+        Ok(p) => p,
+        Err(e) => return r.fail_now(e),
+    };
+    match list_by_time(&s, &value).and_then(|(items, _)| count(&items, 1, &selector)) {
+        Ok(d) => r.ok("submitted", d),
+        Err(e) => return r.fail_now(e),
+    }
+    match watch.next_event() {
+        Ok(Some((kind, _))) if kind == "ADDED" => r.ok("watch", "observed ADDED"),
+        Ok(Some((kind, obj))) => {
+            return r.fail_now(format!("failed to observe pod creation: {kind} {obj}"));
+        }
+        Ok(None) => return r.fail_now("the watch ended before the pod's creation"),
+        Err(e) => return r.fail_now(format!("waiting for the pod's creation: {e}")),
+    }
+    // Running first, else the deletion may be immediate rather than graceful.
+    if let Err(e) = running(&pod) {
+        return r.fail_now(e);
+    }
+    if let Err(e) = s
+        .api
+        .delete(&pod.path(), &json!({"gracePeriodSeconds": DELETE_GRACE}))
+    {
+        return r.fail_now(format!("failed to delete pod: {e}"));
+    }
+    let until = Instant::now() + DELETION_WAIT;
+    let last = loop {
+        if Instant::now() > until {
+            return r.fail_now("timed out waiting for pod deletion");
+        }
+        match watch.next_event() {
+            Ok(Some((kind, obj))) if kind == "DELETED" => break obj,
+            Ok(Some((kind, obj))) if kind == "ERROR" => {
+                return r.fail_now(format!("watch closed with error: {obj}"));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return r.fail_now("the watch ended before the pod's deletion"),
+            Err(e) => return r.fail_now(format!("timed out waiting for pod deletion: {e}")),
+        }
+    };
+    match typed(&last).and_then(|p| deleted_gracefully("DELETED", &p)) {
+        Ok(d) => r.ok("deletion", d),
+        Err(e) => r.fail("deletion", e),
+    }
+    match list_by_time(&s, &value).and_then(|(items, _)| count(&items, 0, &selector)) {
+        Ok(d) => r.ok("removed", d),
+        Err(e) => r.fail("removed", e),
+    }
+    r.finish(describe)
+}
+
+/// Upstream's `podClient.Update`: read the pod, change it, write it back, again on a conflict
+/// (client-go's `RetryOnConflict` tries 5 times).
+fn update(s: &Session<'_>, pod: &ApiPod<'_>, change: impl Fn(&mut Pod)) -> Result<Pod, String> {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let current = s
+            .api
+            .get(&pod.path())
+            .map_err(|e| e.to_string())?
+            .ok_or("the pod is gone")?;
+        let mut p = typed(&current)?;
+        change(&mut p);
+        let body = serde_json::to_value(&p).map_err(|e| e.to_string())?;
+        match s.api.update(&pod.path(), &body) {
+            Ok(v) => return typed(&v),
+            Err(e) if e.code == 409 => last = e.to_string(),
+            Err(e) => return Err(format!("failed to update pod: {e}")),
+        }
+    }
+    Err(format!("failed to update pod after 5 conflicts: {last}"))
+}
+
+fn updated(ctx: &Context) -> Outcome {
+    let s = match session(ctx) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let mut r = Recorder::new();
+    let value = time_label();
+    let pod = match paused(&s, "nginx").and_then(|spec| {
+        ApiPod::create_labelled(&s, "pod-update", &[("name", "foo"), ("time", &value)], spec)
+    }) {
+        Ok(p) => p,
+        Err(e) => return r.fail_now(e),
+    };
+    if let Err(e) = running(&pod) {
+        return r.fail_now(e);
+    }
+    match list_by_time(&s, &value).and_then(|(i, _)| count(&i, 1, &format!("time={value}"))) {
+        Ok(d) => r.ok("submitted", d),
+        Err(e) => return r.fail_now(e),
+    }
+    let new_value = loop {
+        let v = time_label();
+        if v != value {
+            break v;
+        }
+    };
+    if let Err(e) = update(&s, &pod, |p| {
+        p.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert("time".into(), new_value.clone());
+    }) {
+        return r.fail_now(e);
+    }
+    if let Err(e) = running(&pod) {
+        return r.fail_now(e);
+    }
+    match list_by_time(&s, &new_value).and_then(|(i, _)| count(&i, 1, &format!("time={new_value}")))
+    {
+        Ok(d) => r.ok("updated", d),
+        Err(e) => r.fail("updated", e),
+    }
+    r.finish(describe)
+}
+
+fn active_deadline(ctx: &Context) -> Outcome {
+    let s = match session(ctx) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let mut r = Recorder::new();
+    let value = time_label();
+    let pod = match paused(&s, "nginx").and_then(|spec| {
+        ApiPod::create_labelled(
+            &s,
+            "pod-update-activedeadlineseconds",
+            &[("name", "foo"), ("time", &value)],
+            spec,
+        )
+    }) {
+        Ok(p) => p,
+        Err(e) => return r.fail_now(e),
+    };
+    if let Err(e) = running(&pod) {
+        return r.fail_now(e);
+    }
+    match list_by_time(&s, &value).and_then(|(i, _)| count(&i, 1, &format!("time={value}"))) {
+        Ok(d) => r.ok("submitted", d),
+        Err(e) => return r.fail_now(e),
+    }
+    if let Err(e) = update(&s, &pod, |p| {
+        if let Some(spec) = p.spec.as_mut() {
+            spec.active_deadline_seconds = Some(5);
+        }
+    }) {
+        return r.fail_now(e);
+    }
+    r.ok("activeDeadlineSeconds", "updated to 5");
+    match pod.wait("to be terminated with reason DeadlineExceeded", |p| {
+        failed_for(&typed(p)?, "DeadlineExceeded").map(|_| ())
+    }) {
+        Ok(p) => match typed(&p).and_then(|p| failed_for(&p, "DeadlineExceeded")) {
+            Ok(d) => r.ok("terminated", d),
+            Err(e) => r.fail("terminated", e),
+        },
+        Err(e) => r.fail("terminated", e),
+    }
+    r.finish(describe)
+}
+
+/// podutils.IsPodReady: the pod's Ready condition is True.
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "True")
+}
+
+const GATE_1: &str = "k8s.io/test-condition1";
+const GATE_2: &str = "k8s.io/test-condition2";
+
+fn readiness_gates(ctx: &Context) -> Outcome {
+    let s = match session(ctx) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let mut r = Recorder::new();
+    let pod = match paused(&s, "pod-readiness-gate").and_then(|mut spec| {
+        spec.readiness_gates = Some(vec![
+            PodReadinessGate {
+                condition_type: GATE_1.into(),
+            },
+            PodReadinessGate {
+                condition_type: GATE_2.into(),
+            },
+        ]);
+        ApiPod::create_labelled(&s, "pod-ready", &[("test", "pod-readiness-gate")], spec)
+    }) {
+        Ok(p) => p,
+        Err(e) => return r.fail_now(e),
+    };
+    if let Err(e) = running(&pod) {
+        return r.fail_now(e);
+    }
+    let ready_now = || -> Result<(bool, String), String> {
+        let p = s
+            .api
+            .get(&pod.path())
+            .map_err(|e| e.to_string())?
+            .ok_or("the pod is gone")?;
+        let typed = typed(&p)?;
+        Ok((is_ready(&typed), conditions(&typed)))
+    };
+    let patch = |gate: &str, status: &str| {
+        s.api
+            .patch(
+                &format!("{}/status", pod.path()),
+                "application/strategic-merge-patch+json",
+                &json!({"status": {"conditions": [{"type": gate, "status": status}]}}),
+            )
+            .map(|_| ())
+            .map_err(|e| format!("patching pod status with condition {gate:?} to {status}: {e}"))
+    };
+    let expect_now = |r: &mut Recorder, item: &str, want: bool| match ready_now() {
+        Ok((got, _)) if got == want => r.ok(item, format!("Ready is {want}")),
+        Ok((_, c)) => r.fail(item, format!("Ready should be {want}: {c}")),
+        Err(e) => r.fail(item, e),
+    };
+    let expect_within = |r: &mut Recorder, item: &str, want: bool| {
+        let until = Instant::now() + READINESS_WAIT;
+        loop {
+            match ready_now() {
+                Ok((got, _)) if got == want => return r.ok(item, format!("Ready is {want}")),
+                Ok((_, c)) if Instant::now() >= until => {
+                    return r.fail(
+                        item,
+                        format!(
+                            "Ready is not {want} within {}s: {c}",
+                            READINESS_WAIT.as_secs()
+                        ),
+                    );
+                }
+                Err(e) if Instant::now() >= until => return r.fail(item, e),
+                _ => std::thread::sleep(Duration::from_secs(1)),
+            }
+        }
+    };
+    expect_now(&mut r, "initially", false);
+    if let Err(e) = patch(GATE_1, "True") {
+        return r.fail_now(e);
+    }
+    std::thread::sleep(SYNC_LOOP);
+    expect_now(&mut r, "one gate True", false);
+    if let Err(e) = patch(GATE_2, "True") {
+        return r.fail_now(e);
+    }
+    expect_within(&mut r, "both gates True", true);
+    if let Err(e) = patch(GATE_1, "False") {
+        return r.fail_now(e);
+    }
+    expect_within(&mut r, "a gate False again", false);
+    r.finish(describe)
+}
+
+/// The pod's conditions on one line: `Ready=False (ReadinessGatesNotReady), ...`.
+fn conditions(pod: &Pod) -> String {
+    let list: Vec<String> = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|c| match &c.reason {
+            Some(reason) => format!("{}={} ({reason})", c.type_, c.status),
+            None => format!("{}={}", c.type_, c.status),
+        })
+        .collect();
+    if list.is_empty() {
+        "no conditions".into()
+    } else {
+        list.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(v: Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_host_ip_is_an_address() {
+        assert_eq!(
+            host_ip_of(&pod(json!({"status": {"hostIP": "10.0.2.15"}})))
+                .unwrap()
+                .to_string(),
+            "10.0.2.15"
+        );
+        assert!(host_ip_of(&pod(json!({"status": {"hostIP": "fd00::1"}}))).is_ok());
+        assert!(host_ip_of(&pod(json!({"status": {}}))).is_err());
+        assert!(host_ip_of(&pod(json!({"status": {"hostIP": ""}}))).is_err());
+        let e = host_ip_of(&pod(json!({"status": {"hostIP": "node-1"}}))).unwrap_err();
+        assert!(e.contains("not an IP address"), "{e}");
+    }
+
+    #[test]
+    fn a_deleted_pod_carries_its_deletion_and_grace() {
+        let deleted = pod(json!({"metadata": {"name": "p",
+            "deletionTimestamp": "2026-12-07T10:00:00Z"},
+            "spec": {"containers": [], "terminationGracePeriodSeconds": 30}}));
+        assert!(deleted_gracefully("DELETED", &deleted).is_ok());
+        assert!(deleted_gracefully("MODIFIED", &deleted).is_err());
+        // Removed at once, without the graceful path.
+        let forced = pod(json!({"metadata": {"name": "p"},
+            "spec": {"containers": [], "terminationGracePeriodSeconds": 30}}));
+        let e = deleted_gracefully("DELETED", &forced).unwrap_err();
+        assert!(e.contains("deletionTimestamp"), "{e}");
+        let no_grace = pod(json!({"metadata": {"name": "p",
+            "deletionTimestamp": "2026-12-07T10:00:00Z"},
+            "spec": {"containers": [], "terminationGracePeriodSeconds": 0}}));
+        assert!(deleted_gracefully("DELETED", &no_grace).is_err());
+    }
+
+    #[test]
+    fn ready_is_the_ready_condition_alone() {
+        let gated = pod(json!({"status": {"conditions": [
+            {"type": "ContainersReady", "status": "True"},
+            {"type": GATE_1, "status": "True"},
+            {"type": "Ready", "status": "False", "reason": "ReadinessGatesNotReady"}]}}));
+        assert!(!is_ready(&gated));
+        assert_eq!(
+            conditions(&gated),
+            format!("ContainersReady=True, {GATE_1}=True, Ready=False (ReadinessGatesNotReady)")
+        );
+        let ready = pod(json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}));
+        assert!(is_ready(&ready));
+        assert!(!is_ready(&pod(json!({}))));
+    }
+
+    #[test]
+    fn counts_name_what_was_found() {
+        let items = vec![
+            json!({"metadata": {"name": "a"}}),
+            json!({"metadata": {"name": "b"}}),
+        ];
+        assert!(count(&items, 2, "time=1").is_ok());
+        let e = count(&items, 1, "time=1").unwrap_err();
+        assert_eq!(e, "2 pod(s) with time=1 (a, b), want 1");
+    }
+}
