@@ -350,7 +350,10 @@ impl Normalizer {
                 })
                 .unwrap_or_default();
             causes.sort_by_key(|c| c.to_string());
+            // Whether `details` is there at all counts: clients read `details.causes` without
+            // checking for it (kubectl debug's nil pointer on a 404 without details).
             return json!({"code": code, "status": body.get("status"), "reason": body.get("reason"),
+                "has_details": body.get("details").is_some(),
                 "details": {"name": body.pointer("/details/name"), "kind": body.pointer("/details/kind"),
                     "group": body.pointer("/details/group"), "causes": causes}});
         }
@@ -409,6 +412,9 @@ fn scrub(v: &mut Value) {
             for (k, x) in m.iter_mut() {
                 match (k.as_str(), &x) {
                     ("resourceVersion", Value::String(_)) => *x = json!("<rv>"),
+                    ("continue", Value::String(t)) if continue_token(t).is_some() => {
+                        *x = continue_token(t).unwrap_or_default();
+                    }
                     (_, Value::String(s)) if is_uuid(s) => *x = json!("<uid>"),
                     (_, Value::String(s)) if is_time(s) => *x = json!("<time>"),
                     _ => scrub(x),
@@ -418,6 +424,22 @@ fn scrub(v: &mut Value) {
         Value::Array(a) => a.iter_mut().for_each(scrub),
         _ => {}
     }
+}
+
+/// A list's continue token as kube-apiserver's etcd3 storage makes it (base64url of
+/// `{"v":"meta.k8s.io/v1","rv":N,"start":"KEY"}`), its version scrubbed as every
+/// resourceVersion is: what is compared is the format and the key the next page starts at.
+fn continue_token(text: &str) -> Option<Value> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()?;
+    let mut token: serde_json::Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
+    let rv = token.get_mut("rv")?;
+    if rv.as_i64().is_some_and(|v| v > 0) {
+        *rv = json!("<rv>");
+    }
+    Some(json!({"continue token": token}))
 }
 
 /// The first few paths where two values differ.
@@ -602,6 +624,12 @@ fn run_sequence(
                     .unwrap_or_default()
                     .to_string();
                 vars[side].insert(format!("{save}_uid"), uid);
+                let next = body
+                    .pointer("/metadata/continue")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                vars[side].insert(format!("{save}_continue"), next);
             }
             shown = format!("{method} {path}");
             answers.push(norm.answer(code, &body, watch));
@@ -694,6 +722,29 @@ fn normalizer_tells_a_difference_and_ignores_generated_values() {
     assert_eq!(norm.answer(422, &s1, false), norm.answer(422, &s2, false));
     let s3 = json!({"kind": "Status", "status": "Failure", "reason": "Invalid", "message": "two"});
     assert_ne!(norm.answer(422, &s1, false), norm.answer(422, &s3, false));
+    // A Status with empty details is not one without.
+    let n1 = json!({"kind": "Status", "status": "Failure", "reason": "NotFound", "details": {}});
+    let n2 = json!({"kind": "Status", "status": "Failure", "reason": "NotFound"});
+    assert_ne!(norm.answer(404, &n1, false), norm.answer(404, &n2, false));
+    // Continue tokens: the versions in them are generated, the start key is compared.
+    let token = |rv: i64, start: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).to_string())
+    };
+    let list = |t: String| json!({"kind": "PodList", "metadata": {"continue": t}, "items": []});
+    assert_eq!(
+        norm.answer(200, &list(token(12, "a\u{0}")), false),
+        norm.answer(200, &list(token(99, "a\u{0}")), false)
+    );
+    assert_ne!(
+        norm.answer(200, &list(token(12, "a\u{0}")), false),
+        norm.answer(200, &list(token(12, "b\u{0}")), false)
+    );
+    assert_ne!(
+        norm.answer(200, &list(token(12, "a\u{0}")), false),
+        norm.answer(200, &list(token(-1, "a\u{0}")), false)
+    );
 }
 
 #[test]

@@ -366,3 +366,97 @@ fn kubectl_explains_from_the_served_openapi() {
     let all = s.ok(&["get", "all", "-o", "name"]);
     assert!(all.contains("pod/web"), "{all}");
 }
+
+/// kubectl's paged lists (`--chunk-size`, which follows `metadata.continue` of lists and
+/// Tables alike), `delete --all` with a selector, an object kept by its finalizer until a patch
+/// removes it, and `kubectl debug` against a server without ephemeral containers (1.20):
+/// refused with kube-apiserver's 404, not a crash.
+#[test]
+fn kubectl_pages_lists_keeps_finalized_objects_and_survives_debug() {
+    if !kubectl_present() {
+        eprintln!("kubectl is not on PATH: skipped");
+        return;
+    }
+    let s = start();
+    for i in 0..5 {
+        let team = if i % 2 == 0 { "a" } else { "b" };
+        s.ok(&[
+            "create",
+            "configmap",
+            &format!("c{i}"),
+            "--from-literal=k=v",
+        ]);
+        s.ok(&[
+            "label",
+            "configmap",
+            &format!("c{i}"),
+            &format!("team={team}"),
+        ]);
+    }
+    let names = s.ok(&["get", "configmaps", "--chunk-size=2", "-o", "name"]);
+    let listed: Vec<&str> = names
+        .lines()
+        .filter(|l| l.starts_with("configmap/c"))
+        .collect();
+    assert_eq!(listed.len(), 5, "{names}");
+    let table = s.ok(&["get", "configmaps", "--chunk-size=2", "-l", "team=a"]);
+    for c in ["c0", "c2", "c4"] {
+        assert!(table.contains(c), "{table}");
+    }
+    assert!(!table.contains("c1"), "{table}");
+
+    let deleted = s.ok(&["delete", "configmaps", "-l", "team=b"]);
+    assert!(
+        deleted.contains("\"c1\" deleted") && deleted.contains("\"c3\" deleted"),
+        "{deleted}"
+    );
+
+    s.ok(&[
+        "patch",
+        "configmap",
+        "c0",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/keep"]}}"#,
+    ]);
+    s.ok(&["delete", "configmap", "c0", "--wait=false"]);
+    let kept = s.ok(&[
+        "get",
+        "configmap",
+        "c0",
+        "-o",
+        "jsonpath={.metadata.deletionTimestamp}",
+    ]);
+    assert!(
+        !kept.trim().is_empty(),
+        "c0 is marked for deletion: {kept:?}"
+    );
+    s.ok(&[
+        "patch",
+        "configmap",
+        "c0",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    let gone = s.kubectl(&["get", "configmap", "c0"]).output().unwrap();
+    assert!(!gone.status.success(), "c0 is gone once its finalizer is");
+
+    s.file("pod.yaml", POD);
+    s.ok(&[
+        "create",
+        "-f",
+        &s.dir.path().join("pod.yaml").display().to_string(),
+    ]);
+    let debug = s
+        .kubectl(&["debug", "web", "--image=busybox", "--container=debugger"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&debug.stderr);
+    eprintln!("kubectl debug: {err}");
+    assert!(!debug.status.success(), "{err}");
+    assert!(
+        !err.contains("panic") && !err.contains("nil pointer"),
+        "{err}"
+    );
+}

@@ -155,6 +155,39 @@ pub(super) fn status_with_causes(
     )
 }
 
+/// The Status of a request no route of the API serves (an unknown resource or subresource, a
+/// method a resource does not allow): go-restful's service error, made by kube-apiserver's
+/// `ServiceErrorHandler` with `NewGenericServerResponse`, so `details` is there and empty
+/// (clients such as kubectl read `details.causes` without checking for it).
+pub(super) fn no_route(code: u16, path: &str) -> Response {
+    let (reason, message) = match code {
+        405 => (
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource".to_string(),
+        ),
+        _ => (
+            "NotFound",
+            if path.is_empty() {
+                "the server could not find the requested resource".to_string()
+            } else {
+                format!("the server could not find the requested resource ({path})")
+            },
+        ),
+    };
+    generic_status(code, reason, &message)
+}
+
+/// A Status made by `NewGenericServerResponse` (a go-restful service error, a patch the
+/// patcher cannot apply or whose type it does not know): `details` is there and empty.
+pub(super) fn generic_status(code: u16, reason: &str, message: &str) -> Response {
+    let s = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "details": {}, "code": code});
+    json_response(
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &s,
+    )
+}
+
 /// A 422 Invalid answer listing every cause, with kube-apiserver's message:
 /// `Pod "x" is invalid: [spec.containers: Required value, ...]`.
 fn invalid(kind: &str, name: &str, causes: &[validation::Cause]) -> Response {
@@ -240,14 +273,11 @@ fn route(path: &str) -> Result<Target, Response> {
             )
                 .into_response());
         }
-        _ => {
-            return Err(status(
-                404,
-                "NotFound",
-                &format!("the server could not find the requested resource ({path})"),
-                None,
-            ));
-        }
+        // Under /api, go-restful's web service of the legacy API answers what it has no route
+        // for.
+        ["api", ..] => return Err(no_route(404, path)),
+        // Outside the APIs, the mux's not-found handler lists the paths served, with a 404.
+        _ => return Err(json_response(StatusCode::NOT_FOUND, &root_paths())),
     };
     let (namespace, rest) = match rest {
         // A namespace's own subresource, not a resource in it.
@@ -261,14 +291,7 @@ fn route(path: &str) -> Result<Target, Response> {
         ["namespaces", ns] => (String::new(), vec!["namespaces", ns]),
         other => (String::new(), other.to_vec()),
     };
-    let not_found = || {
-        status(
-            404,
-            "NotFound",
-            &format!("the server could not find the requested resource ({path})"),
-            None,
-        )
-    };
+    let not_found = || no_route(404, path);
     let (plural, name, subresource) = match rest.as_slice() {
         [plural] => (*plural, None, None),
         [plural, name] => (*plural, Some(name.to_string()), None),
@@ -276,7 +299,11 @@ fn route(path: &str) -> Result<Target, Response> {
         _ => return Err(not_found()),
     };
     let res = Resource::find(group, version, plural).ok_or_else(not_found)?;
-    if !res.namespaced && !namespace.is_empty() {
+    // A namespaced resource's objects are only reached through their namespace: the route
+    // across namespaces is for lists and watches.
+    if (!res.namespaced && !namespace.is_empty())
+        || (res.namespaced && namespace.is_empty() && name.is_some())
+    {
         return Err(not_found());
     }
     let allowed = |s: &str| (s == "status" && res.status) || (s == "log" && res.kind == "Pod");
@@ -289,6 +316,31 @@ fn route(path: &str) -> Result<Target, Response> {
         name,
         subresource,
     })
+}
+
+/// The index kube-apiserver's mux answers outside the APIs: every root path served.
+fn root_paths() -> Value {
+    let mut paths: Vec<String> = [
+        "/api",
+        "/api/v1",
+        "/apis",
+        "/apis/",
+        "/healthz",
+        "/livez",
+        "/openapi/v2",
+        "/readyz",
+        "/version",
+    ]
+    .iter()
+    .map(|p| (*p).to_string())
+    .collect();
+    for r in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
+        paths.push(format!("/apis/{}", r.group));
+        paths.push(format!("/apis/{}/{}", r.group, r.version));
+    }
+    paths.sort();
+    paths.dedup();
+    json!({"paths": paths})
 }
 
 fn group_list() -> Value {
@@ -305,8 +357,21 @@ fn resource_list(group: &str, version: &str) -> Value {
         .iter()
         .filter(|r| r.group == group && r.version == version)
     {
+        let verbs: Vec<&str> = [
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ]
+        .into_iter()
+        .filter(|v| *v != "deletecollection" || deletes_collections(r))
+        .collect();
         resources.push(json!({"name": r.plural, "singularName": r.kind.to_lowercase(), "namespaced": r.namespaced, "kind": r.kind,
-            "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "shortNames": r.short_names}));
+            "verbs": verbs, "shortNames": r.short_names}));
         if !r.categories.is_empty()
             && let Some(last) = resources.last_mut()
         {
@@ -350,20 +415,10 @@ async fn handle(
     };
     if t.subresource.as_deref() == Some("log") {
         let Some(name) = &t.name else {
-            return status(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-                None,
-            );
+            return no_route(404, "");
         };
         if method != Method::GET {
-            return status(
-                405,
-                "MethodNotAllowed",
-                "the server does not allow this method on the requested resource",
-                None,
-            );
+            return no_route(405, "");
         }
         let query: Vec<(String, String)> =
             form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
@@ -406,6 +461,10 @@ async fn handle(
     } else {
         None
     };
+    // A subresource is read and written, never created or deleted.
+    if t.subresource.is_some() && ![Method::GET, Method::PUT, Method::PATCH].contains(&method) {
+        return no_route(405, "");
+    }
     let include_object = q.get("includeObject").map(String::as_str);
     let api_version = t.res.api_version();
     match (method, t.name.is_some()) {
@@ -457,14 +516,13 @@ async fn handle(
                 "application/apply-patch+yaml",
             ];
             if !PATCH_TYPES.contains(&body_type.as_str()) {
-                return status(
+                return generic_status(
                     415,
                     "UnsupportedMediaType",
                     &format!(
                         "the body of the request was in an unknown format - accepted media types include: {} (got {body_type:?})",
                         PATCH_TYPES.join(", ")
                     ),
-                    None,
                 );
             }
             if body_type == "application/apply-patch+yaml" {
@@ -506,19 +564,18 @@ async fn handle(
                     json_patch::patch(&mut next, &ops).map_err(|e| e.to_string())
                 }
                 other => {
-                    return status(
+                    return generic_status(
                         415,
                         "UnsupportedMediaType",
                         &format!(
                             "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})"
                         ),
-                        None,
                     );
                 }
             };
-            // A patch that does not apply is 422 without details, as the patcher answers.
+            // A patch that does not apply is the patcher's generic 422, details empty.
             if let Err(e) = applied {
-                return status(422, "Invalid", &e, None);
+                return generic_status(422, "Invalid", &e);
             }
             // A patch does not carry the version it was made against: it applies to the latest.
             if let Some(m) = next.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -546,12 +603,8 @@ async fn handle(
                 Err(st) => answer_status(&st),
             }
         }
-        (m, _) => status(
-            405,
-            "MethodNotAllowed",
-            &format!("the server does not allow this method on the requested resource ({m})"),
-            None,
-        ),
+        (Method::DELETE, false) => delete_collection(&store, &t, &q, &uri, &body, &body_type).await,
+        _ => no_route(405, ""),
     }
 }
 
@@ -936,10 +989,176 @@ fn write(
     if !causes.is_empty() {
         return invalid(t.res.kind, &name, &causes);
     }
+    // The last finalizer of an object marked with no time left is gone: the update deletes it
+    // and answers the object as written (the registry's deleteWithoutFinalizers).
+    if current
+        .as_ref()
+        .is_some_and(|c| delete::removed_by_update(c, &obj))
+    {
+        if !dry {
+            let pre = super::store::Preconditions::default();
+            match store.delete(&t.res.key(), &t.namespace, &name, &pre, false) {
+                Ok(_) | Err(StoreError::NotFound(_)) => {}
+                Err(e) => return store_error(e, t.res, &name),
+            }
+            if !t.namespace.is_empty() {
+                namespaces::content_removed(store, &t.namespace);
+            }
+        }
+        // An unconditional update takes the stored version (as the registry's Update does).
+        let mut obj = obj;
+        if obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+            && let Some(rv) = current
+                .as_ref()
+                .and_then(|c| c.pointer("/metadata/resourceVersion"))
+                .cloned()
+            && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            m.insert("resourceVersion".into(), rv);
+        }
+        return object_response(StatusCode::OK, t.res, obj);
+    }
     match store.update(&t.res.key(), &t.namespace, &name, obj, dry) {
         Ok(o) => object_response(StatusCode::OK, t.res, o),
         Err(e) => store_error(e, t.res, &name),
     }
+}
+
+/// What a list answers: the objects, the version they are consistent with, and for a page
+/// that is not the last, its continue token and (without selectors) how many objects remain.
+struct Listed {
+    items: Vec<Arc<str>>,
+    rv: u64,
+    next: Option<String>,
+    remaining: Option<i64>,
+}
+
+impl Listed {
+    /// The list's `metadata`, as ListMeta is written.
+    fn meta(&self) -> Value {
+        let mut m = json!({"resourceVersion": self.rv.to_string()});
+        if let Some(c) = &self.next {
+            m["continue"] = json!(c);
+        }
+        if let Some(r) = self.remaining {
+            m["remainingItemCount"] = json!(r);
+        }
+        m
+    }
+}
+
+/// The objects a list (or a deletecollection) with the query `q` selects: the whole list from
+/// the current state, or with `limit` or `continue` a page read as etcd reads it (see
+/// [`super::paging`]). A list at `resourceVersion=0` is served from the watch cache upstream,
+/// which ignores `limit`.
+async fn list_objects(
+    store: &Store,
+    t: &Target,
+    q: &HashMap<String, String>,
+) -> Result<Listed, Response> {
+    let mut limit = None;
+    for number in ["limit", "timeoutSeconds"] {
+        match query::int64(q, number) {
+            Err(e) => return Err(bad_request(&e.0)),
+            Ok(n) if number == "limit" => limit = n.filter(|n| *n > 0),
+            Ok(_) => {}
+        }
+    }
+    let sel = Selector::parse(
+        &t.res.key(),
+        q.get("labelSelector").map(String::as_str),
+        q.get("fieldSelector").map(String::as_str),
+    )
+    .map_err(|e| bad_request(&e))?;
+    let errs = query::list_options_errors(q, false);
+    if !errs.is_empty() {
+        return Err(answer_status(&query::list_options_status(&errs)));
+    }
+    let rv_text = q.get("resourceVersion").map_or("", String::as_str);
+    let token = q.get("continue").filter(|c| !c.is_empty());
+    let ns = (!t.namespace.is_empty()).then_some(t.namespace.as_str());
+    if token.is_some() || (limit.is_some() && rv_text != "0") {
+        // The storage's own reading of the version: a bad one is a 400 here.
+        let asked = query::resource_version(rv_text)
+            .map_err(|e| bad_request(&format!("invalid resource version: {}", e.message())))?;
+        let (at, from) = match token {
+            Some(token) => {
+                let token = super::paging::decode(token)
+                    .map_err(|e| bad_request(&format!("invalid continue token: {e}")))?;
+                if asked.is_some() {
+                    return Err(bad_request(
+                        "specifying resource version is not allowed when using continue",
+                    ));
+                }
+                (u64::try_from(token.rv).ok(), token.start)
+            }
+            None => {
+                let matching = q.get("resourceVersionMatch").map_or("", String::as_str);
+                (asked.filter(|_| matching != "NotOlderThan"), String::new())
+            }
+        };
+        let expired = |e: StoreError| match (e, token) {
+            // A continued list whose version is gone: 410 with a token that continues at the
+            // latest version (handleCompactedErrorForPaging).
+            (StoreError::Expired(_), Some(_)) => {
+                answer_status(&json!({"kind": "Status", "apiVersion": "v1",
+                "metadata": {"continue": super::paging::encode(&from, -1)},
+                "status": "Failure", "reason": "Expired", "code": 410,
+                "message": "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."}))
+            }
+            (e, _) => answer_status(&delete::store_status(e, t.res, "")),
+        };
+        let (all, rv) = store.list_at(&t.res.key(), ns, at).map_err(expired)?;
+        let page = super::paging::page(
+            &all,
+            &from,
+            usize::try_from(limit.unwrap_or(i64::MAX)).unwrap_or(usize::MAX),
+            &sel,
+        );
+        let token_rv = i64::try_from(rv).unwrap_or(i64::MAX);
+        return Ok(Listed {
+            items: page.items,
+            rv,
+            next: page.next_start.map(|k| super::paging::encode(&k, token_rv)),
+            remaining: page.remaining,
+        });
+    }
+    let asked = match query::resource_version(rv_text) {
+        Ok(v) => v,
+        Err(e) => return Err(answer_status(&query::bad_resource_version(&e))),
+    };
+    // Lists come from the current state. A version the client names that the store has not
+    // reached is waited for a while, as the watch cache waits; one asked for exactly must be
+    // the current one, since no older snapshot is kept.
+    if let Some(asked) = asked
+        && !store.reached(asked, watch::TOO_LARGE_WAIT).await
+    {
+        return Err(answer_status(&watch::too_large(
+            asked,
+            store.resource_version(),
+        )));
+    }
+    let (items, rv) = store.list(&t.res.key(), ns, &sel);
+    if let Some(asked) = asked
+        && asked < rv
+        && q.get("resourceVersionMatch").is_some_and(|m| m == "Exact")
+    {
+        return Err(status(
+            410,
+            "Expired",
+            &format!("too old resource version: {asked} ({rv})"),
+            None,
+        ));
+    }
+    Ok(Listed {
+        items,
+        rv,
+        next: None,
+        remaining: None,
+    })
 }
 
 async fn list(
@@ -948,67 +1167,37 @@ async fn list(
     q: &HashMap<String, String>,
     printer: Option<table::Printer>,
 ) -> Response {
-    for number in ["limit", "timeoutSeconds"] {
-        if let Err(e) = query::int64(q, number) {
-            return bad_request(&e.0);
-        }
-    }
-    let sel = match Selector::parse(
-        &t.res.key(),
-        q.get("labelSelector").map(String::as_str),
-        q.get("fieldSelector").map(String::as_str),
-    ) {
-        Ok(s) => s,
-        Err(e) => return bad_request(&e),
+    let listed = match list_objects(store, t, q).await {
+        Ok(l) => l,
+        Err(r) => return r,
     };
-    let errs = query::list_options_errors(q, false);
-    if !errs.is_empty() {
-        return answer_status(&query::list_options_status(&errs));
-    }
-    let asked = match query::resource_version(q.get("resourceVersion").map_or("", String::as_str)) {
-        Ok(v) => v,
-        Err(e) => return answer_status(&query::bad_resource_version(&e)),
-    };
-    // Lists come from the current state. A version the client names that the store has not
-    // reached is waited for a while, as the watch cache waits; one asked for exactly must be
-    // the current one, since no older snapshot is kept.
-    if let Some(asked) = asked
-        && !store.reached(asked, watch::TOO_LARGE_WAIT).await
-    {
-        return answer_status(&watch::too_large(asked, store.resource_version()));
-    }
-    let ns = (!t.namespace.is_empty()).then_some(t.namespace.as_str());
-    let (items, rv) = store.list(&t.res.key(), ns, &sel);
-    if let Some(asked) = asked
-        && asked < rv
-        && q.get("resourceVersionMatch").is_some_and(|m| m == "Exact")
-    {
-        return status(
-            410,
-            "Expired",
-            &format!("too old resource version: {asked} ({rv})"),
-            None,
-        );
-    }
+    let (items, rv) = (&listed.items, listed.rv);
     if let Some(p) = printer {
-        return match p.list(
-            t.res,
-            &items,
-            rv,
-            q.get("includeObject").map(String::as_str),
-        ) {
-            Ok(body) => (
+        return match p.list(t.res, items, rv, q.get("includeObject").map(String::as_str)) {
+            Ok(body) if listed.next.is_none() => (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "application/json")],
                 body,
             )
                 .into_response(),
+            // A Table carries the page's ListMeta too (`kubectl get` follows its continue).
+            Ok(body) => {
+                let mut table: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                table["metadata"] = listed.meta();
+                json_response(StatusCode::OK, &table)
+            }
             Err(m) => bad_request(&m),
         };
     }
+    list_response(t.res, &listed)
+}
+
+/// A list as kube-apiserver writes it: `<Kind>List` with its ListMeta and the items.
+fn list_response(res: &Resource, listed: &Listed) -> Response {
     // The stored text goes out as it is: parsing thousands of objects to print them again
     // would be most of the work.
-    let head = json!({"kind": format!("{}List", t.res.kind), "apiVersion": t.res.api_version(), "metadata": {"resourceVersion": rv.to_string()}}).to_string();
+    let items = &listed.items;
+    let head = json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(), "metadata": listed.meta()}).to_string();
     let mut body =
         String::with_capacity(head.len() + items.iter().map(|i| i.len() + 1).sum::<usize>() + 16);
     body.push_str(&head[..head.len() - 1]);
@@ -1026,6 +1215,63 @@ async fn list(
         body,
     )
         .into_response()
+}
+
+/// Resources whose kube-apiserver 1.20 storage does not implement deletecollection: their
+/// REST types wrap the generic registry without it.
+const NO_DELETE_COLLECTION: &[&str] = &["namespaces", "services"];
+
+/// Whether DELETE on the collection is served for `res` (discovery lists the verb).
+pub(super) fn deletes_collections(res: &Resource) -> bool {
+    !NO_DELETE_COLLECTION.contains(&res.plural)
+}
+
+/// DELETE on a collection (the registry's `DeleteCollection`): lists what the query selects
+/// (selectors, `limit`, `continue` as a list reads them), deletes each object with the
+/// request's DeleteOptions as a DELETE of it would (pods gracefully, objects with finalizers
+/// only marked), and answers the list as it was read. Only in a namespace for namespaced
+/// resources, as upstream registers the route.
+async fn delete_collection(
+    store: &Store,
+    t: &Target,
+    q: &HashMap<String, String>,
+    uri: &Uri,
+    body: &Bytes,
+    body_type: &str,
+) -> Response {
+    if !deletes_collections(t.res) || (t.res.namespaced && t.namespace.is_empty()) {
+        return no_route(405, "");
+    }
+    let body = match delete_body(body, body_type) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let dry = query::all_values(uri.query(), "dryRun");
+    let dry: Vec<&str> = dry.iter().map(String::as_str).collect();
+    let opts = match delete::options(q, &dry, &body) {
+        Ok(o) => o,
+        Err(st) => return answer_status(&st),
+    };
+    let listed = match list_objects(store, t, q).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    for item in &listed.items {
+        let Ok(obj) = serde_json::from_str::<Value>(item) else {
+            continue;
+        };
+        let name = obj_name(&obj);
+        let ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Err(st) = delete::delete(store, t.res, ns, name, &opts)
+            && st.get("code").and_then(Value::as_u64) != Some(404)
+        {
+            return answer_status(&st);
+        }
+    }
+    list_response(t.res, &listed)
 }
 
 /// A DELETE body as the JSON DeleteOptions decoder reads: a protobuf body is decoded first

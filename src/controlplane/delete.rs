@@ -369,51 +369,122 @@ fn remove(
         .map_err(|e| store_status(e, res, name))?;
     check_preconditions(res, &current, &opts.preconditions)?;
     let dry = opts.dry_run;
-    let removed = if res.plural == "pods" {
+    let gc = collector_finalizer(opts.propagation.as_deref());
+    // BeforeDelete: only pods delete gracefully; a graceful deletion under way that this one
+    // does not shorten is answered as it is (finalizers cannot be changed by it either).
+    let graceful = if res.plural == "pods" {
         match pod_graceful(&current, opts.grace) {
-            Graceful::Pending => return Ok((current, false)),
-            Graceful::Now => store.delete(&key, namespace, name, &opts.preconditions, dry),
-            Graceful::Mark(marked) => {
-                // No time left (0, or a negative grace a client asked for): removed at once,
-                // as kube-apiserver 1.20 removes it, the answer showing the grace asked.
-                let done = marked
-                    .pointer("/metadata/deletionGracePeriodSeconds")
-                    .and_then(Value::as_i64)
-                    .is_some_and(|g| g <= 0);
-                let marked = store
-                    .update(&key, namespace, name, marked, dry)
-                    .map_err(|e| store_status(e, res, name))?;
-                // A dry run is answered with the marked object, as upstream answers it.
-                if !done || dry {
-                    return Ok((marked, false));
-                }
-                store.delete(&key, namespace, name, &Preconditions::default(), false)
-            }
+            Graceful::Pending => return Ok((with_finalizer(current, gc), false)),
+            Graceful::Now => None,
+            Graceful::Mark(marked) => Some(marked),
         }
     } else {
-        store.delete(&key, namespace, name, &opts.preconditions, dry)
+        None
     };
-    let mut gone = removed.map_err(|e| store_status(e, res, name))?;
+    let finalizers = has_finalizers(&current);
+    // updateForGracefulDeletionAndFinalizers: the mark is written; the object stays while it
+    // has finalizers or time left, else it is removed after the mark.
+    let removed = match graceful {
+        None if !finalizers => store.delete(&key, namespace, name, &opts.preconditions, dry),
+        marked => {
+            let (marked, grace) = match marked {
+                Some(m) => {
+                    let grace = m
+                        .pointer("/metadata/deletionGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
+                    (m, grace)
+                }
+                None => (mark_as_deleting(current), 0),
+            };
+            let marked = store
+                .update(&key, namespace, name, marked, dry)
+                .map_err(|e| store_status(e, res, name))?;
+            // No time left (0, or a negative grace a client asked for) and no finalizer: removed
+            // at once, as kube-apiserver 1.20 removes it, the answer showing the grace asked.
+            // A dry run is answered with the marked object, as upstream answers it.
+            if finalizers || grace > 0 || dry {
+                return Ok((with_finalizer(marked, gc), false));
+            }
+            store.delete(&key, namespace, name, &Preconditions::default(), false)
+        }
+    };
+    let gone = removed.map_err(|e| store_status(e, res, name))?;
     // Foreground and Orphan deletion answer the object marked for deletion and carrying the
     // garbage collector's finalizer. This control plane is also the collector, with no
     // dependents to wait for or orphan, so the object is gone at once (the finalizer shows
     // only in the answer).
-    if let Some(finalizer) = collector_finalizer(opts.propagation.as_deref()) {
-        if let Some(meta) = gone.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.entry("deletionTimestamp")
-                .or_insert_with(|| json!(after(chrono::Utc::now(), 0)));
-            meta.entry("deletionGracePeriodSeconds")
-                .or_insert_with(|| json!(0));
-            let list = meta.entry("finalizers").or_insert_with(|| json!([]));
-            if let Some(list) = list.as_array_mut()
-                && !list.iter().any(|f| f == finalizer)
-            {
-                list.push(json!(finalizer));
-            }
-        }
-        return Ok((gone, !dry));
+    if gc.is_some() {
+        return Ok((with_finalizer(gone, gc), !dry));
     }
     Ok((deleted_answer(res, name, gone), !dry))
+}
+
+/// Whether `obj` has `metadata.finalizers`: it is then only marked by a delete, and removed
+/// when an update takes the last one away ([`removed_by_update`]).
+pub fn has_finalizers(obj: &Value) -> bool {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty())
+}
+
+/// The registry's `markAsDeleting` for an object with finalizers that is not deleted
+/// gracefully: `deletionTimestamp` now (unless an earlier one is set),
+/// `deletionGracePeriodSeconds` 0, and the generation bumped on the first mark.
+fn mark_as_deleting(mut obj: Value) -> Value {
+    let now = after(chrono::Utc::now(), 0);
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        let first = meta.get("deletionTimestamp").is_none_or(Value::is_null);
+        if first
+            && let Some(g) = meta
+                .get("generation")
+                .and_then(Value::as_i64)
+                .filter(|g| *g > 0)
+        {
+            meta.insert("generation".into(), json!(g.saturating_add(1)));
+        }
+        let later = meta
+            .get("deletionTimestamp")
+            .and_then(Value::as_str)
+            .and_then(parse_time)
+            .is_none_or(|t| parse_time(&now).is_some_and(|n| t > n));
+        if later {
+            meta.insert("deletionTimestamp".into(), json!(now));
+        }
+        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+    }
+    obj
+}
+
+/// The answer of a Foreground or Orphan deletion: the object marked, with the collector's
+/// finalizer `gc` (when there is one).
+fn with_finalizer(mut obj: Value, gc: Option<&str>) -> Value {
+    let Some(finalizer) = gc else { return obj };
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.entry("deletionTimestamp")
+            .or_insert_with(|| json!(after(chrono::Utc::now(), 0)));
+        meta.entry("deletionGracePeriodSeconds")
+            .or_insert_with(|| json!(0));
+        let list = meta.entry("finalizers").or_insert_with(|| json!([]));
+        if let Some(list) = list.as_array_mut()
+            && !list.iter().any(|f| f == finalizer)
+        {
+            list.push(json!(finalizer));
+        }
+    }
+    obj
+}
+
+/// The registry's `shouldDeleteDuringUpdate`: an update that leaves no finalizer on an object
+/// marked for deletion with no time left (`deletionGracePeriodSeconds` 0) removes it.
+/// `current` is the stored object, `next` the one the update would store.
+pub fn removed_by_update(current: &Value, next: &Value) -> bool {
+    !has_finalizers(next)
+        && has_finalizers(current)
+        && current
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            == Some(0)
 }
 
 /// `rest.BeforeUpdate`'s rule for a write: an update can never remove or change a
@@ -492,6 +563,70 @@ mod tests {
             panic!("marked")
         };
         assert_eq!(h["metadata"]["deletionTimestamp"], "9999-12-31T23:59:59Z");
+    }
+
+    fn setup(obj: Value, plural: &str) -> (Store, &'static Resource) {
+        let store = Store::starting_at(0);
+        let res = crate::controlplane::resources::RESOURCES
+            .iter()
+            .find(|r| r.plural == plural)
+            .unwrap();
+        store.create(&res.key(), "ns", obj, false).unwrap();
+        (store, res)
+    }
+
+    #[test]
+    fn finalizers_keep_a_deleted_object_marked() {
+        let cm = json!({"metadata": {"name": "c", "finalizers": ["x.io/keep"]}});
+        let (store, res) = setup(cm, "configmaps");
+        let opts = DeleteOptions::default();
+        let answer = delete(&store, res, "ns", "c", &opts).unwrap();
+        // The answer is the marked object, not a Status, and it is still there.
+        assert_eq!(answer["metadata"]["deletionGracePeriodSeconds"], 0);
+        assert!(answer["metadata"]["deletionTimestamp"].is_string());
+        let kept = store.get("configmaps", "ns", "c").unwrap();
+        assert_eq!(kept["metadata"]["finalizers"], json!(["x.io/keep"]));
+        // A second delete writes nothing.
+        let rv = store.resource_version();
+        delete(&store, res, "ns", "c", &opts).unwrap();
+        assert_eq!(store.resource_version(), rv);
+        // An update taking the last finalizer away removes it; one keeping one does not.
+        let mut next = kept.clone();
+        next["metadata"]["finalizers"] = json!([]);
+        assert!(removed_by_update(&kept, &next));
+        assert!(!removed_by_update(&kept, &kept));
+        // Without finalizers, a delete is at once.
+        let (store, res) = setup(json!({"metadata": {"name": "c"}}), "configmaps");
+        let answer = delete(&store, res, "ns", "c", &opts).unwrap();
+        assert_eq!(answer["status"], "Success");
+        assert!(store.get("configmaps", "ns", "c").is_err());
+    }
+
+    #[test]
+    fn a_pod_with_finalizers_waits_for_its_grace_then_for_them() {
+        let pod = json!({"metadata": {"name": "p", "finalizers": ["x.io/keep"]},
+            "spec": {"nodeName": "n", "terminationGracePeriodSeconds": 30}});
+        let (store, res) = setup(pod, "pods");
+        let marked = delete(&store, res, "ns", "p", &DeleteOptions::default()).unwrap();
+        assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 30);
+        // Its finalizers gone while the grace runs, it is not removed by the update.
+        let mut next = marked.clone();
+        next["metadata"]["finalizers"] = json!(null);
+        assert!(!removed_by_update(&marked, &next));
+        // The kubelet's final delete leaves it while the finalizer remains.
+        let last = DeleteOptions {
+            grace: Some(0),
+            ..DeleteOptions::default()
+        };
+        let answer = delete(&store, res, "ns", "p", &last).unwrap();
+        assert_eq!(answer["metadata"]["deletionGracePeriodSeconds"], 0);
+        let kept = store.get("pods", "ns", "p").unwrap();
+        assert!(removed_by_update(&kept, &next));
+        // Without finalizers the same final delete removes it.
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n"}});
+        let (store, res) = setup(pod, "pods");
+        delete(&store, res, "ns", "p", &last).unwrap();
+        assert!(store.get("pods", "ns", "p").is_err());
     }
 
     #[test]

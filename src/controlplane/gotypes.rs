@@ -197,12 +197,19 @@ fn convert(ty: &str, v: &Value, at: &Context) -> Result<Value, String> {
             }
             _ => Err(at.error(v, ty)),
         },
-        "quantity" => match v {
-            Value::Null => Ok(Value::String("0".into())),
-            Value::String(_) => Ok(v.clone()),
-            Value::Number(n) => Ok(Value::String(n.to_string())),
-            _ => Err(at.error(v, ty)),
-        },
+        // resource.Quantity's UnmarshalJSON parses the string (or the number's text) and its
+        // MarshalJSON prints the canonical form, so a quantity is stored as `1`, not `1000m`.
+        "quantity" => {
+            let text = match v {
+                Value::Null => return Ok(Value::String("0".into())),
+                Value::String(s) => s.trim().to_string(),
+                Value::Number(n) => n.to_string(),
+                _ => return Err(at.error(v, ty)),
+            };
+            super::quantity::canonical(&text)
+                .map(Value::String)
+                .map_err(|e| format!("{}.{}: {e}", at.owner, at.path))
+        }
         "intorstring" => match v {
             Value::Null => Ok(Value::from(0)),
             Value::String(_) => Ok(v.clone()),
@@ -352,6 +359,35 @@ mod tests {
         assert!(out["spec"].get("bogus").is_none());
         assert_eq!(out["spec"]["initContainers"][0]["restartPolicy"], "Always");
         assert!(out["spec"]["initContainers"][0].get("nope").is_none());
+    }
+
+    #[test]
+    fn quantities_are_stored_in_canonical_form_wherever_the_types_have_one() {
+        let pod = json!({"spec": {"overhead": {"cpu": "0.25"},
+            "containers": [{"name": "c", "image": "i",
+                "resources": {"limits": {"cpu": "1000m", "memory": "1024Mi"}, "requests": {"cpu": 0.5, "memory": " 1Gi "}}}],
+            "volumes": [{"name": "v", "emptyDir": {"sizeLimit": "2048Ki"}}]}});
+        let out = round_trip("core.Pod", &pod).unwrap();
+        let c = &out["spec"]["containers"][0]["resources"];
+        assert_eq!(c["limits"], json!({"cpu": "1", "memory": "1Gi"}));
+        assert_eq!(c["requests"], json!({"cpu": "500m", "memory": "1Gi"}));
+        assert_eq!(out["spec"]["overhead"]["cpu"], "250m");
+        assert_eq!(out["spec"]["volumes"][0]["emptyDir"]["sizeLimit"], "2Mi");
+        let node = json!({"status": {"capacity": {"memory": "24609408Ki", "cpu": "2000m"},
+            "allocatable": {"pods": "110", "cpu": "0.0000000001"}}});
+        let out = round_trip("core.Node", &node).unwrap();
+        assert_eq!(
+            out["status"]["capacity"],
+            json!({"memory": "24609408Ki", "cpu": "2"})
+        );
+        // Below a nano it is rounded up, never to nothing.
+        assert_eq!(out["status"]["allocatable"]["cpu"], "1n");
+        let err = round_trip(
+            "core.Pod",
+            &json!({"spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": "1 core"}}}]}}),
+        )
+        .unwrap_err();
+        assert!(err.contains("quantities must match"), "{err}");
     }
 
     #[test]

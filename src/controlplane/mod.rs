@@ -12,6 +12,7 @@ pub mod invalid;
 pub mod logs;
 pub mod namespaces;
 pub mod openapi;
+pub mod paging;
 pub mod patch;
 pub mod protobuf;
 pub mod quantity;

@@ -94,6 +94,32 @@ impl Selector {
                 Label::Exists(req.into())
             });
         }
+        // As labels.Parse validates each requirement: a key is a qualified name, a value a
+        // label value (`app===` is the value `=`, refused).
+        for req in &sel.labels {
+            let (key, values): (&str, Vec<&str>) = match req {
+                Label::Equals(k, v) | Label::NotEquals(k, v) => (k, vec![v.as_str()]),
+                Label::In(k, vs) | Label::NotIn(k, vs) => {
+                    (k, vs.iter().map(String::as_str).collect())
+                }
+                Label::Exists(k) | Label::NotExists(k) => (k, Vec::new()),
+            };
+            if let Some(m) = super::validation::qualified_name(key).first() {
+                return Err(format!(
+                    "unable to parse requirement: invalid label key {}: {m}",
+                    go_quote(key)
+                ));
+            }
+            for v in values {
+                if let Some(m) = super::validation::label_value(v).first() {
+                    return Err(format!(
+                        "unable to parse requirement: invalid label value: {}: at key: {}: {m}",
+                        go_quote(v),
+                        go_quote(key)
+                    ));
+                }
+            }
+        }
         if let Some(fields) = fields {
             sel.fields = parse_fields(fields, kind(resource))?;
         }
@@ -118,6 +144,12 @@ impl Selector {
     }
 
     /// The same answer as `matches`, from what the store keeps of an object.
+    /// Whether it selects everything (no label and no field requirement), as
+    /// `SelectionPredicate.Empty` tells.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
+
     pub fn matches_stored(&self, obj: &super::store::Stored) -> bool {
         self.matches_by(|k| obj.label(k), |path| obj.field(path))
     }
@@ -534,6 +566,16 @@ mod tests {
 
     fn sel(resource: &str, fields: &str) -> Result<Selector, String> {
         Selector::parse(resource, None, Some(fields))
+    }
+
+    #[test]
+    fn label_selectors_with_a_bad_key_or_value_are_refused() {
+        for bad in ["app===", "app=a b", "-x=y", "app in (a,-b)"] {
+            assert!(Selector::parse("pods", Some(bad), None).is_err(), "{bad}");
+        }
+        for good in ["app=x", "app==x", "app!=", "x.io/app in (a,b)", "!app"] {
+            assert!(Selector::parse("pods", Some(good), None).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -82,7 +82,7 @@ fn unpacked<'a>(list: &'a str, key: &str) -> Option<&'a str> {
 
 impl Stored {
     /// `resource` is the store's key for the object's resource: it decides the fields kept.
-    fn new(resource: &str, obj: &Value) -> Self {
+    pub(super) fn new(resource: &str, obj: &Value) -> Self {
         let labels = obj
             .pointer("/metadata/labels")
             .and_then(Value::as_object)
@@ -454,6 +454,63 @@ impl Store {
         (items, inner.rv)
     }
 
+    /// Every object of a resource (in one namespace, or all with `None`) as it was at
+    /// resourceVersion `at` (now with `None`, or with a version not older than the store's),
+    /// in etcd's key order, each with its key relative to the resource's prefix (`name`, or
+    /// `namespace/name` across namespaces); and the version the list is consistent with. A
+    /// version older than the history kept reaches is Expired, as a compacted revision is.
+    pub fn list_at(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        at: Option<u64>,
+    ) -> Result<(Vec<(String, Stored)>, u64), StoreError> {
+        let inner = self.lock();
+        let wanted = |r: &str, ns: &str| r == resource && namespace.is_none_or(|n| n == ns);
+        let mut objects: BTreeMap<(String, String), Stored> = inner
+            .objects
+            .iter()
+            .filter(|((r, ns, _), _)| wanted(r, ns))
+            .map(|((_, ns, name), v)| ((ns.clone(), name.clone()), v.clone()))
+            .collect();
+        let mut rv = inner.rv;
+        if let Some(at) = at.filter(|at| *at < inner.rv) {
+            let oldest = inner.history.front().map_or(inner.rv + 1, |e| e.rv);
+            if oldest > at + 1 {
+                return Err(StoreError::Expired(
+                    "The resourceVersion for the provided list is too old.".into(),
+                ));
+            }
+            // Undo what happened since, newest first.
+            for e in inner.history.iter().rev().take_while(|e| e.rv > at) {
+                if !wanted(&e.resource, &e.namespace) {
+                    continue;
+                }
+                let name = e.object.field("metadata.name").unwrap_or_default();
+                let k = (e.namespace.clone(), name.to_string());
+                match (e.kind, &e.prev) {
+                    (EventType::Added, _) => {
+                        objects.remove(&k);
+                    }
+                    (_, Some(prev)) => {
+                        objects.insert(k, prev.clone());
+                    }
+                    (_, None) => {}
+                }
+            }
+            rv = at;
+        }
+        let mut items: Vec<(String, Stored)> = objects
+            .into_iter()
+            .map(|((ns, name), v)| match namespace {
+                None if !ns.is_empty() => (format!("{ns}/{name}"), v),
+                _ => (name, v),
+            })
+            .collect();
+        items.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        Ok((items, rv))
+    }
+
     /// What is stored in `namespace`, of every resource: (resource, name) pairs.
     pub fn contents(&self, namespace: &str) -> Vec<(String, String)> {
         self.lock()
@@ -583,18 +640,20 @@ impl Store {
             return Ok(current);
         }
         let mut gone = current.clone();
-        inner.objects.remove(&key);
         inner.rv += 1;
         if let Some(meta) = gone.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("resourceVersion".into(), json!(inner.rv.to_string()));
         }
+        // The object as it was goes with the event, so a list at an earlier version can
+        // bring it back (`list_at`).
+        let prev = inner.objects.remove(&key);
         self.record(
             &mut inner,
             EventType::Deleted,
             resource,
             namespace,
             Stored::new(resource, &gone),
-            None,
+            prev,
         );
         Ok(current)
     }
@@ -774,6 +833,40 @@ mod tests {
         assert_eq!((items.len(), rv), (1, 3));
         let p2: Value = serde_json::from_str(&items[0]).unwrap();
         assert_eq!(p2["metadata"]["name"], "p2");
+    }
+
+    #[test]
+    fn a_list_at_an_older_version_undoes_what_came_after() {
+        let s = Store::starting_at(0);
+        s.create("pods", "a", pod("p2", "n1"), false).unwrap();
+        s.create("pods", "b", pod("p1", "n1"), false).unwrap();
+        let at = s.resource_version();
+        let mut p2 = s.get("pods", "a", "p2").unwrap();
+        p2["spec"]["nodeName"] = json!("n9");
+        s.update("pods", "a", "p2", p2, false).unwrap();
+        s.delete("pods", "b", "p1", &Preconditions::default(), false)
+            .unwrap();
+        s.create("pods", "a", pod("p0", "n1"), false).unwrap();
+        let names = |items: &[(String, Stored)]| -> Vec<String> {
+            items.iter().map(|(k, _)| k.clone()).collect()
+        };
+        let (now, rv) = s.list_at("pods", None, None).unwrap();
+        assert_eq!((names(&now), rv), (vec!["a/p0".into(), "a/p2".into()], 5));
+        let (then, rv) = s.list_at("pods", None, Some(at)).unwrap();
+        assert_eq!((names(&then), rv), (vec!["a/p2".into(), "b/p1".into()], at));
+        assert_eq!(then[0].1.value()["spec"]["nodeName"], "n1");
+        assert_eq!(then[1].1.value()["metadata"]["resourceVersion"], "2");
+        // In one namespace the key is the name; a version ahead is now.
+        let (in_a, _) = s.list_at("pods", Some("a"), Some(99)).unwrap();
+        assert_eq!(names(&in_a), vec!["p0".to_string(), "p2".into()]);
+        // Beyond the history kept: Expired.
+        let old = Store::starting_at(100);
+        old.create("pods", "a", pod("p", "n"), false).unwrap();
+        assert!(matches!(
+            old.list_at("pods", None, Some(50)),
+            Err(StoreError::Expired(_))
+        ));
+        assert!(old.list_at("pods", None, Some(100)).is_ok());
     }
 
     #[test]

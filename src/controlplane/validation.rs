@@ -172,7 +172,7 @@ fn name_part_ok(s: &str) -> bool {
 }
 
 /// IsQualifiedName: `[prefix/]name`, the prefix a DNS subdomain.
-fn qualified_name(s: &str) -> Vec<String> {
+pub(super) fn qualified_name(s: &str) -> Vec<String> {
     let (prefix, name) = match s.split_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, s),
@@ -199,7 +199,8 @@ fn qualified_name(s: &str) -> Vec<String> {
     out
 }
 
-fn label_value(s: &str) -> Vec<String> {
+/// IsValidLabelValue: empty, or at most 63 characters of a name part.
+pub(super) fn label_value(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     if s.len() > 63 {
         out.push("must be no more than 63 characters".to_string());
@@ -274,11 +275,107 @@ fn object_meta(res: &Resource, obj: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
+/// `ValidateFinalizers` (k8s.io/apimachinery pkg/api/validation/objectmeta.go): each finalizer
+/// a qualified name, and not both of the garbage collector's `orphan` and
+/// `foregroundDeletion`; every cause on `metadata.finalizers` itself.
+fn finalizers(obj: &Value, causes: &mut Vec<Cause>) {
+    let Some(list) = obj
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+    else {
+        return;
+    };
+    let names: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
+    for name in &names {
+        for m in qualified_name(name) {
+            causes.push(invalid("metadata.finalizers", &Value::from(*name), &m));
+        }
+    }
+    if names.contains(&"orphan") && names.contains(&"foregroundDeletion") {
+        causes.push(invalid(
+            "metadata.finalizers",
+            &Value::from(format!("{names:?}")),
+            "finalizer orphan and foregroundDeletion cannot be both set",
+        ));
+    }
+}
+
+/// The core group's extra rule on finalizer names (`validateKubeFinalizerName`, applied to
+/// every kind the control plane serves): a name without a `/` is one of the standard ones
+/// (`kubernetes`, `orphan`, `foregroundDeletion`); each cause on `metadata.finalizers[i]`.
+fn kube_finalizer_names(obj: &Value, causes: &mut Vec<Cause>) {
+    let Some(list) = obj
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+    else {
+        return;
+    };
+    for (i, f) in list.iter().enumerate() {
+        let name = f.as_str().unwrap_or_default();
+        if !name.contains('/') && !["kubernetes", "orphan", "foregroundDeletion"].contains(&name) {
+            causes.push(invalid(
+                format!("metadata.finalizers[{i}]"),
+                f,
+                "name is neither a standard finalizer name nor is it fully qualified",
+            ));
+        }
+    }
+}
+
+/// `ValidateNoNewFinalizers`: an object being deleted (with a `deletionTimestamp`) may lose
+/// finalizers but not gain any.
+fn no_new_finalizers(obj: &Value, old: &Value, causes: &mut Vec<Cause>) {
+    if old
+        .pointer("/metadata/deletionTimestamp")
+        .is_none_or(Value::is_null)
+    {
+        return;
+    }
+    let of = |o: &Value| -> Vec<String> {
+        o.pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .map(|l| {
+                l.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let was = of(old);
+    let mut extra: Vec<String> = of(obj).into_iter().filter(|f| !was.contains(f)).collect();
+    extra.sort();
+    extra.dedup();
+    if !extra.is_empty() {
+        let shown: Vec<String> = extra.iter().map(|f| format!("{f:?}")).collect();
+        causes.push(forbidden(
+            "metadata.finalizers",
+            &format!(
+                "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                shown.join(", ")
+            ),
+        ));
+    }
+}
+
 /// Validates a create (`old` is None) or an update of `obj`, as the kind's strategy
 /// Validate / ValidateUpdate does. `status` is true for a write to the /status subresource.
 pub fn validate(res: &Resource, obj: &Value, old: Option<&Value>, status: bool) -> Vec<Cause> {
     let mut causes = Vec::new();
     object_meta(res, obj, &mut causes);
+    kube_finalizer_names(obj, &mut causes);
+    // The generic finalizer checks run once on a create; on an update twice, as
+    // rest.BeforeUpdate's validateCommonFields runs them before the strategy's ValidateUpdate
+    // runs them again.
+    match old {
+        None => finalizers(obj, &mut causes),
+        Some(old) => {
+            for _ in 0..2 {
+                finalizers(obj, &mut causes);
+                no_new_finalizers(obj, old, &mut causes);
+            }
+        }
+    }
     if let Some(old) = old {
         meta_update(obj, old, &mut causes);
         if res.kind == "Pod" && status {
@@ -779,6 +876,43 @@ mod tests {
 
     fn fields(c: &[Cause]) -> Vec<(&str, &str)> {
         c.iter().map(|c| (c.reason, c.field.as_str())).collect()
+    }
+
+    #[test]
+    fn finalizer_names_and_no_new_ones_on_an_object_being_deleted() {
+        let cm = |f: Value| json!({"metadata": {"name": "c", "finalizers": f}});
+        let ok = validate(
+            res("ConfigMap"),
+            &cm(json!(["kubernetes", "x.io/y"])),
+            None,
+            false,
+        );
+        assert!(ok.is_empty(), "{ok:?}");
+        let bad = validate(
+            res("ConfigMap"),
+            &cm(json!(["no way", "orphan", "foregroundDeletion"])),
+            None,
+            false,
+        );
+        assert_eq!(
+            fields(&bad),
+            vec![
+                ("FieldValueInvalid", "metadata.finalizers[0]"),
+                ("FieldValueInvalid", "metadata.finalizers"),
+                ("FieldValueInvalid", "metadata.finalizers"),
+            ]
+        );
+        let mut old = cm(json!(["x.io/a"]));
+        let added = cm(json!(["x.io/a", "x.io/b"]));
+        assert!(validate(res("ConfigMap"), &added, Some(&old), false).is_empty());
+        old["metadata"]["deletionTimestamp"] = json!("2030-01-01T00:00:00Z");
+        // Refused twice, as upstream's update validation runs the check twice.
+        assert_eq!(
+            fields(&validate(res("ConfigMap"), &added, Some(&old), false)),
+            vec![("FieldValueForbidden", "metadata.finalizers"); 2]
+        );
+        let removed = cm(json!([]));
+        assert!(validate(res("ConfigMap"), &removed, Some(&old), false).is_empty());
     }
 
     #[test]
