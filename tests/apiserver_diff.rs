@@ -415,6 +415,13 @@ fn scrub(v: &mut Value) {
                     ("continue", Value::String(t)) if continue_token(t).is_some() => {
                         *x = continue_token(t).unwrap_or_default();
                     }
+                    // Both servers pick a Service's address at random in the same range.
+                    ("clusterIP", Value::String(s)) if allocated(s) => *x = json!("<cluster ip>"),
+                    ("clusterIPs", Value::Array(a))
+                        if a.iter().all(|i| i.as_str().is_some_and(allocated)) =>
+                    {
+                        *x = json!(["<cluster ip>"]);
+                    }
                     (_, Value::String(s)) if is_uuid(s) => *x = json!("<uid>"),
                     (_, Value::String(s)) if is_time(s) => *x = json!("<time>"),
                     _ => scrub(x),
@@ -424,6 +431,13 @@ fn scrub(v: &mut Value) {
         Value::Array(a) => a.iter_mut().for_each(scrub),
         _ => {}
     }
+}
+
+/// An address of the service range (10.96.0.0/16) but the `kubernetes` Service's first one:
+/// one each server allocated at random.
+fn allocated(s: &str) -> bool {
+    s.parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|ip| ip.octets()[..2] == [10, 96] && ip.octets()[2..] != [0, 1])
 }
 
 /// A list's continue token as kube-apiserver's etcd3 storage makes it (base64url of

@@ -23,7 +23,7 @@ use super::selector::Selector;
 use super::store::{Store, StoreError};
 use super::table;
 use super::validation;
-use super::{delete, namespaces, query, watch};
+use super::{delete, namespaces, query, services, watch};
 use crate::podsecurity;
 
 pub const MAX_BODY: usize = 3 << 20;
@@ -643,7 +643,17 @@ fn create(store: &Store, t: &Target, obj: Value, dry: bool) -> Response {
             Err(resp) => return resp,
         }
     }
-    match store.create(&t.res.key(), &t.namespace, obj, dry) {
+    let created = if t.res.plural == "services" && t.res.group.is_empty() {
+        match services::allocate_and(store, &mut obj, |o| {
+            store.create(&t.res.key(), &t.namespace, o.clone(), dry)
+        }) {
+            Ok(r) => r,
+            Err(cause) => return invalid(kind, &name, &[cause]),
+        }
+    } else {
+        store.create(&t.res.key(), &t.namespace, obj, dry)
+    };
+    match created {
         Ok(o) => {
             let mut resp = object_response(StatusCode::CREATED, t.res, o);
             for w in warnings {

@@ -21,6 +21,7 @@ pub mod resources;
 pub mod schema;
 pub mod selector;
 pub mod server;
+pub mod services;
 pub mod store;
 pub mod table;
 pub mod validation;
