@@ -87,9 +87,12 @@ pub enum Command {
         )]
         result_dir: PathBuf,
     },
-    /// Act as the test workload inside a test container (`--stdout T`, `--stderr T`,
-    /// `--print-env NAME`, `--id`, `--write PATH`, `--termination-message PATH TEXT`,
-    /// `--alloc-mib N`, `--sleep S`, `--serve PORT`, `--exit CODE`, run in order)
+    /// Act as the test workload inside a test container (`--stdout T`, `--print T`,
+    /// `--stderr T`, `--print-env NAME`, `--env`, `--cat PATH`, `--create PATH TEXT`, `--id`,
+    /// `--hostname-fqdn`, `--write PATH`, `--await-content PATH TEXT`,
+    /// `--termination-message PATH TEXT`, `--count-start PATH`, `--exit-on-start N CODE`,
+    /// `--alloc-mib N`, `--sleep S`, `--pause`, `--serve PORT`, `--exit CODE`, run in order;
+    /// `entrypoint-tester ARGS...` prints the argv)
     Workload {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         actions: Vec<String>,

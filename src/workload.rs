@@ -40,6 +40,10 @@ pub enum Action {
         path: String,
         text: String,
     },
+    /// agnhost's `entrypoint-tester`: the process's whole argv as Go prints a `[]string`
+    /// (`[/node-conformance workload entrypoint-tester a b]`), then exit 0. The words after it
+    /// are its arguments, not actions.
+    EntrypointTester,
     /// busybox's `echo $(hostname)';'$(hostname -f)';'`: the kernel's host name and the name
     /// /etc/hosts makes canonical for it.
     HostnameFqdn,
@@ -95,6 +99,10 @@ pub fn parse(args: &[String]) -> Result<Vec<Action>, String> {
             }
             "--id" => Action::PrintId,
             "--hostname-fqdn" => Action::HostnameFqdn,
+            "entrypoint-tester" => {
+                actions.push(Action::EntrypointTester);
+                return Ok(actions);
+            }
             "--await-content" => {
                 let path = value()?;
                 Action::AwaitContent {
@@ -221,6 +229,13 @@ pub fn run(actions: &[Action]) -> i32 {
                 }
                 std::thread::sleep(Duration::from_secs(1));
             },
+            Action::EntrypointTester => {
+                let argv: Vec<String> = std::env::args_os()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
+                println!("[{}]", argv.join(" "));
+                return 0;
+            }
             Action::HostnameFqdn => {
                 let uname = rustix::system::uname();
                 let host = uname.nodename().to_string_lossy().into_owned();

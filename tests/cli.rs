@@ -493,3 +493,19 @@ fn the_paused_workload_says_so_and_stops_at_once_on_sigterm() {
     assert_eq!(status.code(), Some(0), "{seen}");
     assert_eq!(seen, "before\nPaused\nReceived signal 15, exiting\n");
 }
+
+#[test]
+fn the_entrypoint_tester_prints_argv_as_go_prints_a_slice() {
+    let out = command()
+        .args(["workload", "entrypoint-tester", "override", "--arguments"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "[{} workload entrypoint-tester override --arguments]\n",
+            common::BIN
+        )
+    );
+}

@@ -104,6 +104,8 @@ pub fn archive(binary: Bytes, tag: &str, run_id: &str) -> std::io::Result<Vec<By
         "os": "linux",
         "config": {
             "Entrypoint": [format!("/{BINARY}"), "workload"],
+            // agnhost's default `pause`: what a container of the image does unless told.
+            "Cmd": ["--pause"],
             "Labels": { LABEL: run_id },
         },
         "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{layer_id}")] },

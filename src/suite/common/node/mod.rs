@@ -1,6 +1,7 @@
 //! test/e2e/common/node.
 
 pub mod configmap;
+pub mod containers;
 pub mod downwardapi;
 pub mod expansion;
 pub mod kubelet;
@@ -14,6 +15,7 @@ use super::super::Test;
 pub fn tests() -> Vec<Test> {
     let mut tests = runtime::tests();
     tests.extend(pods::tests());
+    tests.extend(containers::tests());
     tests.extend(downwardapi::tests());
     tests.extend(configmap::tests());
     tests.extend(secrets::tests());

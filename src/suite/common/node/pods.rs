@@ -5,10 +5,15 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Pod, PodReadinessGate, PodSpec};
+use k8s_openapi::api::core::v1::{
+    ContainerPort, Pod, PodReadinessGate, PodSpec, Service as ApiService, ServicePort, ServiceSpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
 use crate::suite::common::kit::{container, failed_for};
+use crate::suite::common::output::{Matching, container_output};
 use crate::suite::functional::{ApiPod, Session, Waits, removal, session, summary};
 use crate::suite::{Context, Outcome, Recorder, Service, Test, describe};
 
@@ -54,6 +59,12 @@ pub fn tests() -> Vec<Test> {
             CONFORMANCE,
             active_deadline,
             |w: &Waits| 2 * w.pod_start + removal(w),
+        ),
+        t(
+            "should contain environment variables for services",
+            CONFORMANCE,
+            service_env,
+            |w: &Waits| w.pod_start + SERVICE_ENV_TRIES * (w.pod_start + removal(w)) + removal(w),
         ),
         t(
             "should support pod readiness gates",
@@ -402,6 +413,107 @@ fn active_deadline(ctx: &Context) -> Outcome {
         },
         Err(e) => r.fail("terminated", e),
     }
+    r.finish(describe)
+}
+
+/// Upstream's `maxRetries`: the client pod may be made before the kubelet sees the Service.
+const SERVICE_ENV_TRIES: u32 = 3;
+
+/// The variables the kubelet gives a pod for the Service `fooservice` on port 8765
+/// (pkg/kubelet/envvars), as upstream looks for them.
+const SERVICE_VARS: [&str; 7] = [
+    "FOOSERVICE_SERVICE_HOST=",
+    "FOOSERVICE_SERVICE_PORT=",
+    "FOOSERVICE_PORT=",
+    "FOOSERVICE_PORT_8765_TCP_PORT=",
+    "FOOSERVICE_PORT_8765_TCP_PROTO=",
+    "FOOSERVICE_PORT_8765_TCP=",
+    "FOOSERVICE_PORT_8765_TCP_ADDR=",
+];
+
+fn service_env(ctx: &Context) -> Outcome {
+    let s = match session(ctx) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let mut r = Recorder::new();
+    let server_name = crate::suite::common::kit::unique("server-envvars");
+    let server = container(&s, "srv", &["--serve", "9376"]).and_then(|mut c| {
+        c.ports = Some(vec![ContainerPort {
+            container_port: 9376,
+            ..Default::default()
+        }]);
+        ApiPod::create_labelled(
+            &s,
+            "server-envvars",
+            &[("name", &server_name)],
+            PodSpec {
+                containers: vec![c],
+                ..Default::default()
+            },
+        )
+    });
+    let server = match server {
+        Ok(p) => p,
+        Err(e) => return r.fail_now(e),
+    };
+    if let Err(e) = running(&server) {
+        return r.fail_now(e);
+    }
+    let service = ApiService {
+        metadata: ObjectMeta {
+            name: Some("fooservice".into()),
+            labels: Some([("name".to_string(), "fooservice".to_string())].into()),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            ports: Some(vec![ServicePort {
+                port: 8765,
+                target_port: Some(IntOrString::Int(8080)),
+                ..Default::default()
+            }]),
+            selector: Some([("name".to_string(), server_name.clone())].into()),
+            ..Default::default()
+        }),
+        status: None,
+    };
+    match crate::suite::common::kit::create(&s, "services", &service) {
+        Ok(svc) => r.info(
+            "service",
+            format!(
+                "fooservice, cluster IP {}",
+                svc.pointer("/spec/clusterIP")
+                    .and_then(Value::as_str)
+                    .unwrap_or("none")
+            ),
+        ),
+        Err(e) => return r.fail_now(format!("failed to create service: {e}")),
+    }
+    let want: Vec<String> = SERVICE_VARS.iter().map(|v| (*v).to_string()).collect();
+    let mut last = String::new();
+    for attempt in 1..=SERVICE_ENV_TRIES {
+        let client = container(&s, "env3cont", &["--env"]).and_then(|c| {
+            ApiPod::create_spec(
+                &s,
+                "client-envvars",
+                PodSpec {
+                    restart_policy: Some("Never".into()),
+                    containers: vec![c],
+                    ..Default::default()
+                },
+            )
+        });
+        let outcome =
+            client.and_then(|pod| container_output(&pod, "env3cont", &want, Matching::Substring));
+        match outcome {
+            Ok(d) => {
+                r.ok("environment", d);
+                return r.finish(describe);
+            }
+            Err(e) => last = format!("attempt {attempt} of {SERVICE_ENV_TRIES}: {e}"),
+        }
+    }
+    r.fail("environment", last);
     r.finish(describe)
 }
 
