@@ -13,12 +13,15 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const GROUP: &str = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle|Pods|PodOSRejection|Hostname of Pod|ContainerLogPath|Deleted pods handling|Pod SIGKILL|Container Runtime blackbox test|Downward API|ConfigMap|Secrets|Variable Expansion|Kubelet when|Kubelet with) ";
+const GROUP: &str = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle|Pods|PodOSRejection|Hostname of Pod|ContainerLogPath|Deleted pods handling|Pod SIGKILL|Containers|Container Runtime blackbox test|Downward API|ConfigMap|Secrets|Variable Expansion|Kubelet when|Kubelet with) ";
 /// How many of the group kubelet 1.20.2 runs, all to pass.
-const RUNS: usize = 44;
+const RUNS: usize = 47;
 /// How many of the group test a feature newer than kubelet 1.20.2: each skips, naming the
 /// kubelet version it needs.
 const NEWER: usize = 9;
+/// How many test an image's own entrypoint and arguments, which the node's pause image (where
+/// the workload runs here) cannot show: each skips, saying so.
+const IMAGE_DEFAULTS: usize = 2;
 
 /// node-env.sh runs one environment at a time (its bridge has one name).
 static NODE_ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -179,17 +182,28 @@ fn the_kubelet_group_passes_against_a_real_kubelet_and_leaves_nothing() {
         .filter(|t| t["verdict"] != "passed")
         .map(|t| format!("{}: {}", t["name"], t["message"]))
         .collect();
-    let newer: Vec<&str> = tests
+    let skips: Vec<(&str, &str)> = tests
         .iter()
-        .filter(|t| {
-            t["verdict"] == "skipped"
-                && t["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("needs kubelet v1."))
+        .filter(|t| t["selected"] == true && t["verdict"] == "skipped")
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap_or("?"),
+                t["message"].as_str().unwrap_or(""),
+            )
         })
-        .filter_map(|t| t["name"].as_str())
         .collect();
-    assert_eq!(newer.len(), NEWER, "{newer:?}\n\nstdout:\n{stdout}");
+    let newer = skips
+        .iter()
+        .filter(|(_, m)| m.starts_with("needs kubelet v1."))
+        .count();
+    let image = skips
+        .iter()
+        .filter(|(_, m)| m.contains("give the harness the workload image"))
+        .count();
+    assert!(
+        newer == NEWER && image == IMAGE_DEFAULTS && skips.len() == NEWER + IMAGE_DEFAULTS,
+        "skipped: {skips:#?}\n\nstdout:\n{stdout}"
+    );
     assert!(
         failed.is_empty() && selected.len() == RUNS,
         "{} selected, failed:\n{}\n\nstdout:\n{stdout}\nstderr:\n{stderr}\nkubelet log (end, newest first):\n{}",
@@ -444,4 +458,62 @@ fn an_ordinary_account_gets_nothing_from_a_running_one_node_cluster() {
     assert!(!written, "the pod ran and wrote {target}");
     assert_eq!(env.ctr(&["containers", "ls", "-q"]), "", "containers left");
     assert!(!kubeconfig.exists(), "the admin kubeconfig is left");
+}
+
+/// Upstream's Containers tests where the workload runs in its own image (`--pod-image`), the
+/// image the harness makes from its binary (src/runtime/image.rs) imported into the kubelet's
+/// containerd: the image's default entrypoint and arguments are then the workload's, and all
+/// four tests run, where the node's pause image skips two of them.
+#[test]
+fn the_containers_tests_pass_in_the_workload_image() {
+    let Some(peers) = peers() else { return };
+    let Some(binary) = common::static_binary() else {
+        return;
+    };
+    let bin_dir = PathBuf::from(script(&peers.join("build.sh"), &[]));
+    let env = NodeEnv::start(&peers);
+    let tag = "node-conformance-workload:containers-test";
+    let chunks = node_conformance::runtime::image::archive(
+        bytes::Bytes::from(std::fs::read(&binary).expect("the static binary")),
+        tag,
+        "containers-test",
+    )
+    .expect("an image archive");
+    let archive = env.dir.path().join("workload.tar");
+    std::fs::write(&archive, chunks.concat()).expect("archive written");
+    env.ctr(&["images", "import", &archive.display().to_string()]);
+    let results = tempfile::tempdir().expect("result dir");
+    let port = common::free_port();
+    let out = common::command()
+        .args([
+            "run",
+            "--rootfs",
+            "/",
+            "--focus",
+            r"\[sig-node\] Containers ",
+        ])
+        .arg("--result-dir")
+        .arg(results.path())
+        .arg("--kubelet-binary")
+        .arg(bin_dir.join("kubelet"))
+        .args(["--container-runtime-endpoint", &env.endpoint])
+        .args(["--api-server-port", &port.to_string()])
+        .args(["--pod-image", tag])
+        .output()
+        .expect("the harness runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(results.path().join("results.json")).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("no results.json ({e}):\n{stdout}"));
+    let passed: Vec<&str> = json["tests"]
+        .as_array()
+        .expect("tests")
+        .iter()
+        .filter(|t| t["selected"] == true && t["verdict"] == "passed")
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(passed.len(), 4, "{passed:#?}\n{stdout}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    env.ctr(&["images", "rm", tag]);
 }
