@@ -21,6 +21,7 @@ pub mod schema;
 pub mod selector;
 pub mod server;
 pub mod store;
+pub mod streams;
 pub mod table;
 pub mod validation;
 pub mod watch;
