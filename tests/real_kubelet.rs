@@ -1,7 +1,7 @@
 //! The kubelet tests against a real kubelet: 1.20.2 built from Debian's source package
 //! (../shared/peers/kubernetes/build.sh) on a containerd of its own with a CNI bridge and a
 //! pause image (node-env.sh), started and stopped by the harness itself (`--kubelet-binary`).
-//! All 32 must pass, and nothing may be left: no static pod file, no pod sandbox or container
+//! All 35 must pass, and nothing may be left: no static pod file, no pod sandbox or container
 //! in the containerd, no kubelet process, no work dir, no pod logs.
 //!
 //! Needs root, the peers and Debian's archive (for containerd); skipped otherwise, unless
@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const GROUP: &str = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle|Container Runtime blackbox test|Downward API|ConfigMap|Secrets|Variable Expansion|Kubelet when|Kubelet with) ";
+const GROUP: &str = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle|Container Runtime blackbox test|Downward API|ConfigMap|Secrets|Variable Expansion|Kubelet when|Kubelet with|Pods|KubeletManagedEtcHosts) ";
 
 /// node-env.sh runs one environment at a time (its bridge has one name).
 static NODE_ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -174,7 +174,7 @@ fn the_kubelet_group_passes_against_a_real_kubelet_and_leaves_nothing() {
         .map(|t| format!("{}: {}", t["name"], t["message"]))
         .collect();
     assert!(
-        failed.is_empty() && selected.len() == 32,
+        failed.is_empty() && selected.len() == 35,
         "{} selected, failed:\n{}\n\nstdout:\n{stdout}\nstderr:\n{stderr}\nkubelet log (end, newest first):\n{}",
         selected.len(),
         failed.join("\n"),
@@ -422,4 +422,172 @@ fn an_ordinary_account_gets_nothing_from_a_running_one_node_cluster() {
     assert!(!written, "the pod ran and wrote {target}");
     assert_eq!(env.ctr(&["containers", "ls", "-q"]), "", "containers left");
     assert!(!kubeconfig.exists(), "the admin kubeconfig is left");
+}
+
+/// kubectl against a one-node cluster (`control-plane --kubelet-binary`): `kubectl exec`
+/// (SPDY or websocket, whichever kubectl speaks, relayed by the control plane to the kubelet)
+/// runs a command in a container and gets its output and exit code, and `kubectl logs` reads
+/// the container's log. Skipped without kubectl on PATH.
+#[test]
+fn kubectl_exec_and_logs_reach_a_real_kubelet_through_the_control_plane() {
+    use std::io::BufRead;
+    let Some(peers) = peers() else { return };
+    let kubectl_present = Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !kubectl_present {
+        assert!(
+            std::env::var("NODE_CONFORMANCE_REQUIRE_KUBECTL").as_deref() != Ok("1"),
+            "kubectl is required (NODE_CONFORMANCE_REQUIRE_KUBECTL=1) but is not on PATH"
+        );
+        eprintln!("skipped: no kubectl on PATH");
+        return;
+    }
+    let Some(workload) = common::static_binary() else {
+        return;
+    };
+    let bin_dir = PathBuf::from(script(&peers.join("build.sh"), &[]));
+    let env = NodeEnv::start(&peers);
+    let port = common::free_port();
+    struct Terminated(std::process::Child);
+    impl Drop for Terminated {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+            let _ = self.0.wait();
+        }
+    }
+    let mut cp = common::command()
+        .arg("control-plane")
+        .args(["--api-server-port", &port.to_string()])
+        .arg("--kubelet-binary")
+        .arg(bin_dir.join("kubelet"))
+        .args(["--container-runtime-endpoint", &env.endpoint])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("control-plane runs");
+    let stdout = cp.stdout.take().expect("stdout");
+    let cp = Terminated(cp);
+    let mut first = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("a line");
+    let kubeconfig = first
+        .split_once("admin kubeconfig: ")
+        .map(|(_, p)| PathBuf::from(p.trim()))
+        .unwrap_or_else(|| panic!("no kubeconfig in {first:?}"));
+    let home = tempfile::tempdir().expect("home");
+    let kubectl = |args: &[&str]| -> std::process::Output {
+        Command::new("kubectl")
+            .env("KUBECONFIG", &kubeconfig)
+            .env("HOME", home.path())
+            .args(["--request-timeout", "60s"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("kubectl runs")
+    };
+    // No scheduler runs: the pod names the node, once the kubelet has registered it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let node = loop {
+        let out = kubectl(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"]);
+        let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !name.is_empty() {
+            break name;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no node registered: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    };
+    let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "exec", "namespace": "default"},
+        "spec": {"terminationGracePeriodSeconds": 1, "nodeName": node,
+            "containers": [{"name": "c", "image": "k8s.gcr.io/pause:3.2",
+            "imagePullPolicy": "Never",
+            "command": ["/bin/node-conformance", "workload", "--stdout", "container is alive",
+                "--sleep", "600"],
+            "volumeMounts": [{"name": "bin", "mountPath": "/bin", "readOnly": true}]}],
+            "volumes": [{"name": "bin", "hostPath": {"path": workload.parent().expect("dir")}}]}});
+    let manifest = home.path().join("pod.json");
+    std::fs::write(&manifest, pod.to_string()).expect("manifest");
+    let out = kubectl(&["apply", "-f", &manifest.display().to_string()]);
+    assert!(
+        out.status.success(),
+        "apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/exec",
+        "--timeout=180s",
+    ]);
+    assert!(
+        out.status.success(),
+        "the pod is not Ready: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&kubectl(&["get", "pod", "exec", "-o", "json"]).stdout)
+    );
+    let out = kubectl(&[
+        "exec",
+        "exec",
+        "--",
+        "/bin/node-conformance",
+        "workload",
+        "--stdout",
+        "hello",
+        "--stderr",
+        "oops",
+    ]);
+    let said = format!(
+        "stdout {:?}, stderr {:?}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n", "{said}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("oops"),
+        "{said}"
+    );
+    // A nonzero exit comes back as kubectl's own exit code.
+    let out = kubectl(&[
+        "exec",
+        "exec",
+        "-c",
+        "c",
+        "--",
+        "/bin/node-conformance",
+        "workload",
+        "--exit",
+        "3",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A command that does not exist is the runtime's error, not a hang.
+    let out = kubectl(&["exec", "exec", "--", "/no/such/command"]);
+    assert!(!out.status.success());
+    let out = kubectl(&["logs", "exec"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "container is alive\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = kubectl(&["delete", "pod", "exec", "--wait=true", "--timeout=60s"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(cp);
+    assert_eq!(env.ctr(&["containers", "ls", "-q"]), "", "containers left");
 }

@@ -4,6 +4,8 @@ pub mod configmap;
 pub mod downwardapi;
 pub mod expansion;
 pub mod kubelet;
+pub mod kubelet_etc_hosts;
+pub mod pods;
 pub mod runtime;
 pub mod secrets;
 
@@ -16,5 +18,7 @@ pub fn tests() -> Vec<Test> {
     tests.extend(secrets::tests());
     tests.extend(expansion::tests());
     tests.extend(kubelet::tests());
+    tests.extend(pods::websocket_tests());
+    tests.extend(kubelet_etc_hosts::tests());
     tests
 }
