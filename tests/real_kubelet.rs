@@ -13,9 +13,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const GROUP: &str = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle|Pods|PodOSRejection|Hostname of Pod|ContainerLogPath|Deleted pods handling|Pod SIGKILL|Containers|Container Runtime blackbox test|Downward API|ConfigMap|Secrets|Variable Expansion|Kubelet when|Kubelet with) ";
+const GROUP: &str = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle|Pods|PodOSRejection|Hostname of Pod|ContainerLogPath|Deleted pods handling|Pod SIGKILL|Containers|Container Runtime blackbox test|Downward API|ConfigMap|Secrets|Variable Expansion|Kubelet when|Kubelet with|KubeletManagedEtcHosts) ";
 /// How many of the group kubelet 1.20.2 runs, all to pass.
-const RUNS: usize = 47;
+const RUNS: usize = 50;
 /// How many of the group test a feature newer than kubelet 1.20.2: each skips, naming the
 /// kubelet version it needs.
 const NEWER: usize = 9;
@@ -516,4 +516,172 @@ fn the_containers_tests_pass_in_the_workload_image() {
     assert_eq!(passed.len(), 4, "{passed:#?}\n{stdout}");
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     env.ctr(&["images", "rm", tag]);
+}
+
+/// kubectl against a one-node cluster (`control-plane --kubelet-binary`): `kubectl exec`
+/// (SPDY or websocket, whichever kubectl speaks, relayed by the control plane to the kubelet)
+/// runs a command in a container and gets its output and exit code, and `kubectl logs` reads
+/// the container's log. Skipped without kubectl on PATH.
+#[test]
+fn kubectl_exec_and_logs_reach_a_real_kubelet_through_the_control_plane() {
+    use std::io::BufRead;
+    let Some(peers) = peers() else { return };
+    let kubectl_present = Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !kubectl_present {
+        assert!(
+            std::env::var("NODE_CONFORMANCE_REQUIRE_KUBECTL").as_deref() != Ok("1"),
+            "kubectl is required (NODE_CONFORMANCE_REQUIRE_KUBECTL=1) but is not on PATH"
+        );
+        eprintln!("skipped: no kubectl on PATH");
+        return;
+    }
+    let Some(workload) = common::static_binary() else {
+        return;
+    };
+    let bin_dir = PathBuf::from(script(&peers.join("build.sh"), &[]));
+    let env = NodeEnv::start(&peers);
+    let port = common::free_port();
+    struct Terminated(std::process::Child);
+    impl Drop for Terminated {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+            let _ = self.0.wait();
+        }
+    }
+    let mut cp = common::command()
+        .arg("control-plane")
+        .args(["--api-server-port", &port.to_string()])
+        .arg("--kubelet-binary")
+        .arg(bin_dir.join("kubelet"))
+        .args(["--container-runtime-endpoint", &env.endpoint])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("control-plane runs");
+    let stdout = cp.stdout.take().expect("stdout");
+    let cp = Terminated(cp);
+    let mut first = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("a line");
+    let kubeconfig = first
+        .split_once("admin kubeconfig: ")
+        .map(|(_, p)| PathBuf::from(p.trim()))
+        .unwrap_or_else(|| panic!("no kubeconfig in {first:?}"));
+    let home = tempfile::tempdir().expect("home");
+    let kubectl = |args: &[&str]| -> std::process::Output {
+        Command::new("kubectl")
+            .env("KUBECONFIG", &kubeconfig)
+            .env("HOME", home.path())
+            .args(["--request-timeout", "60s"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("kubectl runs")
+    };
+    // No scheduler runs: the pod names the node, once the kubelet has registered it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let node = loop {
+        let out = kubectl(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"]);
+        let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !name.is_empty() {
+            break name;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no node registered: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    };
+    let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "exec", "namespace": "default"},
+        "spec": {"terminationGracePeriodSeconds": 1, "nodeName": node,
+            "containers": [{"name": "c", "image": "k8s.gcr.io/pause:3.2",
+            "imagePullPolicy": "Never",
+            "command": ["/bin/node-conformance", "workload", "--stdout", "container is alive",
+                "--sleep", "600"],
+            "volumeMounts": [{"name": "bin", "mountPath": "/bin", "readOnly": true}]}],
+            "volumes": [{"name": "bin", "hostPath": {"path": workload.parent().expect("dir")}}]}});
+    let manifest = home.path().join("pod.json");
+    std::fs::write(&manifest, pod.to_string()).expect("manifest");
+    let out = kubectl(&["apply", "-f", &manifest.display().to_string()]);
+    assert!(
+        out.status.success(),
+        "apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/exec",
+        "--timeout=180s",
+    ]);
+    assert!(
+        out.status.success(),
+        "the pod is not Ready: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&kubectl(&["get", "pod", "exec", "-o", "json"]).stdout)
+    );
+    let out = kubectl(&[
+        "exec",
+        "exec",
+        "--",
+        "/bin/node-conformance",
+        "workload",
+        "--stdout",
+        "hello",
+        "--stderr",
+        "oops",
+    ]);
+    let said = format!(
+        "stdout {:?}, stderr {:?}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n", "{said}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("oops"),
+        "{said}"
+    );
+    // A nonzero exit comes back as kubectl's own exit code.
+    let out = kubectl(&[
+        "exec",
+        "exec",
+        "-c",
+        "c",
+        "--",
+        "/bin/node-conformance",
+        "workload",
+        "--exit",
+        "3",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A command that does not exist is the runtime's error, not a hang.
+    let out = kubectl(&["exec", "exec", "--", "/no/such/command"]);
+    assert!(!out.status.success());
+    let out = kubectl(&["logs", "exec"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "container is alive\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = kubectl(&["delete", "pod", "exec", "--wait=true", "--timeout=60s"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(cp);
+    assert_eq!(env.ctr(&["containers", "ls", "-q"]), "", "containers left");
 }

@@ -48,12 +48,61 @@ pub(super) fn router_with(store: Arc<Store>, kubelets: Option<super::logs::Kubel
         // Only fails when it already exists.
         let _ = store.create("namespaces", "", json!({"metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}), false);
     }
+    let app = Arc::new(App { store, kubelets });
     // kube-apiserver's own limit on a request body (3 MiB); larger ones get 413. `server`
     // refuses them before reading; this holds the router to the limit when served otherwise.
     Router::new()
         .fallback(handle)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(Arc::new(App { store, kubelets }))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            streaming,
+        ))
+        .with_state(app)
+}
+
+/// The requests that switch protocols, served with the whole request (its upgrade is in its
+/// extensions): `pods/exec`, `pods/attach`, and `pods/log` asked for over a websocket.
+async fn streaming(
+    State(app): State<Arc<App>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Ok(t) = route(req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let (Some(name), Some(sub)) = (t.name.clone(), t.subresource.as_deref()) else {
+        return next.run(req).await;
+    };
+    let verb = match sub {
+        "exec" => super::streams::Verb::Exec,
+        "attach" => super::streams::Verb::Attach,
+        "log" if req.method() == Method::GET && super::streams::is_websocket(req.headers()) => {
+            let query: Vec<(String, String)> =
+                form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                    .into_owned()
+                    .collect();
+            let log = super::logs::serve(
+                &app.store,
+                app.kubelets.as_ref(),
+                &t.namespace,
+                &name,
+                &query,
+            )
+            .await;
+            return super::streams::websocket_log(req, log);
+        }
+        _ => return next.run(req).await,
+    };
+    super::streams::serve(
+        &app.store,
+        app.kubelets.as_ref(),
+        verb,
+        &t.namespace,
+        &name,
+        req,
+    )
+    .await
 }
 
 /// `/version`: the Kubernetes release whose newest behaviour the control plane follows where
@@ -306,7 +355,10 @@ fn route(path: &str) -> Result<Target, Response> {
     {
         return Err(not_found());
     }
-    let allowed = |s: &str| (s == "status" && res.status) || (s == "log" && res.kind == "Pod");
+    let allowed = |s: &str| {
+        (s == "status" && res.status)
+            || (matches!(s, "log" | "exec" | "attach") && res.kind == "Pod")
+    };
     if subresource.as_deref().is_some_and(|s| !allowed(s)) {
         return Err(not_found());
     }

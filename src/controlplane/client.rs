@@ -11,6 +11,8 @@ pub struct Client {
     agent: ureq::Agent,
     /// `Bearer <token>`, sent with every request when the client has a token.
     authorization: Option<String>,
+    /// What websockets, which do not go through the agent, connect with.
+    credentials: Credentials,
 }
 
 impl std::fmt::Debug for Client {
@@ -100,6 +102,7 @@ impl Client {
             base: base.trim_end_matches('/').to_string(),
             agent,
             authorization: credentials.token.as_ref().map(|t| format!("Bearer {t}")),
+            credentials: credentials.clone(),
         }
     }
 
@@ -319,6 +322,186 @@ impl Watch {
             let object = event.get("object").cloned().unwrap_or(Value::Null);
             return Ok(Some((kind, object)));
         }
+    }
+}
+
+/// Every message of a websocket, in order, until the server closed it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebSocketMessages {
+    /// The subprotocol the server chose (`Sec-WebSocket-Protocol`), empty when none.
+    pub protocol: String,
+    /// Each text or binary message's payload.
+    pub messages: Vec<Vec<u8>>,
+}
+
+/// A byte stream a websocket runs over: TCP, or TLS over it.
+trait Stream: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> Stream for T {}
+
+impl Client {
+    /// Opens a websocket to `path` (with its query) offering `protocols`, authenticated as
+    /// every request of this client is, and reads every message until the server closes the
+    /// socket (a close frame, or the connection's end). `deadline` bounds it all; a server
+    /// that refuses the upgrade gives its HTTP code and body.
+    pub fn websocket_messages(
+        &self,
+        path: &str,
+        protocols: &[&str],
+        deadline: Duration,
+    ) -> Result<WebSocketMessages, ApiError> {
+        let until = std::time::Instant::now() + deadline;
+        let failed = |e: &dyn std::fmt::Display| ApiError {
+            code: 0,
+            message: format!("websocket {path}: {e}"),
+        };
+        let (secure, authority) = match self.base.split_once("://") {
+            Some(("https", a)) => (true, a),
+            Some(("http", a)) => (false, a),
+            _ => return Err(failed(&format!("the API {} is no http(s) URL", self.base))),
+        };
+        let left = || until.saturating_duration_since(std::time::Instant::now());
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
+            .map_err(|e| failed(&e))?
+            .next()
+            .ok_or_else(|| failed(&format!("{authority} has no address")))?;
+        let tcp = std::net::TcpStream::connect_timeout(&addr, left().max(Duration::from_millis(1)))
+            .map_err(|e| failed(&e))?;
+        let _ = tcp.set_nodelay(true);
+        // The clock's handle: read and write timeouts are the socket's, whatever wraps it.
+        let clock = tcp.try_clone().map_err(|e| failed(&e))?;
+        let stream: Box<dyn Stream> = if secure {
+            Box::new(self.tls(authority, tcp).map_err(|e| failed(&e))?)
+        } else {
+            Box::new(tcp)
+        };
+        let scheme = if secure { "wss" } else { "ws" };
+        let mut request = tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "{scheme}://{authority}{path}"
+        ))
+        .map_err(|e| failed(&e))?;
+        if let Some(a) = &self.authorization
+            && let Ok(v) = a.parse()
+        {
+            request.headers_mut().insert("Authorization", v);
+        }
+        if !protocols.is_empty()
+            && let Ok(v) = protocols.join(", ").parse()
+        {
+            request.headers_mut().insert("Sec-WebSocket-Protocol", v);
+        }
+        let timeout = |left: Duration| {
+            let t = Some(left.max(Duration::from_millis(1)));
+            let _ = clock.set_read_timeout(t);
+            let _ = clock.set_write_timeout(t);
+        };
+        timeout(left());
+        let (mut socket, response) = match tungstenite::client::client(request, stream) {
+            Ok(s) => s,
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
+                let code = r.status().as_u16();
+                let text =
+                    String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).to_string();
+                let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                return Err(ApiError {
+                    code,
+                    message: format!("websocket {path}: {}", message(&body)),
+                });
+            }
+            Err(e) => return Err(failed(&e)),
+        };
+        let protocol = response
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let mut messages = Vec::new();
+        loop {
+            if left().is_zero() {
+                return Err(failed(&format!(
+                    "not closed within {}s",
+                    deadline.as_secs_f64()
+                )));
+            }
+            timeout(left());
+            match socket.read() {
+                Ok(tungstenite::Message::Binary(b)) => messages.push(b.to_vec()),
+                Ok(tungstenite::Message::Text(t)) => messages.push(t.as_bytes().to_vec()),
+                Ok(tungstenite::Message::Close(_)) => break,
+                Ok(_) => {}
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    break;
+                }
+                // The server's end without a closing handshake is an end too, as Go's
+                // x/net/websocket reads it (io.EOF).
+                Err(tungstenite::Error::Protocol(
+                    tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                )) => break,
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    break;
+                }
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(failed(&format!(
+                        "not closed within {}s",
+                        deadline.as_secs_f64()
+                    )));
+                }
+                Err(e) => return Err(failed(&e)),
+            }
+        }
+        // Answering the server's close is a courtesy: it has said all it had to.
+        let _ = socket.close(None);
+        let _ = socket.flush();
+        Ok(WebSocketMessages { protocol, messages })
+    }
+
+    /// TLS to the API at `authority` (`host:port`), trusting only the client's CA and
+    /// presenting its certificate, if it has one.
+    fn tls(
+        &self,
+        authority: &str,
+        tcp: std::net::TcpStream,
+    ) -> Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(ca) = &self.credentials.ca {
+            for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                let cert = cert.map_err(|e| format!("the API's CA: {e}"))?;
+                roots.add(cert).map_err(|e| format!("the API's CA: {e}"))?;
+            }
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_root_certificates(roots);
+        let config = match &self.credentials.certificate {
+            Some((cert, key)) => {
+                let cert = CertificateDer::from_pem_slice(cert.as_bytes())
+                    .map_err(|e| format!("the client certificate: {e}"))?;
+                let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
+                    .map_err(|e| format!("the client key: {e}"))?;
+                builder
+                    .with_client_auth_cert(vec![cert], key)
+                    .map_err(|e| format!("the client certificate: {e}"))?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority, |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
+        let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+            .map_err(|e| format!("TLS: {e}"))?;
+        Ok(rustls::StreamOwned::new(conn, tcp))
     }
 }
 

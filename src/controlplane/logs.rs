@@ -281,28 +281,12 @@ pub(super) async fn serve(
     if node.is_empty() {
         return StatusCode::NO_CONTENT.into_response();
     }
-    // kube-apiserver's node lookup for kubelets answers as if the node were a pod.
-    let Ok(node_object) = store.get("nodes", "", node) else {
-        return status(
-            404,
-            "NotFound",
-            &format!("pods \"{node}\" not found"),
-            Some(("pods", node)),
-        );
+    let port = match kubelet_port(store, node) {
+        Ok(p) => p,
+        Err(resp) => return resp,
     };
-    let port = node_object
-        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
-        .and_then(Value::as_u64)
-        .and_then(|p| u16::try_from(p).ok())
-        .filter(|p| *p != 0)
-        .unwrap_or(10250);
     let Some(kubelets) = kubelets else {
-        return status(
-            503,
-            "ServiceUnavailable",
-            "no client credentials for kubelets: the control plane is served without authentication (--insecure-http)",
-            None,
-        );
+        return no_kubelet_credentials();
     };
     let mut path = format!("/containerLogs/{namespace}/{name}/{container}");
     if !kubelet_query.is_empty() {
@@ -323,24 +307,65 @@ pub(super) async fn serve(
 }
 
 /// How long connecting to a kubelet and its answer's header may take.
-const CONNECT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(super) const CONNECT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The port of `node`'s kubelet (`daemonEndpoints.kubeletEndpoint.Port`, 10250 when unset);
+/// `Err` is kube-apiserver's answer for a node that does not exist: its node lookup for
+/// kubelets answers as if the node were a pod.
+// The error is the finished answer, made once per request: not worth boxing.
+#[allow(clippy::result_large_err)]
+pub(super) fn kubelet_port(store: &Store, node: &str) -> Result<u16, Response> {
+    let Ok(node_object) = store.get("nodes", "", node) else {
+        return Err(status(
+            404,
+            "NotFound",
+            &format!("pods \"{node}\" not found"),
+            Some(("pods", node)),
+        ));
+    };
+    Ok(node_object
+        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
+        .and_then(Value::as_u64)
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p != 0)
+        .unwrap_or(10250))
+}
+
+/// The answer when the API was given no credentials for kubelets.
+pub(super) fn no_kubelet_credentials() -> Response {
+    status(
+        503,
+        "ServiceUnavailable",
+        "no client credentials for kubelets: the control plane is served without authentication (--insecure-http)",
+        None,
+    )
+}
+
+/// A TLS connection to the kubelet at 127.0.0.1:`port`, authenticated with the API's client
+/// certificate for kubelets. Not bounded in time: callers bound it.
+pub(super) async fn connect(
+    kubelets: &Kubelets,
+    port: u16,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    tokio_rustls::TlsConnector::from(Arc::clone(&kubelets.tls))
+        .connect(
+            ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
+            tcp,
+        )
+        .await
+        .map_err(|e| format!("TLS: {e}"))
+}
 
 /// GETs `path` from the kubelet at 127.0.0.1:`port`; a success is streamed back with its
 /// content type, anything else becomes the Status kube-apiserver makes of it
 /// (`NewGenericServerResponse`: the code, the reason it stands for, the kubelet's text).
 async fn get(kubelets: &Kubelets, port: u16, path: &str) -> Result<Response, String> {
     let answer = tokio::time::timeout(CONNECT, async {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map_err(|e| e.to_string())?;
-        let _ = tcp.set_nodelay(true);
-        let tls = tokio_rustls::TlsConnector::from(Arc::clone(&kubelets.tls))
-            .connect(
-                ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
-                tcp,
-            )
-            .await
-            .map_err(|e| format!("TLS: {e}"))?;
+        let tls = connect(kubelets, port).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| e.to_string())?;

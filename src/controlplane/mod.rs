@@ -23,6 +23,7 @@ pub mod selector;
 pub mod server;
 pub mod services;
 pub mod store;
+pub mod streams;
 pub mod table;
 pub mod validation;
 pub mod watch;

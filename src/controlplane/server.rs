@@ -212,7 +212,10 @@ async fn serve_connection<S>(
     // any header a kubelet or kubectl sends.
     let conn = hyper::server::conn::http1::Builder::new()
         .max_buf_size(MAX_READ_BUFFER)
-        .serve_connection(io, service);
+        .serve_connection(io, service)
+        // pods/exec, pods/attach and websocket logs switch protocols; the connection is then
+        // the relay's, and its future here ends.
+        .with_upgrades();
     tokio::pin!(conn);
     let mut stopping = false;
     loop {

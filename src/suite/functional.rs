@@ -1100,6 +1100,24 @@ impl<'a> ApiPod<'a> {
             .map_err(|e| e.to_string())
     }
 
+    /// Runs the workload with `actions` in its container `container` through `pods/exec`
+    /// (upstream's `ExecWithOptions`): its output and exit code, within a minute.
+    pub(crate) fn exec(
+        &self,
+        container: &str,
+        actions: &[&str],
+    ) -> Result<super::common::exec::ExecOutput, String> {
+        let mut command = self.s.workload.command();
+        command.extend(actions.iter().map(|a| (*a).to_string()));
+        super::common::exec::exec(
+            &self.s.api,
+            &self.path(),
+            container,
+            &command,
+            Duration::from_secs(60),
+        )
+    }
+
     /// Deletes the pod (grace 2 s) and waits until it is gone, as upstream's
     /// `should be possible to delete` does: `Err` says what was seen instead.
     pub(crate) fn delete_and_wait(&self) -> Result<(), String> {

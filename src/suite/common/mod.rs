@@ -3,6 +3,7 @@
 //! states its pod, what it waits for and what it expects; the expectation is a pure function
 //! of the pod's recorded status, unit tested with right and wrong ones.
 
+pub mod exec;
 pub mod kit;
 pub mod node;
 pub mod output;

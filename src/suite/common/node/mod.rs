@@ -5,6 +5,7 @@ pub mod containers;
 pub mod downwardapi;
 pub mod expansion;
 pub mod kubelet;
+pub mod kubelet_etc_hosts;
 pub mod pod_admission;
 pub mod pods;
 pub mod runtime;
@@ -22,5 +23,7 @@ pub fn tests() -> Vec<Test> {
     tests.extend(expansion::tests());
     tests.extend(kubelet::tests());
     tests.extend(pod_admission::tests());
+    tests.extend(pods::websocket_tests());
+    tests.extend(kubelet_etc_hosts::tests());
     tests
 }
