@@ -141,12 +141,7 @@ pub(super) async fn serve(
     req: Request,
 ) -> Response {
     if req.method() != Method::GET && req.method() != Method::POST {
-        return status(
-            405,
-            "MethodNotAllowed",
-            "the server does not allow this method on the requested resource",
-            None,
-        );
+        return super::api::no_route(405, "");
     }
     let query: Vec<(String, String)> =
         form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
