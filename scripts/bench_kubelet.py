@@ -56,7 +56,9 @@ version = next((ch["detail"] for t in tests for ch in t.get("checks", [])
 cpu = r["cpu_seconds"]
 print(f"kubelet group against kubelet {version} (started by the harness), {len(tests)} tests side "
       f"by side: {c['passed']} passed, {c['failed']} failed, "
-      f"{sum(t['verdict'] == 'skipped' for t in tests)} skipped (newer than the kubelet); "
+      f"{sum(t['verdict'] == 'skipped' for t in tests)} skipped "
+      f"({sum((t.get('message') or '').startswith('needs kubelet v') for t in tests)} newer than "
+      f"the kubelet); "
       f"wall {wall:.1f} s (target < 300 s); "
       f"waiting on the kubelet {max(waited):.1f} s in the longest test, {sum(waited):.1f} s summed; "
       f"harness CPU {cpu:.2f} s = {100 * cpu / wall:.2f}% of wall (target < 2%)")
