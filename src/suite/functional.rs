@@ -1149,11 +1149,39 @@ impl<'a> ApiPod<'a> {
         what: &str,
         check: impl Fn(&Value) -> Result<(), String>,
     ) -> Result<Value, String> {
+        self.wait_within(what, self.s.waits.pod_start, check)
+    }
+
+    /// Upstream's `CreateSync` wait: the pod Running.
+    pub(crate) fn wait_running(&self) -> Result<Value, String> {
+        self.wait("to be Running", |p| match pod_phase(p) {
+            "Running" => Ok(()),
+            _ => Err(summary(p)),
+        })
+    }
+
+    /// The pod Ready (podutils.IsPodReady: its Ready condition True).
+    pub(crate) fn wait_ready(&self) -> Result<Value, String> {
+        self.wait("to be Running and Ready", |p| {
+            match condition(p, "Ready").and_then(|c| str_at(c, "/status")) {
+                Some("True") => Ok(()),
+                _ => Err(summary(p)),
+            }
+        })
+    }
+
+    /// [`ApiPod::wait`] for at most `limit` (an upstream timeout other than PodStartTimeout).
+    pub(crate) fn wait_within(
+        &self,
+        what: &str,
+        limit: Duration,
+        check: impl Fn(&Value) -> Result<(), String>,
+    ) -> Result<Value, String> {
         wait_described(
             self.s,
             &format!("pod {} {what}", self.name),
             ("pods", &self.name),
-            self.s.waits.pod_start,
+            limit,
             || {
                 let pod = self
                     .s

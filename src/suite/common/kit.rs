@@ -99,6 +99,11 @@ pub(crate) fn output_test(
     r.finish(describe)
 }
 
+/// A pod as the API answered it, typed.
+pub fn typed(pod: &Value) -> Result<Pod, String> {
+    serde_json::from_value(pod.clone()).map_err(|e| format!("not a Pod: {e}"))
+}
+
 /// Upstream's `WaitForPodFailedReason` and `WaitForPodTerminatedInNamespace`: the pod Failed
 /// with status reason `reason` (`""` for none). `Err` says what it is instead.
 pub fn failed_for(pod: &Pod, reason: &str) -> Result<String, String> {

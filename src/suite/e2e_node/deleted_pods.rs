@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 };
 use serde_json::{Value, json};
 
-use crate::suite::common::kit::{container, failed_for};
+use crate::suite::common::kit::{container, failed_for, typed};
 use crate::suite::common::version::require_kubelet;
 use crate::suite::functional::{ApiPod, Session, Waits, removal, session, summary};
 use crate::suite::{Context, Outcome, Recorder, Service, Test, describe};
@@ -109,8 +109,35 @@ pub(crate) fn with_finalizer<'a>(
     Ok((pod, guard))
 }
 
-pub(crate) fn typed(pod: &Value) -> Result<Pod, String> {
-    serde_json::from_value(pod.clone()).map_err(|e| format!("not a Pod: {e}"))
+/// Makes `c` Ready once the file `marker` exists (upstream's exec probe `cat <marker>`, with
+/// `timing`'s delays), `marker` lying in /tmp; returns the emptyDir volume for /tmp the pod
+/// needs, since the workload's image has no /tmp of its own.
+pub(crate) fn ready_on_marker(
+    s: &Session<'_>,
+    c: &mut Container,
+    marker: &str,
+    timing: Probe,
+) -> Volume {
+    let mut probe = s.workload.command();
+    probe.extend(["--cat".to_string(), marker.to_string()]);
+    c.readiness_probe = Some(Probe {
+        exec: Some(ExecAction {
+            command: Some(probe),
+        }),
+        ..timing
+    });
+    c.volume_mounts
+        .get_or_insert_with(Vec::new)
+        .push(VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        });
+    Volume {
+        name: "tmp".into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    }
 }
 
 /// The end upstream expects: one container, terminated with `code`.
@@ -201,12 +228,7 @@ fn killed(ctx: &Context, policy: &str) -> Outcome {
         Ok(p) => p,
         Err(e) => return r.fail_now(e),
     };
-    if let Err(e) = pod.wait("to be Running", |p| {
-        match p.pointer("/status/phase").and_then(Value::as_str) {
-            Some("Running") => Ok(()),
-            _ => Err(summary(p)),
-        }
-    }) {
+    if let Err(e) = pod.wait_running() {
         return r.fail_now(e);
     }
     if let Err(e) = s.api.delete(&pod.path(), &json!({"gracePeriodSeconds": 1})) {
@@ -235,31 +257,19 @@ fn stopped(ctx: &Context, policy: &str) -> Outcome {
     let mut r = Recorder::new();
     let prefix = format!("deleted-running-{}", policy.to_lowercase());
     let spec = container(&s, &prefix, &["--create", MARKER, "", "--pause"]).map(|mut c| {
-        let mut probe = s.workload.command();
-        probe.extend(["--cat".to_string(), MARKER.to_string()]);
-        c.readiness_probe = Some(Probe {
-            period_seconds: Some(1),
-            exec: Some(ExecAction {
-                command: Some(probe),
-            }),
-            ..Default::default()
-        });
-        c.volume_mounts
-            .get_or_insert_with(Vec::new)
-            .push(VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
+        let tmp = ready_on_marker(
+            &s,
+            &mut c,
+            MARKER,
+            Probe {
+                period_seconds: Some(1),
                 ..Default::default()
-            });
+            },
+        );
         PodSpec {
             restart_policy: Some(policy.into()),
             containers: vec![c],
-            // The workload's image has no /tmp of its own.
-            volumes: Some(vec![Volume {
-                name: "tmp".into(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Default::default()
-            }]),
+            volumes: Some(vec![tmp]),
             ..Default::default()
         }
     });
@@ -267,15 +277,7 @@ fn stopped(ctx: &Context, policy: &str) -> Outcome {
         Ok(p) => p,
         Err(e) => return r.fail_now(e),
     };
-    if let Err(e) = pod.wait("to be Ready", |p| {
-        let ready = p
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True");
-        if ready { Ok(()) } else { Err(summary(p)) }
-    }) {
+    if let Err(e) = pod.wait_ready() {
         return r.fail_now(e);
     }
     if let Err(e) = s.api.delete(&pod.path(), &json!({})) {

@@ -138,7 +138,14 @@ fn str_at<'v>(v: &'v Value, pointer: &str) -> Result<&'v str, String> {
         .ok_or_else(|| format!("the log pod has no {pointer}"))
 }
 
-fn log_path(ctx: &Context) -> Outcome {
+/// Upstream's BeforeEach and one It: the log pod, then the check of the path `expected` makes
+/// of the log pod's name and object, reported as `item`.
+fn logged_at(
+    ctx: &Context,
+    prefix: &str,
+    item: &str,
+    expected: impl FnOnce(&str, &str, &Value) -> Result<String, String>,
+) -> Outcome {
     let s = match session(ctx) {
         Ok(s) => s,
         Err(o) => return o,
@@ -148,32 +155,24 @@ fn log_path(ctx: &Context) -> Outcome {
         Ok(p) => p,
         Err(e) => return r.fail_now(e),
     };
-    let path = str_at(&object, "/status/containerStatuses/0/containerID")
-        .and_then(|id| container_log_path(&pod.name, &s.namespace, LOG_CONTAINER, id));
-    match path.and_then(|p| check(&s, "log-check", &p)) {
-        Ok(d) => r.ok("log path", d),
-        Err(e) => r.fail("log path", e),
+    match expected(&pod.name, &s.namespace, &object).and_then(|p| check(&s, prefix, &p)) {
+        Ok(d) => r.ok(item, d),
+        Err(e) => r.fail(item, e),
     }
     r.finish(describe)
 }
 
+fn log_path(ctx: &Context) -> Outcome {
+    logged_at(ctx, "log-check", "log path", |pod, ns, object| {
+        str_at(object, "/status/containerStatuses/0/containerID")
+            .and_then(|id| container_log_path(pod, ns, LOG_CONTAINER, id))
+    })
+}
+
 fn cri_log_path(ctx: &Context) -> Outcome {
-    let s = match session(ctx) {
-        Ok(s) => s,
-        Err(o) => return o,
-    };
-    let mut r = Recorder::new();
-    let (pod, object) = match log_pod(&s) {
-        Ok(p) => p,
-        Err(e) => return r.fail_now(e),
-    };
-    let path = str_at(&object, "/metadata/uid")
-        .map(|uid| cri_log_file(&s.namespace, &pod.name, uid, LOG_CONTAINER));
-    match path.and_then(|p| check(&s, "log-cri-check", &p)) {
-        Ok(d) => r.ok("CRI log path", d),
-        Err(e) => r.fail("CRI log path", e),
-    }
-    r.finish(describe)
+    logged_at(ctx, "log-cri-check", "CRI log path", |pod, ns, object| {
+        str_at(object, "/metadata/uid").map(|uid| cri_log_file(ns, pod, uid, LOG_CONTAINER))
+    })
 }
 
 #[cfg(test)]

@@ -5,15 +5,15 @@
 //! and skip. Upstream's shell, which traps SIGTERM but sleeps on through it, is the workload
 //! as PID 1 without a handler: `--create /tmp/healthy '' --sleep 1000`.
 
-use k8s_openapi::api::core::v1::{
-    EmptyDirVolumeSource, ExecAction, Pod, PodSpec, Probe, Volume, VolumeMount,
-};
-use serde_json::{Value, json};
+use k8s_openapi::api::core::v1::{Pod, PodSpec, Probe};
+use serde_json::json;
 
-use super::deleted_pods::{FEATURE, MIN_KUBELET, container_ended_with, typed, with_finalizer};
-use crate::suite::common::kit::{container, failed_for};
+use super::deleted_pods::{
+    FEATURE, MIN_KUBELET, container_ended_with, ready_on_marker, with_finalizer,
+};
+use crate::suite::common::kit::{container, failed_for, typed};
 use crate::suite::common::version::require_kubelet;
-use crate::suite::functional::{Waits, removal, session, summary};
+use crate::suite::functional::{Waits, removal, session};
 use crate::suite::{Context, Outcome, Recorder, Service, Test, describe};
 
 const CONTAINER: &str = "sigkill-target-container";
@@ -64,33 +64,21 @@ fn sigkill(ctx: &Context) -> Outcome {
     let mut r = Recorder::new();
     let spec =
         container(&s, CONTAINER, &["--create", HEALTHY, "", "--sleep", "1000"]).map(|mut c| {
-            let mut probe = s.workload.command();
-            probe.extend(["--cat".to_string(), HEALTHY.to_string()]);
-            c.readiness_probe = Some(Probe {
-                initial_delay_seconds: Some(1),
-                timeout_seconds: Some(2),
-                exec: Some(ExecAction {
-                    command: Some(probe),
-                }),
-                ..Default::default()
-            });
-            c.volume_mounts
-                .get_or_insert_with(Vec::new)
-                .push(VolumeMount {
-                    name: "tmp".into(),
-                    mount_path: "/tmp".into(),
+            let tmp = ready_on_marker(
+                &s,
+                &mut c,
+                HEALTHY,
+                Probe {
+                    initial_delay_seconds: Some(1),
+                    timeout_seconds: Some(2),
                     ..Default::default()
-                });
+                },
+            );
             PodSpec {
                 restart_policy: Some("Never".into()),
                 termination_grace_period_seconds: Some(GRACE),
                 containers: vec![c],
-                // The workload's image has no /tmp of its own.
-                volumes: Some(vec![Volume {
-                    name: "tmp".into(),
-                    empty_dir: Some(EmptyDirVolumeSource::default()),
-                    ..Default::default()
-                }]),
+                volumes: Some(vec![tmp]),
                 ..Default::default()
             }
         });
@@ -98,15 +86,7 @@ fn sigkill(ctx: &Context) -> Outcome {
         Ok(p) => p,
         Err(e) => return r.fail_now(e),
     };
-    if let Err(e) = pod.wait("to be Running and Ready", |p| {
-        let ready = p
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True");
-        if ready { Ok(()) } else { Err(summary(p)) }
-    }) {
+    if let Err(e) = pod.wait_ready() {
         return r.fail_now(e);
     }
     if let Err(e) = s.api.delete(&pod.path(), &json!({})) {
@@ -126,6 +106,7 @@ fn sigkill(ctx: &Context) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn pod(state: Value) -> Pod {
         serde_json::from_value(json!({"status": {"phase": "Failed", "containerStatuses": [

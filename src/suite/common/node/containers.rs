@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec};
 use crate::runtime::PodWorkload;
 use crate::suite::common::kit::container;
 use crate::suite::common::output::{Matching, container_output};
-use crate::suite::functional::{ApiPod, Session, Waits, removal, session, summary};
+use crate::suite::functional::{ApiPod, Session, Waits, removal, session};
 use crate::suite::{Context, Outcome, Recorder, Service, Test, describe};
 
 const CONFORMANCE: &[&str] = &["NodeConformance", "Conformance"];
@@ -125,15 +125,7 @@ fn image_defaults(ctx: &Context) -> Outcome {
         Ok(p) => p,
         Err(e) => return r.fail_now(e),
     };
-    if let Err(e) = pod.wait("to be Running", |p| {
-        match p
-            .pointer("/status/phase")
-            .and_then(serde_json::Value::as_str)
-        {
-            Some("Running") => Ok(()),
-            _ => Err(summary(p)),
-        }
-    }) {
+    if let Err(e) = pod.wait_running() {
         return r.fail_now(e);
     }
     let until = Instant::now() + PAUSED_WAIT;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{HostAlias, Pod, PodSpec, SecurityContext};
 use serde_json::Value;
 
-use crate::suite::common::kit::{container, with_command};
+use crate::suite::common::kit::{container, typed, with_command};
 use crate::suite::functional::{ApiPod, Session, Waits, removal, session, summary};
 use crate::suite::{Context, Outcome, Recorder, Service, Test, describe};
 
@@ -70,10 +70,6 @@ pub fn tests() -> Vec<Test> {
             with_log,
         ),
     ]
-}
-
-fn typed(pod: &Value) -> Result<Pod, String> {
-    serde_json::from_value(pod.clone()).map_err(|e| format!("not a Pod: {e}"))
 }
 
 fn phase(pod: &Value) -> &str {
@@ -148,10 +144,7 @@ fn prints_to_logs(ctx: &Context) -> Outcome {
         Err(e) => return r.fail_now(e),
     };
     // Upstream's CreateSync: created and Running.
-    if let Err(e) = pod.wait("to be Running", |p| match phase(p) {
-        "Running" => Ok(()),
-        _ => Err(summary(p)),
-    }) {
+    if let Err(e) = pod.wait_running() {
         return r.fail_now(e);
     }
     match log_becomes(&pod, name, true, "Hello World\n") {
@@ -329,10 +322,7 @@ fn read_only_root(ctx: &Context) -> Outcome {
         Ok(p) => p,
         Err(e) => return r.fail_now(e),
     };
-    if let Err(e) = pod.wait("to be Running", |p| match phase(p) {
-        "Running" => Ok(()),
-        _ => Err(summary(p)),
-    }) {
+    if let Err(e) = pod.wait_running() {
         return r.fail_now(e);
     }
     match log_becomes(

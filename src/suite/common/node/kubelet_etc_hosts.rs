@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{
     Container, HostPathVolumeSource, PodSecurityContext, PodSpec, Volume, VolumeMount,
 };
-use serde_json::Value;
 
 use crate::suite::common::exec::succeeded;
 use crate::suite::common::kit::container;
-use crate::suite::functional::{ApiPod, Session, removal, session, summary};
+use crate::suite::functional::{ApiPod, Session, removal, session};
 use crate::suite::{Context, Outcome, Recorder, Service, Test, describe};
 
 const TAGS: &[&str] = &["LinuxOnly", "NodeConformance", "Conformance"];
@@ -90,12 +89,7 @@ fn node_etc_hosts() -> Volume {
 /// Created and Running (`CreateSync`).
 fn create_sync<'a>(s: &'a Session<'a>, prefix: &str, spec: PodSpec) -> Result<ApiPod<'a>, String> {
     let pod = ApiPod::create_spec(s, prefix, spec)?;
-    pod.wait("to be Running", |p| {
-        match p.pointer("/status/phase").and_then(Value::as_str) {
-            Some("Running") => Ok(()),
-            _ => Err(summary(p)),
-        }
-    })?;
+    pod.wait_running()?;
     Ok(pod)
 }
 

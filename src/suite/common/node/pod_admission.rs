@@ -3,14 +3,13 @@
 //! predicate.go, `PodOSNotSupported`). The kubelet checks `spec.os` from 1.24 on by default
 //! (KEP-2802, IdentifyPodOS beta): an older kubelet skips the test.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, PodOS, PodSpec};
-use serde_json::Value;
+use k8s_openapi::api::core::v1::{PodOS, PodSpec};
 
-use crate::suite::common::kit::{container, failed_for};
+use crate::suite::common::kit::{container, failed_for, typed};
 use crate::suite::common::version::require_kubelet;
-use crate::suite::functional::{ApiPod, Waits, removal, session, summary};
+use crate::suite::functional::{ApiPod, Waits, removal, session};
 use crate::suite::{Context, Outcome, Recorder, Service, Test, describe};
 
 /// Upstream's `f.Timeouts.PodStartShort`.
@@ -54,32 +53,14 @@ fn rejects_other_os(ctx: &Context) -> Outcome {
         Ok(p) => p,
         Err(e) => return r.fail_now(e),
     };
-    let until = Instant::now() + POD_START_SHORT;
-    loop {
-        let seen = s
-            .api
-            .get(&pod.path())
-            .map_err(|e| e.to_string())
-            .and_then(|p| p.ok_or_else(|| "the pod is gone".to_string()));
-        let verdict = seen.as_ref().map_err(String::clone).and_then(|p: &Value| {
-            let typed: Pod = serde_json::from_value(p.clone()).map_err(|e| e.to_string())?;
-            failed_for(&typed, "PodOSNotSupported")
-        });
-        match verdict {
-            Ok(d) => {
-                r.ok("rejected", d);
-                break;
-            }
-            Err(e) if Instant::now() >= until => {
-                let state = seen.map(|p| summary(&p)).unwrap_or_default();
-                r.fail(
-                    "rejected",
-                    format!("not within {}s: {e}; {state}", POD_START_SHORT.as_secs()),
-                );
-                break;
-            }
-            Err(_) => std::thread::sleep(Duration::from_secs(2)),
-        }
+    match pod.wait_within("to be rejected", POD_START_SHORT, |p| {
+        failed_for(&typed(p)?, "PodOSNotSupported").map(|_| ())
+    }) {
+        Ok(p) => match typed(&p).and_then(|p| failed_for(&p, "PodOSNotSupported")) {
+            Ok(d) => r.ok("rejected", d),
+            Err(e) => r.fail("rejected", e),
+        },
+        Err(e) => r.fail("rejected", e),
     }
     r.finish(describe)
 }

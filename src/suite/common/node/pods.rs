@@ -18,9 +18,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
-use crate::suite::common::kit::{container, failed_for, with_command};
+use crate::suite::common::kit::{container, failed_for, typed, with_command};
 use crate::suite::common::output::{Matching, container_output};
-use crate::suite::functional::{ApiPod, Session, Waits, removal, session, summary};
+use crate::suite::functional::{ApiPod, Session, Waits, removal, session};
 use crate::suite::{Context, Outcome, Recorder, Service, Test, describe};
 
 const CONFORMANCE: &[&str] = &["NodeConformance", "Conformance"];
@@ -81,25 +81,11 @@ pub fn tests() -> Vec<Test> {
     ]
 }
 
-fn typed(pod: &Value) -> Result<Pod, String> {
-    serde_json::from_value(pod.clone()).map_err(|e| format!("not a Pod: {e}"))
-}
-
 /// A pod of one long-running workload container named `name`.
 fn paused(s: &Session<'_>, name: &str) -> Result<PodSpec, String> {
     Ok(PodSpec {
         containers: vec![container(s, name, &["--pause"])?],
         ..Default::default()
-    })
-}
-
-/// Upstream's `CreateSync` wait: the pod Running.
-fn running(pod: &ApiPod<'_>) -> Result<Value, String> {
-    pod.wait("to be Running", |p| {
-        match p.pointer("/status/phase").and_then(Value::as_str) {
-            Some("Running") => Ok(()),
-            _ => Err(summary(p)),
-        }
     })
 }
 
@@ -169,32 +155,18 @@ fn host_ip(ctx: &Context) -> Outcome {
         Ok(p) => p,
         Err(e) => return r.fail_now(e),
     };
-    if let Err(e) = running(&pod) {
+    if let Err(e) = pod.wait_running() {
         return r.fail_now(e);
     }
-    let until = Instant::now() + HOST_IP_WAIT;
-    loop {
-        let seen = s
-            .api
-            .get(&pod.path())
-            .map_err(|e| e.to_string())
-            .and_then(|p| p.ok_or_else(|| "the pod is gone".to_string()))
-            .and_then(|p| typed(&p))
-            .and_then(|p| host_ip_of(&p));
-        match seen {
-            Ok(ip) => {
-                r.ok("hostIP", ip.to_string());
-                break;
-            }
-            Err(e) if Instant::now() >= until => {
-                r.fail(
-                    "hostIP",
-                    format!("gave up after {}s: {e}", HOST_IP_WAIT.as_secs()),
-                );
-                break;
-            }
-            Err(_) => std::thread::sleep(Duration::from_secs(5)),
-        }
+    // Upstream polls every 5 s for 2 minutes; the wait looks again whenever the pod changes.
+    match pod.wait_within("to get a host IP", HOST_IP_WAIT, |p| {
+        host_ip_of(&typed(p)?).map(|_| ())
+    }) {
+        Ok(p) => match typed(&p).and_then(|p| host_ip_of(&p)) {
+            Ok(ip) => r.ok("hostIP", ip.to_string()),
+            Err(e) => r.fail("hostIP", e),
+        },
+        Err(e) => r.fail("hostIP", e),
     }
     r.finish(describe)
 }
@@ -275,7 +247,7 @@ fn submitted_and_removed(ctx: &Context) -> Outcome {
         Err(e) => return r.fail_now(format!("waiting for the pod's creation: {e}")),
     }
     // Running first, else the deletion may be immediate rather than graceful.
-    if let Err(e) = running(&pod) {
+    if let Err(e) = pod.wait_running() {
         return r.fail_now(e);
     }
     if let Err(e) = s
@@ -345,7 +317,7 @@ fn updated(ctx: &Context) -> Outcome {
         Ok(p) => p,
         Err(e) => return r.fail_now(e),
     };
-    if let Err(e) = running(&pod) {
+    if let Err(e) = pod.wait_running() {
         return r.fail_now(e);
     }
     match list_by_time(&s, &value).and_then(|(i, _)| count(&i, 1, &format!("time={value}"))) {
@@ -366,7 +338,7 @@ fn updated(ctx: &Context) -> Outcome {
     }) {
         return r.fail_now(e);
     }
-    if let Err(e) = running(&pod) {
+    if let Err(e) = pod.wait_running() {
         return r.fail_now(e);
     }
     match list_by_time(&s, &new_value).and_then(|(i, _)| count(&i, 1, &format!("time={new_value}")))
@@ -395,7 +367,7 @@ fn active_deadline(ctx: &Context) -> Outcome {
         Ok(p) => p,
         Err(e) => return r.fail_now(e),
     };
-    if let Err(e) = running(&pod) {
+    if let Err(e) = pod.wait_running() {
         return r.fail_now(e);
     }
     match list_by_time(&s, &value).and_then(|(i, _)| count(&i, 1, &format!("time={value}"))) {
@@ -463,7 +435,7 @@ fn service_env(ctx: &Context) -> Outcome {
         Ok(p) => p,
         Err(e) => return r.fail_now(e),
     };
-    if let Err(e) = running(&server) {
+    if let Err(e) = server.wait_running() {
         return r.fail_now(e);
     }
     let service = ApiService {
@@ -555,7 +527,7 @@ fn readiness_gates(ctx: &Context) -> Outcome {
         Ok(p) => p,
         Err(e) => return r.fail_now(e),
     };
-    if let Err(e) = running(&pod) {
+    if let Err(e) = pod.wait_running() {
         return r.fail_now(e);
     }
     let ready_now = || -> Result<(bool, String), String> {
@@ -754,12 +726,7 @@ fn alive_pod<'a>(s: &'a Session<'a>, prefix: &str, sleep: &str) -> Result<ApiPod
             ..Default::default()
         },
     )?;
-    pod.wait("to be Running", |p| {
-        match p.pointer("/status/phase").and_then(Value::as_str) {
-            Some("Running") => Ok(()),
-            _ => Err(summary(p)),
-        }
-    })?;
+    pod.wait_running()?;
     Ok(pod)
 }
 

@@ -10,9 +10,8 @@ use k8s_openapi::api::core::v1::{
     Container, ContainerState, EmptyDirVolumeSource, Pod, PodSpec, SecurityContext, Volume,
     VolumeMount,
 };
-use serde_json::Value;
 
-use crate::suite::common::kit::container;
+use crate::suite::common::kit::{container, typed};
 use crate::suite::functional::{ApiPod, Session, Waits, removal, session, summary};
 use crate::suite::{Context, Outcome, Recorder, Service, Test, describe};
 
@@ -73,10 +72,6 @@ pub fn tests() -> Vec<Test> {
             one_pod,
         ),
     ]
-}
-
-fn typed(pod: &Value) -> Result<Pod, String> {
-    serde_json::from_value(pod.clone()).map_err(|e| format!("not a Pod: {e}"))
 }
 
 /// What a container's state is, as upstream's `GetContainerState` names it.
@@ -455,6 +450,7 @@ fn message_from_file(ctx: &Context) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn pod(v: Value) -> Pod {
         serde_json::from_value(v).unwrap()
