@@ -7,6 +7,8 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
+pub mod lifecycle;
+
 /// One thing the workload does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -59,6 +61,8 @@ pub enum Action {
     /// pause container's behaviour (a container that stops at once when asked).
     Pause,
     Serve(u16),
+    /// Upstream's `ExecCommand` of the containers lifecycle tests, to its end.
+    Lifecycle(lifecycle::Lifecycle),
     Exit(i32),
 }
 
@@ -135,6 +139,10 @@ pub fn parse(args: &[String]) -> Result<Vec<Action>, String> {
             }
             "--pause" => Action::Pause,
             "--serve" => Action::Serve(u16::try_from(number(value()?)?).map_err(out_of_range)?),
+            "--lifecycle" => {
+                let name = value()?;
+                Action::Lifecycle(lifecycle::Lifecycle::parse(&name, &value()?)?)
+            }
             "--exit" => Action::Exit(i32::try_from(number(value()?)?).map_err(out_of_range)?),
             other => return Err(format!("unknown workload action {other:?}")),
         });
@@ -275,6 +283,7 @@ pub fn run(actions: &[Action]) -> i32 {
                 }
             }
             Action::Serve(port) => return serve(*port),
+            Action::Lifecycle(l) => return l.run(),
             Action::Exit(code) => return *code,
         }
     }
