@@ -414,6 +414,26 @@ fn wait_described<T>(
 /// The state of a Node that is not there, with why that usually is. A kubelet registers its
 /// Node once, when it starts: one that was already running when this run started (its
 /// process is older than the harness's) never registers with this run's control plane.
+/// The node's Node object once the kubelet has registered it and reported `field` (a JSON
+/// pointer, `/status/nodeInfo/kubeletVersion`), waiting at most the node-ready wait: tests
+/// start side by side with the kubelet, before it may have registered. `Err` says what was
+/// seen instead.
+pub(crate) fn registered_node(s: &Session<'_>, field: &str) -> Result<Value, String> {
+    let path = format!("/api/v1/nodes/{}", s.node);
+    let what = format!("node {} to be registered", s.node);
+    wait_for(s, &what, ("nodes", &s.node), s.waits.node_ready, || {
+        let node = s
+            .api
+            .get(&path)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| not_registered(s))?;
+        match node.pointer(field) {
+            Some(v) if v.as_str() != Some("") => Ok(node),
+            _ => Err(format!("registered, without {field} yet")),
+        }
+    })
+}
+
 fn not_registered(s: &Session<'_>) -> String {
     if let Some(m) = s.managed {
         return format!(
@@ -1126,11 +1146,18 @@ impl<'a> ApiPod<'a> {
             .api
             .delete(&path, &json!({"gracePeriodSeconds": 2}))
             .map_err(|e| e.to_string())?;
+        self.wait_gone(removal(&self.s.waits))
+    }
+
+    /// Waits at most `limit` for the pod to be gone from the API (upstream's
+    /// `WaitForPodNotFoundInNamespace`), then forgets it: `Err` says what was seen instead.
+    pub(crate) fn wait_gone(&self, limit: Duration) -> Result<(), String> {
+        let path = self.path();
         wait_described(
             self.s,
             &format!("pod {} to be removed", self.name),
             ("pods", &self.name),
-            removal(&self.s.waits),
+            limit,
             || match self.s.api.get(&path) {
                 Ok(None) => Ok(()),
                 Ok(Some(p)) => Err(format!("still there: {}", summary(&p))),
@@ -1209,20 +1236,8 @@ impl Drop for ApiPod<'_> {
         {
             return;
         }
-        let gone = wait_described(
-            self.s,
-            &format!("pod {} to be removed", self.name),
-            ("pods", &self.name),
-            removal(&self.s.waits),
-            || match self.s.api.get(&path) {
-                Ok(None) => Ok(()),
-                Ok(Some(p)) => Err(format!("still there: {}", summary(&p))),
-                Err(e) => Err(e.to_string()),
-            },
-            || Some(pod_events(self.s, &self.name)),
-        );
-        if gone.is_ok()
-            || self
+        if self.wait_gone(removal(&self.s.waits)).is_err()
+            && self
                 .s
                 .api
                 .delete(&path, &json!({"gracePeriodSeconds": 0}))

@@ -65,15 +65,13 @@ pub fn too_old(found: KubeletVersion, min: KubeletVersion, feature: &str) -> Opt
     })
 }
 
-/// The version the node's kubelet reports in its Node object (`status.nodeInfo.kubeletVersion`).
+/// The version the node's kubelet reports in its Node object (`status.nodeInfo.kubeletVersion`),
+/// once it has registered it.
 pub(crate) fn kubelet_version(s: &Session<'_>) -> Result<KubeletVersion, String> {
-    let node = s
-        .api
-        .get(&format!("/api/v1/nodes/{}", s.node))
-        .map_err(|e| format!("cannot read node {}: {e}", s.node))?
-        .ok_or_else(|| format!("node {} is not registered", s.node))?;
+    const FIELD: &str = "/status/nodeInfo/kubeletVersion";
+    let node = crate::suite::functional::registered_node(s, FIELD)?;
     let text = node
-        .pointer("/status/nodeInfo/kubeletVersion")
+        .pointer(FIELD)
         .and_then(Value::as_str)
         .ok_or_else(|| format!("node {} reports no kubeletVersion", s.node))?;
     KubeletVersion::parse(text)

@@ -32,7 +32,7 @@ pub fn tests() -> Vec<Test> {
         needs: &[Service::ControlPlane],
         run,
         read_ahead: None,
-        budget: Some(|w: &Waits| 2 * w.pod_start + removal(w)),
+        budget: Some(|w: &Waits| w.node_ready + 2 * w.pod_start + removal(w)),
     };
     vec![
         t(

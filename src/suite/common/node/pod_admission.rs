@@ -23,7 +23,7 @@ pub fn tests() -> Vec<Test> {
         needs: &[Service::ControlPlane],
         run: rejects_other_os,
         read_ahead: None,
-        budget: Some(|w: &Waits| POD_START_SHORT + removal(w)),
+        budget: Some(|w: &Waits| w.node_ready + POD_START_SHORT + removal(w)),
     }]
 }
 
