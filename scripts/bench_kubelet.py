@@ -24,7 +24,7 @@ import urllib.request
 
 ours, kubelet, endpoint, pause, work = sys.argv[1:6]
 pods = int(sys.argv[6]) if len(sys.argv) > 6 else 110
-GROUP = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle|Pods|PodOSRejection|Hostname of Pod|ContainerLogPath|Deleted pods handling|Pod SIGKILL|Containers|Container Runtime blackbox test|Downward API|ConfigMap|Secrets|Variable Expansion|Kubelet when|Kubelet with|KubeletManagedEtcHosts) "
+GROUP = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle|Pods|PodOSRejection|Hostname of Pod|ContainerLogPath|Deleted pods handling|Pod SIGKILL|Containers|Container Runtime blackbox test|Downward API|ConfigMap|Secrets|Variable Expansion|Kubelet when|Kubelet with|KubeletManagedEtcHosts|\[NodeConformance\] Containers Lifecycle) "
 
 
 def free_port():

@@ -13,9 +13,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const GROUP: &str = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle|Pods|PodOSRejection|Hostname of Pod|ContainerLogPath|Deleted pods handling|Pod SIGKILL|Containers|Container Runtime blackbox test|Downward API|ConfigMap|Secrets|Variable Expansion|Kubelet when|Kubelet with|KubeletManagedEtcHosts) ";
+const GROUP: &str = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle|Pods|PodOSRejection|Hostname of Pod|ContainerLogPath|Deleted pods handling|Pod SIGKILL|Containers|Container Runtime blackbox test|Downward API|ConfigMap|Secrets|Variable Expansion|Kubelet when|Kubelet with|KubeletManagedEtcHosts|\[NodeConformance\] Containers Lifecycle) ";
 /// How many of the group kubelet 1.20.2 runs, all to pass.
-const RUNS: usize = 50;
+const RUNS: usize = 63;
 /// How many of the group test a feature newer than kubelet 1.20.2: each skips, naming the
 /// kubelet version it needs.
 const NEWER: usize = 9;

@@ -2,6 +2,7 @@
 //! NodeConformance that exist only there, ported one file per upstream file, under upstream's
 //! full names.
 
+pub mod container_lifecycle;
 pub mod deleted_pods;
 pub mod log_path;
 pub mod pod_hostnamefqdn;
@@ -16,5 +17,6 @@ pub fn tests() -> Vec<Test> {
     tests.extend(log_path::tests());
     tests.extend(deleted_pods::tests());
     tests.extend(pods_lifecycle_termination::tests());
+    tests.extend(container_lifecycle::tests());
     tests
 }
