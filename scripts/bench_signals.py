@@ -53,6 +53,7 @@ if docker_answers():
 if kubelet:
     groups.append(("kubelet group",
                    ["--focus", r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle|Pods|PodOSRejection|Hostname of Pod|ContainerLogPath|Deleted pods handling|Pod SIGKILL|Containers|Container Runtime blackbox test|Downward API|ConfigMap|Secrets|Variable Expansion|Kubelet when|Kubelet with|KubeletManagedEtcHosts|\[NodeConformance\] Containers Lifecycle) ",
+                    "--skip", r"\[Flaky\]|\[Serial\]|\[Disruptive\]|\[Slow\]",
                     "--kubelet-binary", kubelet, "--container-runtime-endpoint", endpoint]))
 if not groups:
     print("signal trials: neither a Docker Engine nor a real kubelet here: skipped")

@@ -25,6 +25,7 @@ use crate::suite::{Context, Outcome, Recorder, Service, Test, describe};
 
 const CONFORMANCE: &[&str] = &["NodeConformance", "Conformance"];
 const NODE_CONFORMANCE: &[&str] = &["NodeConformance"];
+const SLOW_NODE_CONFORMANCE: &[&str] = &["Slow", "NodeConformance"];
 
 /// Upstream's `hostIPTimeout`.
 const HOST_IP_WAIT: Duration = Duration::from_secs(120);
@@ -36,6 +37,11 @@ const READINESS_WAIT: Duration = Duration::from_secs(60);
 const DELETION_WAIT: Duration = Duration::from_secs(180);
 /// The grace period upstream deletes its pod with in "should be submitted and removed".
 const DELETE_GRACE: i64 = 30;
+/// The kubelet's `MaxContainerBackOff`: the longest it waits before restarting a container
+/// that keeps exiting.
+const MAX_BACK_OFF: Duration = Duration::from_secs(300);
+/// Upstream's `maxBackOffTolerance`, 1.3 times the cap, for the sync loop's drift.
+const BACK_OFF_TOLERANCE: Duration = Duration::from_secs(390);
 
 pub fn tests() -> Vec<Test> {
     let t = |behaviour, tags, run, budget| Test {
@@ -77,6 +83,12 @@ pub fn tests() -> Vec<Test> {
             NODE_CONFORMANCE,
             readiness_gates,
             |w: &Waits| w.pod_start + SYNC_LOOP + 2 * READINESS_WAIT + removal(w),
+        ),
+        t(
+            "should cap back-off at MaxContainerBackOff",
+            SLOW_NODE_CONFORMANCE,
+            back_off_cap,
+            |w: &Waits| w.pod_start + 2 * MAX_BACK_OFF + 4 * 2 * BACK_OFF_TOLERANCE + removal(w),
         ),
     ]
 }
@@ -610,9 +622,199 @@ fn conditions(pod: &Pod) -> String {
     }
 }
 
+/// Upstream's `getRestartDelay`, as a state fed with the container's successive statuses:
+/// the time from the end of one run (its `finishedAt`) to the start of the next (`startedAt`),
+/// once the restart count has grown past the one first seen with a finished run.
+#[derive(Debug, Default)]
+pub struct RestartDelay {
+    /// The restart count and end of run first seen.
+    first: Option<(i32, k8s_openapi::jiff::Timestamp)>,
+}
+
+impl RestartDelay {
+    /// Feeds one status; `Some(delay)` once a restart after the first finished run is seen.
+    pub fn observe(
+        &mut self,
+        status: &k8s_openapi::api::core::v1::ContainerStatus,
+    ) -> Option<Duration> {
+        let state = status.state.as_ref();
+        let last = status
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())?;
+        let (count, finished) = match self.first {
+            Some(first) => first,
+            None => {
+                let finished = match state.and_then(|s| s.terminated.as_ref()) {
+                    // Still running: no end of run to measure from yet.
+                    _ if state.is_some_and(|s| s.running.is_some()) => return None,
+                    Some(t) => t.finished_at.as_ref()?.0,
+                    None => last.finished_at.as_ref()?.0,
+                };
+                *self.first.insert((status.restart_count, finished))
+            }
+        };
+        if status.restart_count <= count {
+            return None;
+        }
+        let started = match state {
+            Some(s) if s.running.is_some() => s.running.as_ref()?.started_at.as_ref()?.0,
+            Some(s) if s.terminated.is_some() => s.terminated.as_ref()?.started_at.as_ref()?.0,
+            _ => last.started_at.as_ref()?.0,
+        };
+        // A start before the end it follows (clock steps) is no delay.
+        Some(Duration::try_from(started.duration_since(finished)).unwrap_or_default())
+    }
+}
+
+/// Measures one restart delay of the pod's container `name`, as upstream does: within twice
+/// the tolerance (a delay at the cap may just have been missed).
+fn restart_delay(pod: &ApiPod<'_>, name: &str) -> Result<Duration, String> {
+    let state = std::cell::RefCell::new(RestartDelay::default());
+    let measured = std::cell::Cell::new(None);
+    pod.wait_within("to restart its container", 2 * BACK_OFF_TOLERANCE, |p| {
+        let pod = typed(p)?;
+        let status = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|c| c.iter().find(|c| c.name == name))
+            .ok_or("status missing")?;
+        match state.borrow_mut().observe(status) {
+            Some(d) => {
+                measured.set(Some(d));
+                Ok(())
+            }
+            None => Err(format!("restartCount {}", status.restart_count)),
+        }
+    })?;
+    measured
+        .get()
+        .ok_or_else(|| "timeout getting pod restart delay".to_string())
+}
+
+/// Upstream's check of a delay at the cap: at least `MaxContainerBackOff`, at most the
+/// tolerance.
+pub fn capped(delay: Duration, which: &str) -> Result<String, String> {
+    if delay < MAX_BACK_OFF || delay > BACK_OFF_TOLERANCE {
+        Err(format!(
+            "expected {}s back-off got={}s in {which}",
+            MAX_BACK_OFF.as_secs(),
+            delay.as_secs_f64()
+        ))
+    } else {
+        Ok(format!("{:.0}s", delay.as_secs_f64()))
+    }
+}
+
+/// A container that exits 0 after 5 s (upstream's `sh -c 'sleep 5'`) restarts with a back-off
+/// that doubles up to the kubelet's cap, and stays there.
+fn back_off_cap(ctx: &Context) -> Outcome {
+    let s = match session(ctx) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let mut r = Recorder::new();
+    let name = "back-off-cap";
+    let spec = container(&s, name, &["--sleep", "5"]).map(|c| PodSpec {
+        containers: vec![c],
+        ..Default::default()
+    });
+    let pod = match spec
+        .and_then(|spec| ApiPod::create_labelled(&s, "back-off-cap", &[("test", "liveness")], spec))
+    {
+        Ok(p) => p,
+        Err(e) => return r.fail_now(e),
+    };
+    if let Err(e) = pod.wait_running() {
+        return r.fail_now(e);
+    }
+    // It takes slightly more than twice the cap to reach a back-off at the cap.
+    std::thread::sleep(2 * MAX_BACK_OFF);
+    // Upstream measures three times and keeps the last.
+    let mut delay1 = Duration::ZERO;
+    for _ in 0..3 {
+        delay1 = match restart_delay(&pod, name) {
+            Ok(d) => d,
+            Err(e) => {
+                return r.fail_now(format!(
+                    "timed out waiting for container restart in pod {name}: {e}"
+                ));
+            }
+        };
+    }
+    match capped(delay1, "delay1") {
+        Ok(d) => r.ok("delay1", d),
+        Err(e) => return r.fail_now(e),
+    }
+    match restart_delay(&pod, name).and_then(|d| capped(d, "delay2")) {
+        Ok(d) => r.ok("delay2", d),
+        Err(e) => r.fail("delay2", e),
+    }
+    r.finish(describe)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status(v: Value) -> k8s_openapi::api::core::v1::ContainerStatus {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn run(
+        count: i32,
+        state: Value,
+        last: (&str, &str),
+    ) -> k8s_openapi::api::core::v1::ContainerStatus {
+        status(
+            json!({"name": "back-off-cap", "ready": false, "restartCount": count,
+            "image": "i", "imageID": "", "state": state,
+            "lastState": {"terminated": {"exitCode": 0, "startedAt": last.0,
+                "finishedAt": last.1}}}),
+        )
+    }
+
+    #[test]
+    fn a_restart_delay_runs_from_one_end_to_the_next_start() {
+        let mut d = RestartDelay::default();
+        // The first run, still running: no last state.
+        let first = status(
+            json!({"name": "back-off-cap", "ready": true, "restartCount": 0,
+            "image": "i", "imageID": "", "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}),
+        );
+        assert_eq!(d.observe(&first), None);
+        // Waiting in back-off after the 3rd run ended at :40.
+        let waiting = run(
+            2,
+            json!({"waiting": {"reason": "CrashLoopBackOff"}}),
+            ("2026-01-01T00:00:35Z", "2026-01-01T00:00:40Z"),
+        );
+        assert_eq!(d.observe(&waiting), None);
+        assert_eq!(d.observe(&waiting), None, "no restart yet");
+        // Restarted at 1:20: 40 s of back-off.
+        let restarted = run(
+            3,
+            json!({"running": {"startedAt": "2026-01-01T00:01:20Z"}}),
+            ("2026-01-01T00:00:35Z", "2026-01-01T00:00:40Z"),
+        );
+        assert_eq!(d.observe(&restarted), Some(Duration::from_secs(40)));
+        // A first sight while running again is no end to measure from.
+        let mut late = RestartDelay::default();
+        assert_eq!(late.observe(&restarted), None);
+    }
+
+    #[test]
+    fn only_a_delay_at_the_cap_counts() {
+        assert!(capped(Duration::from_secs(300), "delay1").is_ok());
+        assert!(capped(Duration::from_secs(389), "delay1").is_ok());
+        let short = capped(Duration::from_secs(160), "delay1").unwrap_err();
+        assert!(
+            short.contains("expected 300s back-off got=160s in delay1"),
+            "{short}"
+        );
+        assert!(capped(Duration::from_secs(400), "delay2").is_err());
+    }
 
     fn pod(v: Value) -> Pod {
         serde_json::from_value(v).unwrap()
