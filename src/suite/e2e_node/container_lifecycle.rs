@@ -797,10 +797,10 @@ fn grace_respected(ctx: &Context, pre_stop: bool) -> Outcome {
     let limit = Duration::from_secs((grace + GRACE_BUFFER).unsigned_abs());
     match pod.wait_gone(limit) {
         Ok(()) => r.ok(
-            "pod",
+            "deletion",
             format!("gone within the grace period ({grace} s) and {GRACE_BUFFER} s"),
         ),
-        Err(e) => r.fail("pod", e),
+        Err(e) => r.fail("deletion", e),
     }
     r.finish(describe)
 }
