@@ -59,6 +59,39 @@ fn a_kubeadm_node_passes_with_control_plane_pods_noted() {
 }
 
 #[test]
+fn control_plane_pods_are_told_by_what_they_run_not_their_names() {
+    // A privileged add-on named like etcd gets no exemption: it runs etcdctl, not etcd.
+    let (_dir, root) = broken_copy(
+        "etcd-backup.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: etcd-backup, labels: {component: etcd}}\nspec:\n  hostNetwork: true\n  containers:\n  - name: backup\n    image: x\n    command: [etcdctl, snapshot, save, /backup/db]\n    securityContext: {privileged: true}\n",
+    );
+    let run = run_static(&root, &[]);
+    let out = system_out(&run.case(PSS));
+    assert!(matches!(status(&run.case(PSS)), Status::Failed), "{out}");
+    assert!(out.contains("etcd-backup") && !out.contains("etcd-backup (/etc/kubernetes/manifests/etcd-backup.yaml): highest level: privileged; a control-plane component"), "{out}");
+    // An API server under another name, as a non-kubeadm installer may write it, is one; and
+    // the Events check finds it.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    copy_tree(&fixture("kubeadm-node"), &root);
+    let manifests = root.join("etc/kubernetes/manifests");
+    let api = std::fs::read_to_string(manifests.join("kube-apiserver.yaml"))
+        .unwrap()
+        .replace("name: kube-apiserver\n", "name: apiserver-main\n")
+        .replace("component: kube-apiserver", "component: api");
+    std::fs::remove_file(manifests.join("kube-apiserver.yaml")).unwrap();
+    std::fs::write(manifests.join("apiserver-main.yaml"), api).unwrap();
+    let run = run_static(&root, &[]);
+    let out = system_out(&run.case(PSS));
+    assert!(
+        out.contains("apiserver-main (/etc/kubernetes/manifests/apiserver-main.yaml): highest level: privileged; a control-plane component"),
+        "{out}"
+    );
+    let out = system_out(&run.case(EVENTS));
+    assert!(out.contains("/events#https://127.0.0.1:2382"), "{out}");
+}
+
+#[test]
 fn a_privileged_add_on_without_limits_fails_both_tests_naming_fields() {
     let (_dir, root) = broken_copy(
         "debug-agent.yaml",

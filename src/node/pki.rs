@@ -526,14 +526,7 @@ pub fn kubeadm_inputs(node: &super::Node) -> KubeadmInputs {
 }
 
 fn is_component(pod: &k8s_openapi::api::core::v1::Pod, component: &str) -> bool {
-    let name = pod.metadata.name.as_deref().unwrap_or("");
-    let label = pod
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get("component"))
-        .map(String::as_str);
-    label == Some(component) || name == component || name.starts_with(&format!("{component}-"))
+    super::staticpods::component(pod) == Some(component)
 }
 
 /// Whether two textual addresses name the same IP (`fd00:10:0:0:0:0:0:a` is `fd00:10::a`);

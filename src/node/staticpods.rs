@@ -143,25 +143,47 @@ fn count_nodes(v: &serde_json::Value) -> usize {
     }
 }
 
-/// Control-plane components run privileged by design (host network, host paths).
+/// The components a node runs as static pods that are privileged by design (host network, host
+/// paths): kubeadm's control plane and etcd, and kube-proxy where a node runs it from a file.
+pub const COMPONENTS: &[&str] = &[
+    "kube-apiserver",
+    "etcd",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-proxy",
+];
+
+/// The component of [`COMPONENTS`] a static pod runs, told by what it runs: the program its
+/// first container's command starts (kubeadm's `ComponentPod` and its manifests, cmd/kubeadm/
+/// app/phases/controlplane and etcd: one container whose command begins with the component's
+/// binary, `kube-apiserver` or `/usr/local/bin/kube-apiserver`; hyperkube's `hyperkube
+/// kube-apiserver` and `hyperkube apiserver` too). The pod's name and labels do not decide:
+/// `etcd-backup` running `etcdctl` is no etcd, and a pod named `kube-apiserver` running a shell
+/// is no API server. A container without a command runs its image's entrypoint, which the
+/// manifest does not show: `None`.
+pub fn component(pod: &Pod) -> Option<&'static str> {
+    let container = pod.spec.as_ref()?.containers.first()?;
+    let mut words = container.command.iter().flatten();
+    let program = words.next()?;
+    let base = program.rsplit('/').next().unwrap_or(program);
+    let name = if base == "hyperkube" {
+        let sub = words.next()?;
+        match sub.as_str() {
+            "apiserver" => "kube-apiserver",
+            "controller-manager" => "kube-controller-manager",
+            "scheduler" => "kube-scheduler",
+            "proxy" => "kube-proxy",
+            other => other,
+        }
+    } else {
+        base
+    };
+    COMPONENTS.iter().copied().find(|c| *c == name)
+}
+
+/// Whether the pod runs a control-plane component ([`component`]).
 pub fn is_control_plane(pod: &Pod) -> bool {
-    const COMPONENTS: &[&str] = &[
-        "kube-apiserver",
-        "etcd",
-        "kube-controller-manager",
-        "kube-scheduler",
-        "kube-proxy",
-    ];
-    let name = pod.metadata.name.as_deref().unwrap_or("");
-    let component = pod
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get("component"))
-        .map(String::as_str);
-    COMPONENTS
-        .iter()
-        .any(|c| name == *c || name.starts_with(&format!("{c}-")) || component == Some(*c))
+    component(pod).is_some()
 }
 
 #[cfg(test)]
@@ -245,19 +267,51 @@ mod tests {
     }
 
     #[test]
-    fn control_plane_by_name_or_label() {
+    fn control_plane_by_what_it_runs() {
         let p = |y: &str| parse(y).unwrap().remove(0);
-        assert!(is_control_plane(&p(
+        let runs = |name: &str, command: &str| {
+            p(&format!(
+                "kind: Pod\nmetadata: {{name: {name}}}\nspec: {{containers: [{{name: c, command: {command}}}]}}\n"
+            ))
+        };
+        assert_eq!(
+            component(&runs(
+                "kube-apiserver",
+                "[kube-apiserver, --secure-port=6443]"
+            )),
+            Some("kube-apiserver")
+        );
+        assert_eq!(
+            component(&runs(
+                "x",
+                "[/usr/local/bin/etcd, --data-dir=/var/lib/etcd]"
+            )),
+            Some("etcd")
+        );
+        assert_eq!(
+            component(&runs("m", "[/hyperkube, controller-manager]")),
+            Some("kube-controller-manager")
+        );
+        assert_eq!(
+            component(&runs("m", "[hyperkube, kube-scheduler]")),
+            Some("kube-scheduler")
+        );
+        // Names and labels do not make a component.
+        assert!(!is_control_plane(&runs(
+            "etcd-backup",
+            "[etcdctl, snapshot, save]"
+        )));
+        assert!(!is_control_plane(&runs(
+            "kube-apiserver",
+            "[sh, -c, sleep 1]"
+        )));
+        assert!(!is_control_plane(&p(
+            "kind: Pod\nmetadata: {name: x, labels: {component: etcd}}\nspec: {containers: [{name: c, command: [nginx]}]}\n"
+        )));
+        assert!(!is_control_plane(&p(
             "kind: Pod\nmetadata: {name: kube-apiserver}\n"
         )));
-        assert!(is_control_plane(&p(
-            "kind: Pod\nmetadata: {name: x, labels: {component: etcd}}\n"
-        )));
-        assert!(!is_control_plane(&p(
-            "kind: Pod\nmetadata: {name: fluentd}\n"
-        )));
-        assert!(!is_control_plane(&p(
-            "kind: Pod\nmetadata: {name: etcdviewer}\n"
-        )));
+        assert!(!is_control_plane(&runs("etcdviewer", "[etcdviewer]")));
+        assert!(!is_control_plane(&runs("h", "[hyperkube]")));
     }
 }

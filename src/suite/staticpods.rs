@@ -3,7 +3,7 @@
 use k8s_openapi::api::core::v1::Pod;
 
 use super::{Context, Outcome, Recorder, Test, join_items, join_listed};
-use crate::node::staticpods::{Manifest, is_control_plane};
+use crate::node::staticpods::{Manifest, component, is_control_plane};
 use crate::podsecurity::{self, Level};
 
 const AREA: &str = "Static Pods";
@@ -197,7 +197,7 @@ fn events_etcd(ctx: &Context) -> Outcome {
         .filter_map(|m| m.pods.as_ref().ok().map(|p| (m, p)))
         .find_map(|(m, pods)| {
             pods.iter()
-                .find(|p| p.metadata.name.as_deref() == Some("kube-apiserver"))
+                .find(|p| component(p) == Some("kube-apiserver"))
                 .map(|p| (m, p))
         });
     let Some((manifest, pod)) = apiserver else {
