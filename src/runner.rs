@@ -794,6 +794,12 @@ mod tests {
             poll: Duration::from_secs(1),
         };
         for t in &tests {
+            // A [Slow] test waits out the kubelet's own back-off (300 s, several times), which
+            // no flag shortens.
+            if t.tags.contains(&"Slow") {
+                assert!(deadline(t, &short, timeout) > timeout, "{}", t.name());
+                continue;
+            }
             assert_eq!(deadline(t, &short, timeout), timeout, "{}", t.name());
         }
         let plain = Test::plain("Files", &[], "x", |_| Outcome::failed(""));
