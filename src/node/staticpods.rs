@@ -267,6 +267,24 @@ mod tests {
     }
 
     #[test]
+    fn a_manifest_reads_as_the_kubelet_reads_it() {
+        // YAML 1.1, as the kubelet's file source decodes it: octal modes, yes/no booleans.
+        let pod = parse(
+            "kind: Pod\nmetadata: {name: a}\nspec:\n  hostNetwork: yes\n  containers: [{name: c}]\n\
+             \x20 volumes: [{name: s, secret: {secretName: s, defaultMode: 0644}}]\n",
+        )
+        .unwrap()
+        .remove(0);
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.host_network, Some(true));
+        let mode = spec.volumes.unwrap()[0]
+            .secret
+            .as_ref()
+            .and_then(|s| s.default_mode);
+        assert_eq!(mode, Some(420));
+    }
+
+    #[test]
     fn control_plane_by_what_it_runs() {
         let p = |y: &str| parse(y).unwrap().remove(0);
         let runs = |name: &str, command: &str| {

@@ -7,9 +7,13 @@
 pub const CONFIG_NODES: usize = 50_000;
 
 /// Parser options allowing at most `max_nodes` nodes (and the events and anchor copies that
-/// many nodes need), 64 levels of nesting (serde-saphyr's default).
+/// many nodes need), 64 levels of nesting (serde-saphyr's default), with the scalars of YAML 1.1
+/// as Kubernetes reads node files (sigs.k8s.io/yaml over go-yaml v2, whose resolve.go gives
+/// `yes`/`no`/`on`/`off`/`y`/`n` as booleans, serde-saphyr's default too, and a leading `0` as
+/// octal: `0644` is 420).
 pub fn options(max_nodes: usize) -> serde_saphyr::Options {
     serde_saphyr::options! {
+        legacy_octal_numbers: true,
         budget: serde_saphyr::budget! {
             max_nodes: max_nodes,
             // Every node is an event or two; aliases replay their anchor's events.
@@ -63,5 +67,24 @@ mod tests {
             "KubeletConfiguration"
         );
         assert!(config_value("a: [\n").unwrap_err().contains("line"));
+    }
+
+    #[test]
+    fn scalars_are_read_as_kubernetes_reads_them() {
+        // go-yaml v2's resolution, which sigs.k8s.io/yaml hands the kubelet, kubeadm and the
+        // static pod file source.
+        let v = config_value(
+            "failSwapOn: no\nserializeImagePulls: on\nprotectKernelDefaults: Yes\n\
+             mode: 0644\nhex: 0x1F\nmany: 1_000\nplain: '0644'\nname: kubelet\n",
+        )
+        .unwrap();
+        assert_eq!(v["failSwapOn"], false);
+        assert_eq!(v["serializeImagePulls"], true);
+        assert_eq!(v["protectKernelDefaults"], true);
+        assert_eq!(v["mode"], 420);
+        assert_eq!(v["hex"], 31);
+        assert_eq!(v["many"], 1000);
+        assert_eq!(v["plain"], "0644");
+        assert_eq!(v["name"], "kubelet");
     }
 }
