@@ -488,8 +488,10 @@ async fn handle(
         .trim()
         .to_ascii_lowercase();
     let parse_body = |api_version: &str, kind: &str| match body_type.as_str() {
-        "application/yaml" => serde_saphyr::from_slice::<Value>(&body)
-            .map_err(|e| bad_request(&format!("the body is not YAML: {e}"))),
+        "application/yaml" => {
+            serde_saphyr::from_slice_with_options::<Value>(&body, crate::node::yaml::kubernetes())
+                .map_err(|e| bad_request(&format!("the body is not YAML: {e}")))
+        }
         "" | "application/json" => serde_json::from_slice::<Value>(&body)
             .map_err(|e| bad_request(&format!("the body is not JSON: {e}"))),
         protobuf::CONTENT_TYPE => {
@@ -747,11 +749,13 @@ fn apply_patch(
             &causes,
         );
     }
-    let config = match serde_saphyr::from_slice::<Value>(body) {
-        Ok(v @ Value::Object(_)) => v,
-        Ok(_) => return bad_request("the apply patch is not an object"),
-        Err(e) => return bad_request(&format!("error decoding YAML: {e}")),
-    };
+    let config =
+        match serde_saphyr::from_slice_with_options::<Value>(body, crate::node::yaml::kubernetes())
+        {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => return bad_request("the apply patch is not an object"),
+            Err(e) => return bad_request(&format!("error decoding YAML: {e}")),
+        };
     match store.get(&t.res.key(), &t.namespace, &name) {
         Err(StoreError::NotFound(_)) => create(store, t, config, dry),
         Err(e) => store_error(e, t.res, &name),
@@ -1346,8 +1350,10 @@ fn delete_body(body: &Bytes, body_type: &str) -> Result<Vec<u8>, Response> {
     let failed = |m: String| status(500, "", &m, None);
     let value = match body_type {
         "" | "application/json" => return checked_kind(body.to_vec()),
-        "application/yaml" => serde_saphyr::from_slice::<Value>(body)
-            .map_err(|e| failed(format!("couldn't get version/kind; yaml parse error: {e}")))?,
+        "application/yaml" => {
+            serde_saphyr::from_slice_with_options::<Value>(body, crate::node::yaml::kubernetes())
+                .map_err(|e| failed(format!("couldn't get version/kind; yaml parse error: {e}")))?
+        }
         protobuf::CONTENT_TYPE => protobuf::decode(body, "v1", "DeleteOptions").map_err(failed)?,
         other => {
             return Err(status(

@@ -24,6 +24,15 @@ pub fn options(max_nodes: usize) -> serde_saphyr::Options {
     }
 }
 
+/// The same reading of scalars without a node budget beyond serde-saphyr's own: for the
+/// control plane's request bodies, which kube-apiserver decodes with sigs.k8s.io/yaml too
+/// (a body's size is bounded where it is read).
+pub fn kubernetes() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        legacy_octal_numbers: true,
+    }
+}
+
 /// A parser error on one line, without the source snippet; a breached budget says which
 /// limit it was, as `over_budget` words it.
 pub fn error(e: &serde_saphyr::Error, over_budget: impl FnOnce() -> String) -> String {
