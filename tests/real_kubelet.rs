@@ -15,7 +15,7 @@ use std::process::Command;
 
 const GROUP: &str = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle|Pods|PodOSRejection|Hostname of Pod|ContainerLogPath|Deleted pods handling|Pod SIGKILL|Containers|Container Runtime blackbox test|Downward API|ConfigMap|Secrets|Variable Expansion|Kubelet when|Kubelet with|KubeletManagedEtcHosts) ";
 /// How many of the group kubelet 1.20.2 runs, all to pass.
-const RUNS: usize = 50;
+const RUNS: usize = 54;
 /// How many of the group test a feature newer than kubelet 1.20.2: each skips, naming the
 /// kubelet version it needs.
 const NEWER: usize = 9;
@@ -268,8 +268,13 @@ fn the_kubelet_group_passes_against_a_real_kubelet_and_leaves_nothing() {
             .unwrap_or_default();
         assert!(left.is_empty(), "{dir}: {left:?}");
     }
-    // What the pods ran: the harness's binary in the node's pause image, nothing imported.
+    // The image pull tests' pulls from the run's registry, with all their references.
     let images = env.ctr(&["images", "ls", "-q"]);
+    assert!(
+        !images.contains("127.0.0.1:"),
+        "images pulled from the run's registry are left: {images}"
+    );
+    // What the pods ran: the harness's binary in the node's pause image, nothing imported.
     assert!(
         images
             .lines()
@@ -337,6 +342,12 @@ fn what_a_sigkilled_run_and_its_kubelet_left_is_removed_by_the_next_run() {
         "containers left: {said}"
     );
     assert_eq!(tunable(), before, "kernel.panic not restored: {said}");
+    let images = env.ctr(&["images", "ls", "-q"]);
+    assert!(
+        !images.contains("/node-conformance/public:")
+            && !images.contains("/node-conformance/private:"),
+        "images pulled from the dead run's registry are left: {images}\n{said}"
+    );
 }
 
 /// A one-node cluster (`control-plane --kubelet-binary`) as an ordinary account on the node
