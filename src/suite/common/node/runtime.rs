@@ -725,7 +725,7 @@ fn pull_test(
                 last = e;
             }
         }
-        if let Err(e) = pod.delete_and_wait() {
+        if let Err(e) = pod.delete_at_once() {
             r.fail(format!("pod of {item} deleted"), e);
         }
         if passed {
