@@ -140,6 +140,25 @@ impl TestImage {
         })
     }
 
+    /// The same image with the label `key`=`value` added to its config: another image id,
+    /// the same layer.
+    pub fn with_label(&self, key: &str, value: &str) -> std::io::Result<Self> {
+        let mut config: serde_json::Value = serde_json::from_slice(&self.config)?;
+        let labels = config
+            .pointer_mut("/config/Labels")
+            .and_then(serde_json::Value::as_object_mut)
+            .ok_or_else(|| std::io::Error::other("the config has no labels"))?;
+        labels.insert(key.to_string(), value.into());
+        let config = Bytes::from(serde_json::to_vec(&config)?);
+        Ok(Self {
+            layer: self.layer.clone(),
+            layer_digest: self.layer_digest.clone(),
+            layer_size: self.layer_size,
+            config_digest: digest(&config),
+            config,
+        })
+    }
+
     /// The layer tar as chunks; cheap to clone.
     pub fn layer(&self) -> Vec<Bytes> {
         self.layer.clone()

@@ -82,36 +82,46 @@ pub struct Registry {
     private: SocketAddr,
     tag: String,
     password: String,
-    manifest_digest: String,
     sites: [Arc<Site>; 2],
     stop: Mutex<Vec<oneshot::Sender<()>>>,
 }
 
 impl Registry {
     /// Binds both sites on 127.0.0.1 (ports the system picks) and serves `image` tagged `tag`
-    /// (the run id: the references are unique to the run). Must be called on a Tokio runtime,
-    /// which then serves the sites until [`Registry::stop`]. Errors: the manifest cannot be
-    /// made, or a port cannot be bound.
+    /// (the run id: the references are unique to the run): as it is on the public site, and
+    /// on the private site with the label `node-conformance.repository=private` added to its
+    /// config, so that a runtime holds two images and says which one a container runs (the
+    /// layer is the same). Must be called on a Tokio runtime, which then serves the sites
+    /// until [`Registry::stop`]. Errors: the manifests cannot be made, or a port cannot be
+    /// bound.
     pub async fn start(image: Arc<TestImage>, tag: &str) -> Result<Self, String> {
-        let manifest = image
-            .manifest()
-            .map_err(|e| format!("cannot make the manifest: {e}"))?;
-        let manifest_digest = digest(&manifest);
+        let private_image = Arc::new(
+            image
+                .with_label("node-conformance.repository", "private")
+                .map_err(|e| format!("cannot make the private image: {e}"))?,
+        );
         let password = uuid::Uuid::new_v4().simple().to_string();
-        let site = |repository, authorization| {
-            Arc::new(Site {
+        let site = |repository, authorization, image: Arc<TestImage>| {
+            let manifest = image
+                .manifest()
+                .map_err(|e| format!("cannot make the manifest: {e}"))?;
+            Ok::<_, String>(Arc::new(Site {
                 repository,
                 tag: tag.to_string(),
                 authorization,
-                manifest: manifest.clone(),
-                manifest_digest: manifest_digest.clone(),
-                image: Arc::clone(&image),
+                manifest_digest: digest(&manifest),
+                manifest,
+                image,
                 log: Mutex::new(VecDeque::new()),
                 refused: std::sync::atomic::AtomicUsize::new(0),
-            })
+            }))
         };
-        let public = site(PUBLIC_REPOSITORY, None);
-        let private = site(PRIVATE_REPOSITORY, Some(basic(USER, &password)));
+        let public = site(PUBLIC_REPOSITORY, None, image)?;
+        let private = site(
+            PRIVATE_REPOSITORY,
+            Some(basic(USER, &password)),
+            private_image,
+        )?;
         let mut stop = Vec::new();
         let mut addrs = Vec::new();
         for s in [&public, &private] {
@@ -135,7 +145,6 @@ impl Registry {
             private: private_addr,
             tag: tag.to_string(),
             password,
-            manifest_digest,
             sites: [public, private],
             stop: Mutex::new(stop),
         })
@@ -161,21 +170,15 @@ impl Registry {
         format!("{}/{PRIVATE_REPOSITORY}:{}", self.private, self.tag)
     }
 
-    /// The references a runtime may hold after pulling: the tagged ones and, as containerd
-    /// records them, `<host>/<repository>@<manifest digest>`.
-    pub fn references(&self) -> Vec<String> {
-        vec![
-            self.public_image(),
-            self.private_image(),
-            format!(
-                "{}/{PUBLIC_REPOSITORY}@{}",
-                self.public, self.manifest_digest
-            ),
-            format!(
-                "{}/{PRIVATE_REPOSITORY}@{}",
-                self.private, self.manifest_digest
-            ),
-        ]
+    /// The digest of the public repository's manifest: `sha256:<hex>`, which a runtime's
+    /// image id of it ends with.
+    pub fn public_digest(&self) -> &str {
+        &self.sites[0].manifest_digest
+    }
+
+    /// The digest of the private repository's manifest.
+    pub fn private_digest(&self) -> &str {
+        &self.sites[1].manifest_digest
     }
 
     /// The private site's credentials: (user, password).
@@ -656,7 +659,7 @@ mod tests {
             let (user, password) = r.credentials();
             let good = basic(user, password);
             let manifest = format!("/v2/{PRIVATE_REPOSITORY}/manifests/r1");
-            let blob = format!("/v2/{PRIVATE_REPOSITORY}/blobs/{}", img.config_digest);
+            let blob = format!("/v2/{PRIVATE_REPOSITORY}/blobs/{}", img.layer_digest);
             for path in ["/v2/", manifest.as_str(), blob.as_str()] {
                 for auth in [None, Some("Basic bm9ib2R5Om5vdGhpbmc="), Some("Bearer x")] {
                     let (status, h, body) = ask(r.private, &get("GET", path, auth)).await;
@@ -752,6 +755,40 @@ mod tests {
                 assert_eq!(header(&h, "content-type"), Some("application/json"));
                 assert_eq!(code(body), want, "{method} {path}");
             }
+        });
+    }
+
+    #[test]
+    fn the_private_image_is_another_image_of_the_same_layer() {
+        rt().block_on(async {
+            let img = image();
+            let r = Registry::start(Arc::clone(&img), "r1").await.unwrap();
+            let (user, password) = r.credentials();
+            let good = basic(user, password);
+            let path = format!("/v2/{PRIVATE_REPOSITORY}/manifests/r1");
+            let (_, h, manifest) = ask(r.private, &get("GET", &path, Some(&good))).await;
+            assert_eq!(digest(&manifest), r.private_digest());
+            assert_eq!(
+                header(&h, "docker-content-digest"),
+                Some(r.private_digest())
+            );
+            assert_ne!(r.private_digest(), r.public_digest());
+            let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+            assert_eq!(m["layers"][0]["digest"], img.layer_digest.as_str());
+            let config_digest = m["config"]["digest"].as_str().unwrap();
+            assert_ne!(config_digest, img.config_digest);
+            let path = format!("/v2/{PRIVATE_REPOSITORY}/blobs/{config_digest}");
+            let (status, _, config) = ask(r.private, &get("GET", &path, Some(&good))).await;
+            assert_eq!(status, 200);
+            assert_eq!(digest(&config), config_digest);
+            let config: serde_json::Value = serde_json::from_slice(&config).unwrap();
+            let labels = &config["config"]["Labels"];
+            assert_eq!(labels["node-conformance.repository"], "private");
+            // Still the run's: what Docker removes by label at the end of the run.
+            assert_eq!(labels[super::super::image::LABEL], "r1");
+            // The public site does not serve the private config.
+            let path = format!("/v2/{PUBLIC_REPOSITORY}/blobs/{config_digest}");
+            assert_eq!(ask(r.public, &get("GET", &path, None)).await.0, 404);
         });
     }
 

@@ -533,8 +533,10 @@ const PULL_REFUSED: [&str; 3] = ["InvalidImageName", "ErrImageNeverPull", "ErrIm
 
 /// Upstream's `checkContainerStatus` of an image pull test: the container's state first
 /// (Waiting for an image pull failure, else Running), then the pod's phase (Pending, else
-/// Running); with [`Attempt::Wrong`] for what can no longer turn out as expected.
-fn pull_status(pod: &Pod, expect: Pull) -> Attempt {
+/// Running); with [`Attempt::Wrong`] for what can no longer turn out as expected. `manifest`
+/// (`sha256:<hex>`) is the digest of the manifest the running container's `imageID` must end
+/// with (`<repository>@<digest>`, Docker's prefixed with `docker-pullable://`), when known.
+fn pull_status(pod: &Pod, expect: Pull, manifest: Option<&str>) -> Attempt {
     let Some(status) = first_status(pod) else {
         return Attempt::Pending(format!("phase {:?}, no container status yet", phase(pod)));
     };
@@ -597,6 +599,14 @@ fn pull_status(pod: &Pod, expect: Pull) -> Attempt {
                     }
                 ));
             }
+            if let Some(d) = manifest
+                && !status.image_id.ends_with(d)
+            {
+                return Attempt::Wrong(format!(
+                    "the container runs imageID {:?}, not the image of manifest {d}",
+                    status.image_id
+                ));
+            }
             if phase != "Running" {
                 return Attempt::Pending(format!("phase {phase:?}, want Running"));
             }
@@ -619,13 +629,14 @@ fn docker_config_json(host: &str, user: &str, password: &str) -> String {
 /// policy Always, restart policy Never, with the image pull Secret `secret` when given) is
 /// made, looked at until [`pull_status`] is reached, wrong, or the attempt's time is up, and
 /// deleted; up to [`PULL_ATTEMPTS`] times while it fails. `registry` is the run's, whose
-/// requests a failure reports.
+/// requests a failure reports; `manifest` the digest of the image's manifest there.
 fn pull_test(
     ctx: &Context,
     image: &str,
     secret: Option<&str>,
     expect: Pull,
     registry: Option<&crate::runtime::registry::Registry>,
+    manifest: Option<&str>,
 ) -> Outcome {
     let s = match session(ctx) {
         Ok(s) => s,
@@ -699,13 +710,13 @@ fn pull_test(
                     Pull::Runs => "to pull its image and run",
                 },
                 status_retry(&s.waits),
-                |p| match pull_status(&typed(p)?, expect) {
+                |p| match pull_status(&typed(p)?, expect, manifest) {
                     Attempt::Pending(why) => Err(why),
                     Attempt::Reached(_) | Attempt::Wrong(_) => Ok(()),
                 },
             )
             .and_then(|p| typed(&p))
-            .map(|p| match (pull_status(&p, expect), registry) {
+            .map(|p| match (pull_status(&p, expect, manifest), registry) {
                 // A pull from the run's registry that fails must fail there, not on the way.
                 (Attempt::Reached(d), Some(reg)) if expect == Pull::Fails && reg.refused() == 0 => {
                     Attempt::Wrong(format!(
@@ -738,6 +749,15 @@ fn pull_test(
             Err(e) => r.fail("image pull secret deleted", e.to_string()),
         }
     }
+    if let (Some(registry), Pull::Fails) = (registry, expect) {
+        r.info(
+            "registry",
+            format!(
+                "the private site refused {} requests without the run's credentials",
+                registry.refused()
+            ),
+        );
+    }
     if !passed {
         if let Some(registry) = registry {
             let requests = registry.requests();
@@ -768,19 +788,33 @@ fn registry(ctx: &Context) -> Result<&crate::runtime::registry::Registry, Outcom
 }
 
 fn pull_invalid_registry(ctx: &Context) -> Outcome {
-    pull_test(ctx, INVALID_REGISTRY_IMAGE, None, Pull::Fails, None)
+    pull_test(ctx, INVALID_REGISTRY_IMAGE, None, Pull::Fails, None, None)
 }
 
 fn pull_public(ctx: &Context) -> Outcome {
     match registry(ctx) {
-        Ok(reg) => pull_test(ctx, &reg.public_image(), None, Pull::Runs, Some(reg)),
+        Ok(reg) => pull_test(
+            ctx,
+            &reg.public_image(),
+            None,
+            Pull::Runs,
+            Some(reg),
+            Some(reg.public_digest()),
+        ),
         Err(o) => o,
     }
 }
 
 fn pull_private_without_secret(ctx: &Context) -> Outcome {
     match registry(ctx) {
-        Ok(reg) => pull_test(ctx, &reg.private_image(), None, Pull::Fails, Some(reg)),
+        Ok(reg) => pull_test(
+            ctx,
+            &reg.private_image(),
+            None,
+            Pull::Fails,
+            Some(reg),
+            None,
+        ),
         Err(o) => o,
     }
 }
@@ -793,6 +827,7 @@ fn pull_private_with_secret(ctx: &Context) -> Outcome {
             Some(&unique("image-pull-secret")),
             Pull::Runs,
             Some(reg),
+            Some(reg.private_digest()),
         ),
         Err(o) => o,
     }
@@ -884,6 +919,10 @@ mod tests {
         )
     }
 
+    fn running_state() -> Value {
+        serde_json::json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}})
+    }
+
     fn waiting(reason: &str, message: &str) -> Value {
         serde_json::json!({"waiting": {"reason": reason, "message": message}})
     }
@@ -900,7 +939,7 @@ mod tests {
             "Back-off pulling image \"invalid.registry.k8s.io/invalid/alpine:3.1\"",
         );
         for state in [unauthorized, back_off] {
-            let got = pull_status(&pulled("Pending", state), Pull::Fails);
+            let got = pull_status(&pulled("Pending", state), Pull::Fails, None);
             assert!(
                 matches!(&got, Attempt::Reached(d) if d.contains("phase Pending")),
                 "{got:?}"
@@ -909,11 +948,11 @@ mod tests {
         // Not yet: no status, being created, or a pull error in a phase not Pending.
         let none = pod(serde_json::json!({"status": {"phase": "Pending"}}));
         assert!(matches!(
-            pull_status(&none, Pull::Fails),
+            pull_status(&none, Pull::Fails, None),
             Attempt::Pending(_)
         ));
         let creating = pulled("Pending", waiting("ContainerCreating", ""));
-        let got = pull_status(&creating, Pull::Fails);
+        let got = pull_status(&creating, Pull::Fails, None);
         assert!(
             matches!(&got, Attempt::Pending(e) if e.contains("\"ContainerCreating\"")),
             "{got:?}"
@@ -921,6 +960,7 @@ mod tests {
         let got = pull_status(
             &pulled("Unknown", waiting("ErrImagePull", "x")),
             Pull::Fails,
+            None,
         );
         assert!(
             matches!(&got, Attempt::Pending(e) if e.contains("want Pending")),
@@ -928,13 +968,13 @@ mod tests {
         );
         // Wrong for good: pulled and running, or ran and ended.
         let running = serde_json::json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}});
-        let got = pull_status(&pulled("Running", running), Pull::Fails);
+        let got = pull_status(&pulled("Running", running), Pull::Fails, None);
         assert!(
             matches!(&got, Attempt::Wrong(e) if e.contains("was pulled")),
             "{got:?}"
         );
         let ended = serde_json::json!({"terminated": {"exitCode": 0, "reason": "Completed"}});
-        let got = pull_status(&pulled("Succeeded", ended), Pull::Fails);
+        let got = pull_status(&pulled("Succeeded", ended), Pull::Fails, None);
         assert!(
             matches!(&got, Attempt::Wrong(e) if e.contains("exit code 0, Completed")),
             "{got:?}"
@@ -944,13 +984,13 @@ mod tests {
     #[test]
     fn a_pull_that_must_succeed_wants_running_and_ends_at_a_pull_error() {
         let running = serde_json::json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}});
-        let got = pull_status(&pulled("Running", running.clone()), Pull::Runs);
+        let got = pull_status(&pulled("Running", running.clone()), Pull::Runs, None);
         assert!(
             matches!(&got, Attempt::Reached(d) if d.contains("imageID 127.0.0.1:40000/node-conformance/public@sha256:ab")),
             "{got:?}"
         );
         // The container runs before the kubelet's next status says the pod does.
-        let got = pull_status(&pulled("Pending", running), Pull::Runs);
+        let got = pull_status(&pulled("Pending", running), Pull::Runs, None);
         assert!(
             matches!(&got, Attempt::Pending(e) if e.contains("want Running")),
             "{got:?}"
@@ -958,6 +998,7 @@ mod tests {
         let got = pull_status(
             &pulled("Pending", waiting("ContainerCreating", "")),
             Pull::Runs,
+            None,
         );
         assert!(
             matches!(&got, Attempt::Pending(e) if e.contains("Waiting (ContainerCreating)")),
@@ -968,17 +1009,41 @@ mod tests {
             "ErrImagePull",
             "rpc error: code = Unknown desc = failed to pull and unpack image \"127.0.0.1:40000/node-conformance/public:r1\": failed to resolve reference: failed to do request: Head \"https://127.0.0.1:40000/v2/node-conformance/public/manifests/r1\": http: server gave HTTP response to HTTPS client",
         );
-        let got = pull_status(&pulled("Pending", https), Pull::Runs);
+        let got = pull_status(&pulled("Pending", https), Pull::Runs, None);
         assert!(
             matches!(&got, Attempt::Wrong(e) if e.contains("not pulled: ErrImagePull: ") && e.contains("HTTPS client")),
             "{got:?}"
         );
         for reason in ["ImagePullBackOff", "InvalidImageName"] {
-            let got = pull_status(&pulled("Pending", waiting(reason, "")), Pull::Runs);
+            let got = pull_status(&pulled("Pending", waiting(reason, "")), Pull::Runs, None);
             assert!(matches!(got, Attempt::Wrong(_)), "{reason}");
         }
+        // The image of the expected manifest, or another one (Docker's imageID has a scheme).
+        let ours = pulled("Running", running_state());
+        assert!(matches!(
+            pull_status(&ours, Pull::Runs, Some("sha256:ab")),
+            Attempt::Reached(_)
+        ));
+        let mut docker = ours.clone();
+        if let Some(c) = docker
+            .status
+            .as_mut()
+            .and_then(|s| s.container_statuses.as_mut())
+        {
+            c[0].image_id =
+                "docker-pullable://127.0.0.1:40000/node-conformance/public@sha256:ab".into();
+        }
+        assert!(matches!(
+            pull_status(&docker, Pull::Runs, Some("sha256:ab")),
+            Attempt::Reached(_)
+        ));
+        let got = pull_status(&ours, Pull::Runs, Some("sha256:cd"));
+        assert!(
+            matches!(&got, Attempt::Wrong(e) if e.contains("not the image of manifest sha256:cd")),
+            "{got:?}"
+        );
         let ended = serde_json::json!({"terminated": {"exitCode": 127, "reason": "Error"}});
-        let got = pull_status(&pulled("Failed", ended), Pull::Runs);
+        let got = pull_status(&pulled("Failed", ended), Pull::Runs, None);
         assert!(
             matches!(&got, Attempt::Wrong(e) if e.contains("exit code 127")),
             "{got:?}"
