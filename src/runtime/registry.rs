@@ -311,7 +311,7 @@ async fn connection(stream: tokio::net::TcpStream, site: Arc<Site>, _slot: Owned
 
 /// An answer's body: nothing, bytes, or the layer's chunks.
 #[derive(Debug)]
-pub struct Chunks {
+struct Chunks {
     chunks: VecDeque<Bytes>,
     remaining: u64,
 }
