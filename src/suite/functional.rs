@@ -811,8 +811,10 @@ fn wait_mirror_running(
     )
 }
 
-fn node_uid(s: &Session<'_>) -> Result<String, String> {
-    let node = wait_for(
+/// The Node of the kubelet under test, waited for (up to the node-ready wait) while the
+/// kubelet registers: a test that starts with the run may look before the kubelet has.
+pub(crate) fn registered_node(s: &Session<'_>) -> Result<Value, String> {
+    wait_for(
         s,
         &format!("node {} to register", s.node),
         ("nodes", &s.node),
@@ -823,7 +825,11 @@ fn node_uid(s: &Session<'_>) -> Result<String, String> {
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| not_registered(s))
         },
-    )?;
+    )
+}
+
+fn node_uid(s: &Session<'_>) -> Result<String, String> {
+    let node = registered_node(s)?;
     str_at(&node, "/metadata/uid")
         .map(str::to_string)
         .ok_or_else(|| format!("node {} has no UID", s.node))

@@ -65,13 +65,10 @@ pub fn too_old(found: KubeletVersion, min: KubeletVersion, feature: &str) -> Opt
     })
 }
 
-/// The version the node's kubelet reports in its Node object (`status.nodeInfo.kubeletVersion`).
+/// The version the node's kubelet reports in its Node object (`status.nodeInfo.kubeletVersion`),
+/// once the kubelet has registered it.
 pub(crate) fn kubelet_version(s: &Session<'_>) -> Result<KubeletVersion, String> {
-    let node = s
-        .api
-        .get(&format!("/api/v1/nodes/{}", s.node))
-        .map_err(|e| format!("cannot read node {}: {e}", s.node))?
-        .ok_or_else(|| format!("node {} is not registered", s.node))?;
+    let node = crate::suite::functional::registered_node(s)?;
     let text = node
         .pointer("/status/nodeInfo/kubeletVersion")
         .and_then(Value::as_str)
