@@ -519,12 +519,19 @@ enum Attempt {
     Reached(String),
     /// Not yet: looked at again until the attempt's time is up.
     Pending(String),
+    /// A pull that must succeed failed: the kubelet pulls again after its back-off (it may not
+    /// have had the pull Secret yet), so it is looked at again, for [`PULL_FAILING`] at most.
+    Failing(String),
     /// Never as expected any more, so the attempt ends at once: an image that was pulled where
-    /// the pull must fail, a pull failure where it must succeed (the registry is on this node:
-    /// waiting the kubelet's back-off out brings nothing upstream's remote registry might), or
-    /// a container that ended (restart policy Never).
+    /// the pull must fail, an image name or pull policy refused, or a container that ended
+    /// (restart policy Never).
     Wrong(String),
 }
+
+/// How long a pull that must succeed may go on failing before its attempt ends: the registry
+/// is on this node, so a failure that outlasts the kubelet's first back-offs (10, 20 and 40 s)
+/// is not one waiting brings right, as it may for upstream's remote registries.
+const PULL_FAILING: Duration = Duration::from_secs(90);
 
 /// The waiting reasons the kubelet gives an image it could not pull (pkg/kubelet/images).
 const PULL_FAILED: [&str; 2] = ["ErrImagePull", "ImagePullBackOff"];
@@ -585,8 +592,11 @@ fn pull_status(pod: &Pod, expect: Pull, manifest: Option<&str>) -> Attempt {
             Attempt::Reached(format!("Waiting ({said}), phase Pending"))
         }
         Pull::Runs => {
-            if PULL_FAILED.contains(&reason) || PULL_REFUSED.contains(&reason) {
-                return Attempt::Wrong(format!("the image was not pulled: {said}"));
+            if PULL_REFUSED.contains(&reason) {
+                return Attempt::Wrong(format!("the image is refused: {said}"));
+            }
+            if PULL_FAILED.contains(&reason) {
+                return Attempt::Failing(format!("the image was not pulled: {said}"));
             }
             if state.and_then(|s| s.running.as_ref()).is_none() {
                 return Attempt::Pending(format!(
@@ -703,6 +713,7 @@ fn pull_test(
             Ok(p) => p,
             Err(e) => return r.fail_now(e),
         };
+        let failing_since = std::cell::Cell::new(None::<std::time::Instant>);
         let seen = pod
             .wait_within(
                 match expect {
@@ -711,7 +722,19 @@ fn pull_test(
                 },
                 status_retry(&s.waits),
                 |p| match pull_status(&typed(p)?, expect, manifest) {
-                    Attempt::Pending(why) => Err(why),
+                    Attempt::Pending(why) => {
+                        failing_since.set(None);
+                        Err(why)
+                    }
+                    Attempt::Failing(why) => {
+                        let since = failing_since.get().unwrap_or_else(std::time::Instant::now);
+                        failing_since.set(Some(since));
+                        if since.elapsed() < PULL_FAILING {
+                            Err(why)
+                        } else {
+                            Ok(())
+                        }
+                    }
                     Attempt::Reached(_) | Attempt::Wrong(_) => Ok(()),
                 },
             )
@@ -730,6 +753,11 @@ fn pull_test(
             Ok(Attempt::Reached(d)) => {
                 r.ok(&item, d);
                 passed = true;
+            }
+            Ok(Attempt::Failing(e)) => {
+                let e = format!("{e} (failing for {}s)", PULL_FAILING.as_secs());
+                r.info(&item, e.clone());
+                last = e;
             }
             Ok(Attempt::Wrong(e) | Attempt::Pending(e)) | Err(e) => {
                 r.info(&item, e.clone());
@@ -1004,20 +1032,32 @@ mod tests {
             matches!(&got, Attempt::Pending(e) if e.contains("Waiting (ContainerCreating)")),
             "{got:?}"
         );
-        // A runtime that will not pull plain HTTP from 127.0.0.1 says so, and that is the end.
+        // A runtime that will not pull plain HTTP from 127.0.0.1 says so: looked at again (the
+        // kubelet pulls again after its back-off), for a while.
         let https = waiting(
             "ErrImagePull",
             "rpc error: code = Unknown desc = failed to pull and unpack image \"127.0.0.1:40000/node-conformance/public:r1\": failed to resolve reference: failed to do request: Head \"https://127.0.0.1:40000/v2/node-conformance/public/manifests/r1\": http: server gave HTTP response to HTTPS client",
         );
         let got = pull_status(&pulled("Pending", https), Pull::Runs, None);
         assert!(
-            matches!(&got, Attempt::Wrong(e) if e.contains("not pulled: ErrImagePull: ") && e.contains("HTTPS client")),
+            matches!(&got, Attempt::Failing(e) if e.contains("not pulled: ErrImagePull: ") && e.contains("HTTPS client")),
             "{got:?}"
         );
-        for reason in ["ImagePullBackOff", "InvalidImageName"] {
-            let got = pull_status(&pulled("Pending", waiting(reason, "")), Pull::Runs, None);
-            assert!(matches!(got, Attempt::Wrong(_)), "{reason}");
-        }
+        let got = pull_status(
+            &pulled("Pending", waiting("ImagePullBackOff", "")),
+            Pull::Runs,
+            None,
+        );
+        assert!(matches!(got, Attempt::Failing(_)), "{got:?}");
+        let got = pull_status(
+            &pulled("Pending", waiting("InvalidImageName", "")),
+            Pull::Runs,
+            None,
+        );
+        assert!(
+            matches!(&got, Attempt::Wrong(e) if e.contains("refused")),
+            "{got:?}"
+        );
         // The image of the expected manifest, or another one (Docker's imageID has a scheme).
         let ours = pulled("Running", running_state());
         assert!(matches!(
