@@ -128,6 +128,25 @@ impl Drop for NodeEnv {
     }
 }
 
+/// The harness's binary without its debug information (a quarter of a debug build's size) in
+/// `dir`, else the binary itself: the pods run it from a hostPath and the image pull tests pull
+/// it as the test image, and a runtime with the native snapshotter copies it whole for each
+/// container, which on a small machine slows the kubelet's other pods.
+fn without_debug_info(dir: &Path) -> PathBuf {
+    let copy = dir.join("node-conformance");
+    let stripped = std::fs::copy(common::BIN, &copy).is_ok()
+        && Command::new("strip")
+            .arg("--strip-debug")
+            .arg(&copy)
+            .status()
+            .is_ok_and(|s| s.success());
+    if stripped {
+        copy
+    } else {
+        PathBuf::from(common::BIN)
+    }
+}
+
 /// Processes whose command line mentions `needle`.
 fn processes_with(needle: &str) -> Vec<String> {
     std::fs::read_dir("/proc")
@@ -147,6 +166,7 @@ fn the_kubelet_group_passes_against_a_real_kubelet_and_leaves_nothing() {
     let kubelet = bin_dir.join("kubelet");
     let env = NodeEnv::start(&peers);
     let results = tempfile::tempdir().expect("result dir");
+    let work = tempfile::tempdir().expect("work dir");
     let port = common::free_port();
     let out = common::command()
         .args([
@@ -160,6 +180,8 @@ fn the_kubelet_group_passes_against_a_real_kubelet_and_leaves_nothing() {
         ])
         .arg("--result-dir")
         .arg(results.path())
+        .arg("--workload-binary")
+        .arg(without_debug_info(work.path()))
         .arg("--kubelet-binary")
         .arg(&kubelet)
         .args(["--container-runtime-endpoint", &env.endpoint])
