@@ -168,7 +168,17 @@ impl Drop for Node {
     }
 }
 
+/// The kubelet tests of the group.
+const KUBELET_CASES: usize = 18;
+/// Those of them that pull images.
+const PULL_TESTS: &str = "when running a container with a new image";
+
 fn assert_failed_exactly(run: &Run, want: &[&str]) {
+    assert_failed_exactly_of(run, want, KUBELET_CASES);
+}
+
+/// [`assert_failed_exactly`] of a run where `cases` of the group's kubelet tests run.
+fn assert_failed_exactly_of(run: &Run, want: &[&str], cases: usize) {
     let failed = run.failed();
     for w in want {
         assert!(
@@ -192,7 +202,7 @@ fn assert_failed_exactly(run: &Run, want: &[&str]) {
         .count();
     assert_eq!(
         kubelet_cases,
-        14,
+        cases,
         "every kubelet test ran\n{}",
         run.explain()
     );
@@ -268,9 +278,15 @@ fn the_kubelet_group_passes_with_the_pods_in_docker() {
     let image = WorkloadImage::build(&bin);
     let mut node = Node::new(None);
     node.start_double_with(None, &["--runtime", "docker"]);
-    let run = node.run_with(GROUP, "60", &["--pod-image", &image.0]);
+    // The double runs Docker containers of the images it is given, and Docker pulls from the
+    // run's registry without the pods' pull secrets: the pull tests are the process runtime's.
+    let run = node.run_with(
+        GROUP,
+        "60",
+        &["--pod-image", &image.0, "--skip", PULL_TESTS],
+    );
     assert_eq!(run.code(), 0, "{}", run.explain());
-    assert_failed_exactly(&run, &[]);
+    assert_failed_exactly_of(&run, &[], KUBELET_CASES - 4);
     drop(node);
     let left = common::docker(&[
         "ps",
@@ -322,6 +338,22 @@ fn a_mirror_pod_not_recreated_fails_the_deletion_tests_only() {
         "{text}"
     );
     assert!(text.contains("; no events"), "{text}");
+}
+
+#[test]
+fn a_kubelet_that_pulls_no_image_fails_the_image_pull_tests() {
+    let run = against_broken_double("no-pull");
+    assert_failed_exactly(
+        &run,
+        &[
+            "should not be able to pull image from invalid registry",
+            "should be able to pull image [",
+            "should not be able to pull from private registry without secret",
+            "should be able to pull from private registry with secret",
+        ],
+    );
+    let text = run.junit_text();
+    assert!(text.contains("registry requests"), "{text}");
 }
 
 #[test]

@@ -18,7 +18,7 @@ const GROUP: &str = r"\[sig-node\] (Node|MirrorPod|Pod Lifecycle|Pods|PodOSRejec
 /// design; it runs in a full run, not in this group.
 const SKIP: &str = r"\[Flaky\]|\[Serial\]|\[Disruptive\]|\[Slow\]";
 /// How many of the group kubelet 1.20.2 runs, all to pass.
-const RUNS: usize = 63;
+const RUNS: usize = 67;
 /// How many of the group test a feature newer than kubelet 1.20.2: each skips, naming the
 /// kubelet version it needs.
 const NEWER: usize = 9;
@@ -143,6 +143,25 @@ impl Drop for NodeEnv {
     }
 }
 
+/// The harness's binary without its debug information (a quarter of a debug build's size) in
+/// `dir`, else the binary itself: the pods run it from a hostPath and the image pull tests pull
+/// it as the test image, and a runtime with the native snapshotter copies it whole for each
+/// container, which on a small machine slows the kubelet's other pods.
+fn without_debug_info(dir: &Path) -> PathBuf {
+    let copy = dir.join("node-conformance");
+    let stripped = std::fs::copy(common::BIN, &copy).is_ok()
+        && Command::new("strip")
+            .arg("--strip-debug")
+            .arg(&copy)
+            .status()
+            .is_ok_and(|s| s.success());
+    if stripped {
+        copy
+    } else {
+        PathBuf::from(common::BIN)
+    }
+}
+
 /// Processes whose command line mentions `needle`.
 fn processes_with(needle: &str) -> Vec<String> {
     std::fs::read_dir("/proc")
@@ -162,6 +181,7 @@ fn the_kubelet_group_passes_against_a_real_kubelet_and_leaves_nothing() {
     let kubelet = bin_dir.join("kubelet");
     let env = NodeEnv::start(&peers);
     let results = tempfile::tempdir().expect("result dir");
+    let work = tempfile::tempdir().expect("work dir");
     let port = common::free_port();
     let out = common::command()
         .args([
@@ -177,6 +197,8 @@ fn the_kubelet_group_passes_against_a_real_kubelet_and_leaves_nothing() {
         ])
         .arg("--result-dir")
         .arg(results.path())
+        .arg("--workload-binary")
+        .arg(without_debug_info(work.path()))
         .arg("--kubelet-binary")
         .arg(&kubelet)
         .args(["--container-runtime-endpoint", &env.endpoint])
@@ -288,8 +310,13 @@ fn the_kubelet_group_passes_against_a_real_kubelet_and_leaves_nothing() {
             .unwrap_or_default();
         assert!(left.is_empty(), "{dir}: {left:?}");
     }
-    // What the pods ran: the harness's binary in the node's pause image, nothing imported.
+    // The image pull tests' pulls from the run's registry, with all their references.
     let images = env.ctr(&["images", "ls", "-q"]);
+    assert!(
+        !images.contains("127.0.0.1:"),
+        "images pulled from the run's registry are left: {images}"
+    );
+    // What the pods ran: the harness's binary in the node's pause image, nothing imported.
     assert!(
         images
             .lines()
@@ -357,6 +384,12 @@ fn what_a_sigkilled_run_and_its_kubelet_left_is_removed_by_the_next_run() {
         "containers left: {said}"
     );
     assert_eq!(tunable(), before, "kernel.panic not restored: {said}");
+    let images = env.ctr(&["images", "ls", "-q"]);
+    assert!(
+        !images.contains("/node-conformance/public:")
+            && !images.contains("/node-conformance/private:"),
+        "images pulled from the dead run's registry are left: {images}\n{said}"
+    );
 }
 
 /// A one-node cluster (`control-plane --kubelet-binary`) as an ordinary account on the node

@@ -71,6 +71,12 @@ pub struct ImageSpec {
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
+pub struct RemoveImageRequest {
+    #[prost(message, optional, tag = "1")]
+    pub image: Option<ImageSpec>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
 pub struct ImageFilter {
     #[prost(message, optional, tag = "1")]
     pub image: Option<ImageSpec>,
@@ -357,6 +363,20 @@ impl Cri {
             .await
             .map_err(|s| self.failed("ListImages", &s))?;
         Ok(listed.images)
+    }
+
+    /// Removes an image (by id or reference) with all its references, as the CRI defines
+    /// RemoveImage; one already gone is no error.
+    pub async fn remove_image(&self, image: &str) -> Result<(), String> {
+        let request = RemoveImageRequest {
+            image: Some(ImageSpec {
+                image: image.to_string(),
+            }),
+        };
+        self.call::<_, Empty>("ImageService", "RemoveImage", request)
+            .await
+            .map(|_| ())
+            .map_err(|s| self.failed("RemoveImage", &s))
     }
 
     /// The cgroup driver the runtime uses (`systemd` or `cgroupfs`) and where that was read:

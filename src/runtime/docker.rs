@@ -115,8 +115,8 @@ impl Docker {
         })
     }
 
-    /// Loads the test image made from `binary`, tagged for this run.
-    pub async fn load_workload(&self, binary: bytes::Bytes) -> Result<(), String> {
+    /// Loads the test image, tagged for this run.
+    pub async fn load_workload(&self, test_image: &image::TestImage) -> Result<(), String> {
         // Held through the load, so the clean-up waits for it: an image loaded after the
         // clean-up (a test abandoned at its deadline mid-load) would be left on the node.
         let closed = self.closed.read().await;
@@ -131,7 +131,7 @@ impl Docker {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            let chunks = image::archive(binary.clone(), &tag, &self.run_id).map_err(text)?;
+            let chunks = test_image.archive(&tag).map_err(text)?;
             let body = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
             let mut stream = self.client.import_image_stream(
                 ImportImageOptions {
@@ -406,6 +406,37 @@ impl Docker {
                 status_code: 404, ..
             }) => {}
             Err(e) => failed.push(format!("image {tag}: {e}")),
+        }
+        // What the Engine pulled from the run's registry (for a kubelet on Docker) carries the
+        // run label of the test image's config, under other names.
+        let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL}={run_id}")])]);
+        match self
+            .client
+            .list_images(Some(bollard::query_parameters::ListImagesOptions {
+                all: false,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+        {
+            Ok(list) => {
+                for image in list {
+                    let opts = RemoveImageOptions {
+                        force: true,
+                        ..Default::default()
+                    };
+                    let name = image.repo_tags.join(", ");
+                    match self.client.remove_image(&image.id, Some(opts), None).await {
+                        Ok(_) => removed.push(format!("image {name} ({})", image.id)),
+                        Err(bollard::errors::Error::DockerResponseServerError {
+                            status_code: 404,
+                            ..
+                        }) => {}
+                        Err(e) => failed.push(format!("image {name}: {e}")),
+                    }
+                }
+            }
+            Err(e) => failed.push(format!("listing images: {e}")),
         }
         (removed, failed)
     }

@@ -1,7 +1,8 @@
 //! The test image, made from the harness binary itself: one layer holding the binary, whose
-//! entrypoint is `node-conformance workload`. It is assembled here as a `docker save` archive
-//! and loaded into the runtime for the run, labelled with the run id, so no registry is needed
-//! and nothing of it outlives the run.
+//! entrypoint is `node-conformance workload`. Its layer and config are made once, labelled
+//! with the run id, and then either assembled as a `docker save` archive loaded into the
+//! runtime for the run, or served by the run's registry (`super::registry`) for the image
+//! pull tests; nothing of it outlives the run.
 
 use std::path::Path;
 
@@ -85,43 +86,131 @@ fn entry(path: &str, mode: u32, data: Vec<Bytes>) -> std::io::Result<Vec<Bytes>>
     Ok(out)
 }
 
-/// A `docker load` archive of the test image, tagged `tag`, labelled with the run id, as
-/// chunks to stream: the binary is shared, not copied, so the harness holds it once.
-pub fn archive(binary: Bytes, tag: &str, run_id: &str) -> std::io::Result<Vec<Bytes>> {
-    let mut layer = entry(BINARY, 0o755, vec![binary])?;
-    layer.push(Bytes::from(vec![0u8; 2 * BLOCK]));
-    let mut hasher = Sha256::new();
-    for chunk in &layer {
-        hasher.update(chunk);
+/// The test image's parts, made once from the binary and shared by the `docker save` archive
+/// and the registry: the layer as chunks (the binary is shared, not copied, so the harness
+/// holds it once), the config, and their digests.
+#[derive(Debug, Clone)]
+pub struct TestImage {
+    /// The uncompressed layer tar, as chunks to stream: header, binary, padding, end blocks.
+    layer: Vec<Bytes>,
+    /// `sha256:<hex>` of the layer: its digest as a blob and its diff id alike, as it is not
+    /// compressed.
+    pub layer_digest: String,
+    /// Bytes.
+    pub layer_size: u64,
+    /// The image config (JSON).
+    pub config: Bytes,
+    /// `sha256:<hex>` of [`TestImage::config`]: the image id.
+    pub config_digest: String,
+}
+
+impl TestImage {
+    /// The image of `binary`, labelled with `run_id`.
+    pub fn new(binary: Bytes, run_id: &str) -> std::io::Result<Self> {
+        let mut layer = entry(BINARY, 0o755, vec![binary])?;
+        layer.push(Bytes::from(vec![0u8; 2 * BLOCK]));
+        let mut hasher = Sha256::new();
+        for chunk in &layer {
+            hasher.update(chunk);
+        }
+        let layer_hex: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let layer_digest = format!("sha256:{layer_hex}");
+        let config = json!({
+            "architecture": oci_arch(),
+            "os": "linux",
+            "config": {
+                "Entrypoint": [format!("/{BINARY}"), "workload"],
+                // agnhost's default `pause`: what a container of the image does unless told.
+                "Cmd": ["--pause"],
+                "Labels": { LABEL: run_id },
+            },
+            "rootfs": { "type": "layers", "diff_ids": [&layer_digest] },
+        });
+        let config = Bytes::from(serde_json::to_vec(&config)?);
+        Ok(Self {
+            layer_size: layer.iter().map(|c| c.len() as u64).sum(),
+            layer,
+            layer_digest,
+            config_digest: format!("sha256:{}", sha256_hex(&config)),
+            config,
+        })
     }
-    let layer_id: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let config = json!({
-        "architecture": oci_arch(),
-        "os": "linux",
-        "config": {
-            "Entrypoint": [format!("/{BINARY}"), "workload"],
-            // agnhost's default `pause`: what a container of the image does unless told.
-            "Cmd": ["--pause"],
-            "Labels": { LABEL: run_id },
-        },
-        "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{layer_id}")] },
-    });
-    let config = serde_json::to_vec(&config)?;
-    let config_name = format!("{}.json", sha256_hex(&config));
-    let manifest = serde_json::to_vec(&json!([{
-        "Config": config_name,
-        "RepoTags": [tag],
-        "Layers": [format!("{layer_id}/layer.tar")],
-    }]))?;
-    let mut out = entry(&format!("{layer_id}/layer.tar"), 0o644, layer)?;
-    out.extend(entry(&config_name, 0o644, vec![Bytes::from(config)])?);
-    out.extend(entry("manifest.json", 0o644, vec![Bytes::from(manifest)])?);
-    out.push(Bytes::from(vec![0u8; 2 * BLOCK]));
-    Ok(out)
+
+    /// The same image with the label `key`=`value` added to its config: another image id,
+    /// the same layer.
+    pub fn with_label(&self, key: &str, value: &str) -> std::io::Result<Self> {
+        let mut config: serde_json::Value = serde_json::from_slice(&self.config)?;
+        let labels = config
+            .pointer_mut("/config/Labels")
+            .and_then(serde_json::Value::as_object_mut)
+            .ok_or_else(|| std::io::Error::other("the config has no labels"))?;
+        labels.insert(key.to_string(), value.into());
+        let config = Bytes::from(serde_json::to_vec(&config)?);
+        Ok(Self {
+            layer: self.layer.clone(),
+            layer_digest: self.layer_digest.clone(),
+            layer_size: self.layer_size,
+            config_digest: digest(&config),
+            config,
+        })
+    }
+
+    /// The layer tar as chunks; cheap to clone.
+    pub fn layer(&self) -> Vec<Bytes> {
+        self.layer.clone()
+    }
+
+    fn layer_hex(&self) -> &str {
+        self.layer_digest.trim_start_matches("sha256:")
+    }
+
+    /// A `docker load` archive of the image, tagged `tag`, as chunks to stream.
+    pub fn archive(&self, tag: &str) -> std::io::Result<Vec<Bytes>> {
+        let layer_name = format!("{}/layer.tar", self.layer_hex());
+        let config_name = format!("{}.json", self.config_digest.trim_start_matches("sha256:"));
+        let manifest = serde_json::to_vec(&json!([{
+            "Config": config_name,
+            "RepoTags": [tag],
+            "Layers": [layer_name],
+        }]))?;
+        let mut out = entry(&layer_name, 0o644, self.layer())?;
+        out.extend(entry(&config_name, 0o644, vec![self.config.clone()])?);
+        out.extend(entry("manifest.json", 0o644, vec![Bytes::from(manifest)])?);
+        out.push(Bytes::from(vec![0u8; 2 * BLOCK]));
+        Ok(out)
+    }
+
+    /// The image's OCI manifest (image-spec v1.0, schemaVersion 2), which a registry serves
+    /// with the media type [`OCI_MANIFEST`]: the config and the one uncompressed layer.
+    pub fn manifest(&self) -> std::io::Result<Bytes> {
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": self.config_digest, "size": self.config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": self.layer_digest, "size": self.layer_size}],
+        });
+        Ok(Bytes::from(serde_json::to_vec(&manifest)?))
+    }
+}
+
+/// The media type of an OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// `sha256:<hex>` of `data`, as registries and image ids name content.
+pub fn digest(data: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex(data))
+}
+
+/// A `docker load` archive of the test image made from `binary`, tagged `tag`, labelled with
+/// the run id, as chunks to stream ([`TestImage::archive`]).
+pub fn archive(binary: Bytes, tag: &str, run_id: &str) -> std::io::Result<Vec<Bytes>> {
+    TestImage::new(binary, run_id)?.archive(tag)
 }
 
 #[cfg(test)]

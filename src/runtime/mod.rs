@@ -8,6 +8,7 @@ pub mod image;
 pub mod kubelet;
 pub mod nodefs;
 pub mod recovery;
+pub mod registry;
 pub mod state;
 
 use std::future::Future;
@@ -37,6 +38,11 @@ pub struct Services {
     rt: OnceLock<Result<tokio::runtime::Runtime, String>>,
     docker: OnceLock<Result<docker::Docker, Unavailable>>,
     workload: OnceLock<Result<(), Unavailable>>,
+    test_image: OnceLock<Result<std::sync::Arc<image::TestImage>, Unavailable>>,
+    registry: OnceLock<Result<registry::Registry, Unavailable>>,
+    /// The CRI endpoints (node paths) the kubelet under test may have pulled from the
+    /// registry through.
+    pull_endpoints: std::sync::Mutex<Vec<PathBuf>>,
     api: ApiOptions,
     pod_image: Option<String>,
     control_plane: OnceLock<Result<ControlPlane, Unavailable>>,
@@ -354,6 +360,9 @@ impl Services {
             rt: OnceLock::new(),
             docker: OnceLock::new(),
             workload: OnceLock::new(),
+            test_image: OnceLock::new(),
+            registry: OnceLock::new(),
+            pull_endpoints: std::sync::Mutex::new(Vec::new()),
             api: ApiOptions { ca: None, ..api },
             attach_ca_der: api.ca.as_ref().map(|ca| ca.cert().cert_der.clone()),
             attach_ca: std::sync::Mutex::new(api.ca),
@@ -447,19 +456,7 @@ impl Services {
                 if let Some(image) = &self.pod_image {
                     return Ok(PodWorkload::Image(image.clone()));
                 }
-                let found = match &self.managed_plan {
-                    Some(plan) => vec![(plan.endpoint.clone(), node.root.socket(&plan.endpoint))],
-                    None => endpoints::discover_with(
-                        &node.root,
-                        Kind::Cri,
-                        node.kubelet()
-                            .ok()
-                            .and_then(|k| k.str("containerRuntimeEndpoint")),
-                    )
-                    .into_iter()
-                    .map(|f| (f.path(), f.socket))
-                    .collect(),
-                };
+                let found = self.kubelet_cri_endpoints(node);
                 let mut why = Vec::new();
                 for (path, socket) in found {
                     let Ok(socket) = socket else { continue };
@@ -502,6 +499,31 @@ impl Services {
             })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// The CRI endpoints of the kubelet under test, as node paths with their sockets: the
+    /// managed kubelet's, else the node kubelet's `containerRuntimeEndpoint` or the known
+    /// ones.
+    fn kubelet_cri_endpoints(
+        &self,
+        node: &crate::node::Node,
+    ) -> Vec<(
+        PathBuf,
+        Result<crate::node::rootfs::SocketHandle, crate::node::rootfs::FsError>,
+    )> {
+        match &self.managed_plan {
+            Some(plan) => vec![(plan.endpoint.clone(), node.root.socket(&plan.endpoint))],
+            None => endpoints::discover_with(
+                &node.root,
+                Kind::Cri,
+                node.kubelet()
+                    .ok()
+                    .and_then(|k| k.str("containerRuntimeEndpoint")),
+            )
+            .into_iter()
+            .map(|f| (f.path(), f.socket))
+            .collect(),
+        }
     }
 
     /// Copies the static workload binary to `.node-conformance-<run id>/node-conformance` in
@@ -656,14 +678,55 @@ impl Services {
             .map_err(Clone::clone)
     }
 
+    /// The test image made from the workload binary, once: its layer and config are shared by
+    /// the Docker load and the registry.
+    pub fn test_image(&self) -> Result<&std::sync::Arc<image::TestImage>, Unavailable> {
+        self.test_image
+            .get_or_init(|| {
+                let binary = image::read_static_binary(&self.workload_binary)
+                    .map_err(Unavailable::Absent)?;
+                image::TestImage::new(binary, &self.run_id)
+                    .map(std::sync::Arc::new)
+                    .map_err(|e| Unavailable::Broken(format!("cannot make the test image: {e}")))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The run's image registry on 127.0.0.1 serving the test image ([`registry::Registry`]),
+    /// started on first use and stopped at the end of the run; the images the runtime pulled
+    /// from it are removed then ([`Services::shutdown`]).
+    pub fn registry(&self, node: &crate::node::Node) -> Result<&registry::Registry, Unavailable> {
+        self.registry
+            .get_or_init(|| {
+                // Where the kubelet pulls, for the clean-up to look.
+                *self
+                    .pull_endpoints
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = self
+                    .kubelet_cri_endpoints(node)
+                    .into_iter()
+                    .map(|(path, _)| path)
+                    .collect();
+                let image = std::sync::Arc::clone(self.test_image()?);
+                self.block_on(
+                    Duration::from_secs(10),
+                    registry::Registry::start(image, &self.run_id),
+                )
+                .and_then(|r| r)
+                .map_err(|e| Unavailable::Broken(format!("cannot start the image registry: {e}")))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
     /// Docker with the test image loaded, for the tests that run containers.
     pub fn workload(&self, root: &RootFs) -> Result<&docker::Docker, Unavailable> {
         let docker = self.docker(root)?;
         self.workload
             .get_or_init(|| {
-                let binary = image::read_static_binary(&self.workload_binary)
-                    .map_err(Unavailable::Absent)?;
-                self.block_on(Duration::from_secs(120), docker.load_workload(binary))
+                let test_image = self.test_image()?;
+                self.block_on(Duration::from_secs(120), docker.load_workload(test_image))
                     .and_then(|r| r)
                     .map_err(Unavailable::Broken)
             })
@@ -721,6 +784,12 @@ impl Services {
                                     "could not remove the pod sandboxes of dead run {id}: {e}"
                                 )],
                             });
+                            lines.extend(self.remove_pulled(
+                                fs,
+                                std::slice::from_ref(endpoint),
+                                &id,
+                                &format!("dead run {id}"),
+                            ));
                         }
                         lines.extend(
                             kubelet::finish_recovery(fs, host.as_ref(), &w, &id, state.as_ref())
@@ -856,6 +925,51 @@ impl Services {
         }
     }
 
+    /// Removes, through the CRI sockets at `endpoints` (node paths), the images pulled from the
+    /// registry of run `run_id` ([`registry::pulled_in_run`]), each with all its references.
+    /// `whose` names the run in the lines, one per image removed or left.
+    fn remove_pulled(
+        &self,
+        fs: &RootFs,
+        endpoints: &[PathBuf],
+        run_id: &str,
+        whose: &str,
+    ) -> Vec<String> {
+        let mut lines = Vec::new();
+        for endpoint in endpoints {
+            // A socket that is not there pulled nothing.
+            let Ok(socket) = fs.socket(endpoint) else {
+                continue;
+            };
+            let path = socket.connect_path();
+            let done = self.block_on(Duration::from_secs(60), async {
+                let cri = cri::Cri::connect(&path).await?;
+                let mut lines = Vec::new();
+                for image in cri.images().await? {
+                    let mut references = image.repo_tags.clone();
+                    references.extend(image.repo_digests.iter().cloned());
+                    if !registry::pulled_in_run(&references, run_id) {
+                        continue;
+                    }
+                    let shown = references.join(", ");
+                    lines.push(match cri.remove_image(&image.id).await {
+                        Ok(()) => format!("removed image {shown} of {whose}"),
+                        Err(e) => format!("could not remove image {shown} of {whose}: {e}"),
+                    });
+                }
+                Ok::<_, String>(lines)
+            });
+            match done {
+                Ok(Ok(l)) => lines.extend(l),
+                Ok(Err(e)) | Err(e) => lines.push(format!(
+                    "could not remove the images {whose} pulled through {}: {e}",
+                    endpoint.display()
+                )),
+            }
+        }
+        lines
+    }
+
     /// Removes everything this run created in the runtimes. Returns one line per thing
     /// removed or left behind.
     pub fn shutdown(&self, fs: &RootFs) -> Vec<String> {
@@ -893,6 +1007,17 @@ impl Services {
                 Some(Err(e)) => lines.push(format!("could not remove {}: {e}", dir.display())),
                 None => {}
             }
+        }
+        // After the pods that ran them are gone.
+        if let Some(Ok(registry)) = self.registry.get() {
+            registry.stop();
+            let endpoints = std::mem::take(
+                &mut *self
+                    .pull_endpoints
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            lines.extend(self.remove_pulled(fs, &endpoints, &self.run_id, "this run"));
         }
         if let Some(managed) = managed {
             lines.extend(managed.clean(fs));

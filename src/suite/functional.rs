@@ -414,26 +414,6 @@ fn wait_described<T>(
 /// The state of a Node that is not there, with why that usually is. A kubelet registers its
 /// Node once, when it starts: one that was already running when this run started (its
 /// process is older than the harness's) never registers with this run's control plane.
-/// The node's Node object once the kubelet has registered it and reported `field` (a JSON
-/// pointer, `/status/nodeInfo/kubeletVersion`), waiting at most the node-ready wait: tests
-/// start side by side with the kubelet, before it may have registered. `Err` says what was
-/// seen instead.
-pub(crate) fn registered_node(s: &Session<'_>, field: &str) -> Result<Value, String> {
-    let path = format!("/api/v1/nodes/{}", s.node);
-    let what = format!("node {} to be registered", s.node);
-    wait_for(s, &what, ("nodes", &s.node), s.waits.node_ready, || {
-        let node = s
-            .api
-            .get(&path)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| not_registered(s))?;
-        match node.pointer(field) {
-            Some(v) if v.as_str() != Some("") => Ok(node),
-            _ => Err(format!("registered, without {field} yet")),
-        }
-    })
-}
-
 fn not_registered(s: &Session<'_>) -> String {
     if let Some(m) = s.managed {
         return format!(
@@ -831,8 +811,10 @@ fn wait_mirror_running(
     )
 }
 
-fn node_uid(s: &Session<'_>) -> Result<String, String> {
-    let node = wait_for(
+/// The Node of the kubelet under test, waited for (up to the node-ready wait) while the
+/// kubelet registers: a test that starts with the run may look before the kubelet has.
+pub(crate) fn registered_node(s: &Session<'_>) -> Result<Value, String> {
+    wait_for(
         s,
         &format!("node {} to register", s.node),
         ("nodes", &s.node),
@@ -843,7 +825,11 @@ fn node_uid(s: &Session<'_>) -> Result<String, String> {
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| not_registered(s))
         },
-    )?;
+    )
+}
+
+fn node_uid(s: &Session<'_>) -> Result<String, String> {
+    let node = registered_node(s)?;
     str_at(&node, "/metadata/uid")
         .map(str::to_string)
         .ok_or_else(|| format!("node {} has no UID", s.node))
@@ -1165,6 +1151,20 @@ impl<'a> ApiPod<'a> {
             },
             || Some(pod_events(self.s, &self.name)),
         )?;
+        self.s.cp.untrack_object(&path);
+        Ok(())
+    }
+
+    /// Deletes the pod at once (grace period 0), as upstream's `ConformanceContainer.Delete`
+    /// does: the API forgets it without the kubelet's word, and the kubelet then stops what
+    /// it runs on its own (one whose container never started, in an image pull back-off,
+    /// can take kubelet 1.20 over a minute to confirm). `Err` is the API's answer.
+    pub(crate) fn delete_at_once(&self) -> Result<(), String> {
+        let path = self.path();
+        self.s
+            .api
+            .delete(&path, &json!({"gracePeriodSeconds": 0}))
+            .map_err(|e| e.to_string())?;
         self.s.cp.untrack_object(&path);
         Ok(())
     }

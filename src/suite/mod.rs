@@ -25,6 +25,8 @@ pub enum Service {
     Docker,
     /// The local control plane, for the kubelet's functional tests.
     ControlPlane,
+    /// The run's image registry on 127.0.0.1, for the image pull tests.
+    Registry,
 }
 
 /// Everything a test may look at.

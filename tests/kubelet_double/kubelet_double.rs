@@ -13,7 +13,7 @@
 //!
 //!     kubelet-double --server http://127.0.0.1:PORT --node-name NAME --pod-manifest-path DIR
 //!         [--runtime process|docker] [--workload-binary PATH] [--sync-ms 200]
-//!         [--heartbeat-ms 1000] [--break owner-reference|hash|ready|mirror-recreate]
+//!         [--heartbeat-ms 1000] [--break owner-reference|hash|ready|mirror-recreate|no-pull]
 
 /// One line per notable action, to stderr.
 macro_rules! log {
@@ -25,6 +25,7 @@ macro_rules! log {
 mod api;
 mod node;
 mod pods;
+mod pull;
 mod runtime;
 mod worker;
 
@@ -53,6 +54,8 @@ pub enum Break {
     Ready,
     /// A mirror pod deleted through the API is not recreated.
     MirrorRecreate,
+    /// No image is pulled: a container of pull policy Always runs whatever it names.
+    NoPull,
 }
 
 #[derive(Debug, Parser)]

@@ -672,7 +672,15 @@ impl Kubelet {
                     continue;
                 }
                 let info = match PodInfo::parse(p, uid, name, &self.node) {
-                    Ok(i) => i,
+                    Ok(mut i) => {
+                        i.pull_auths = crate::pull::auths(&self.api, ns, &i.pull_secrets);
+                        if self.breaks.contains(&Break::NoPull) {
+                            for c in &mut i.containers {
+                                c.pull_always = false;
+                            }
+                        }
+                        i
+                    }
                     Err(e) => {
                         self.complain(uid.to_string(), &format!("cannot run pod {ns}/{name}: {e}"));
                         continue;

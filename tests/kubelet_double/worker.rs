@@ -32,6 +32,8 @@ pub struct ContainerSpec {
     pub fallback_to_logs: bool,
     /// Its emptyDir mounts: (mount path, volume name). Other volumes are not supported.
     pub empty_dirs: Vec<(String, String)>,
+    /// imagePullPolicy Always: the image is pulled before each start.
+    pub pull_always: bool,
 }
 
 /// What running a pod takes, read once from the pod (or static manifest).
@@ -43,6 +45,10 @@ pub struct PodInfo {
     pub namespace: String,
     pub restart: Policy,
     pub containers: Vec<ContainerSpec>,
+    /// The names of its image pull Secrets.
+    pub pull_secrets: Vec<String>,
+    /// Their credentials, read when the pod is started.
+    pub pull_auths: crate::pull::Auths,
 }
 
 impl PodInfo {
@@ -122,6 +128,7 @@ impl PodInfo {
                     .map(|m| (m.mount_path.clone(), m.name.clone()))
                     .collect(),
                 env,
+                pull_always: c.image_pull_policy.as_deref() == Some("Always"),
             });
         }
         if containers.is_empty() {
@@ -133,6 +140,13 @@ impl PodInfo {
             namespace: namespace.to_string(),
             restart,
             containers,
+            pull_secrets: spec
+                .image_pull_secrets
+                .iter()
+                .flatten()
+                .map(|s| s.name.clone())
+                .collect(),
+            pull_auths: Vec::new(),
         })
     }
 }
@@ -306,14 +320,36 @@ impl PodRun {
         let c = &mut self.containers[i];
         let started_before = !c.id.is_empty();
         let attempt = c.restarts + u32::from(started_before);
-        match self.rt.start(&self.pod, &c.spec, attempt) {
+        let mut spec = c.spec.clone();
+        let pulled = if spec.pull_always {
+            match crate::pull::pull(&spec.image, &self.pod.pull_auths) {
+                Ok(pulled) => pulled,
+                Err(message) => {
+                    if c.state.pointer("/waiting/reason").and_then(Value::as_str)
+                        != Some("ErrImagePull")
+                    {
+                        log!("pod {}: {message}", self.label);
+                    }
+                    c.state = json!({"waiting": {"reason": "ErrImagePull", "message": message}});
+                    c.next_start = Some(Instant::now() + Duration::from_secs(5));
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        // A pulled image is the test image: its default arguments are `--pause`.
+        if pulled.is_some() && spec.command.is_none() && spec.args.is_empty() {
+            spec.args = vec!["--pause".into()];
+        }
+        match self.rt.start(&self.pod, &spec, attempt) {
             Ok(inst) => {
                 if started_before {
                     c.restarts += 1;
                     c.last_state = std::mem::take(&mut c.state);
                 }
                 c.id = inst.id();
-                c.image_id = inst.image_id();
+                c.image_id = pulled.unwrap_or_else(|| inst.image_id());
                 c.started_at = crate::now();
                 c.state = json!({"running": {"startedAt": c.started_at}});
                 c.next_start = None;

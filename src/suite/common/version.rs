@@ -66,12 +66,11 @@ pub fn too_old(found: KubeletVersion, min: KubeletVersion, feature: &str) -> Opt
 }
 
 /// The version the node's kubelet reports in its Node object (`status.nodeInfo.kubeletVersion`),
-/// once it has registered it.
+/// once the kubelet has registered it.
 pub(crate) fn kubelet_version(s: &Session<'_>) -> Result<KubeletVersion, String> {
-    const FIELD: &str = "/status/nodeInfo/kubeletVersion";
-    let node = crate::suite::functional::registered_node(s, FIELD)?;
+    let node = crate::suite::functional::registered_node(s)?;
     let text = node
-        .pointer(FIELD)
+        .pointer("/status/nodeInfo/kubeletVersion")
         .and_then(Value::as_str)
         .ok_or_else(|| format!("node {} reports no kubeletVersion", s.node))?;
     KubeletVersion::parse(text)

@@ -3,21 +3,32 @@
 //! (`--count-start`, `--exit-on-start`, `--print`, `--termination-message`), which do the
 //! same to the files and streams the kubelet reads.
 //!
-//! Not ported here: "when running a container with a new image" (four tests pulling from
-//! gcr.io and a private registry), which need a registry the node can reach.
+//! "when running a container with a new image" pulls, where upstream pulls agnhost from
+//! registry.k8s.io and alpine from a private repository of gcr.io, the test image from the
+//! run's own registry on 127.0.0.1 (`crate::runtime::registry`): a public repository, and a
+//! private one that wants the run's Basic credentials, which the kubelet gets from a
+//! `kubernetes.io/dockerconfigjson` image pull Secret. The invalid registry is upstream's
+//! `invalid.registry.k8s.io`, which never resolves.
 
+use std::time::Duration;
+
+use base64::Engine;
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerState, EmptyDirVolumeSource, Pod, PodSpec, SecurityContext, Volume,
-    VolumeMount,
+    Container, ContainerState, EmptyDirVolumeSource, LocalObjectReference, Pod, PodSpec, Secret,
+    SecurityContext, Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::suite::common::kit::{container, typed};
+use crate::runtime::Unavailable;
+use crate::suite::common::kit::{container, create, typed, unique};
 use crate::suite::functional::{ApiPod, Session, Waits, removal, session, summary};
 use crate::suite::{Context, Outcome, Recorder, Service, Test, describe};
 
 const TAGS: &[&str] = &["NodeConformance"];
 const CONFORMANCE: &[&str] = &["NodeConformance", "Conformance"];
 const NEEDS: &[Service] = &[Service::ControlPlane];
+const PULLS: &[Service] = &[Service::ControlPlane, Service::Registry];
 
 /// The area and the describe path, as upstream names them.
 const AREA: &str = "Container Runtime";
@@ -33,6 +44,15 @@ pub fn tests() -> Vec<Test> {
         budget: Some(budget),
     };
     let one_pod = |w: &Waits| w.pod_start + removal(w);
+    let pull = |behaviour, needs, run| Test {
+        area: AREA,
+        behaviour,
+        tags: TAGS,
+        needs,
+        run,
+        read_ahead: None,
+        budget: Some(pull_budget),
+    };
     vec![
         t(
             "blackbox test when starting a container that exits should run with the expected status",
@@ -70,6 +90,26 @@ pub fn tests() -> Vec<Test> {
             CONFORMANCE,
             message_from_file,
             one_pod,
+        ),
+        pull(
+            "blackbox test when running a container with a new image should not be able to pull image from invalid registry",
+            NEEDS,
+            pull_invalid_registry,
+        ),
+        pull(
+            "blackbox test when running a container with a new image should be able to pull image",
+            PULLS,
+            pull_public,
+        ),
+        pull(
+            "blackbox test when running a container with a new image should not be able to pull from private registry without secret",
+            PULLS,
+            pull_private_without_secret,
+        ),
+        pull(
+            "blackbox test when running a container with a new image should be able to pull from private registry with secret",
+            PULLS,
+            pull_private_with_secret,
         ),
     ]
 }
@@ -447,6 +487,380 @@ fn message_from_file(ctx: &Context) -> Outcome {
     )
 }
 
+/// Upstream's ContainerStatusRetryTimeout: how long one attempt of an image pull test looks
+/// at the container's status (5 minutes), here no longer than the configured pod start wait.
+fn status_retry(w: &Waits) -> Duration {
+    Duration::from_secs(300).min(w.pod_start)
+}
+
+/// Upstream's `flakeRetry`: an image pull test makes its pod up to three times.
+const PULL_ATTEMPTS: usize = 3;
+
+/// Upstream's InvalidRegistryImage: a registry host that never resolves.
+const INVALID_REGISTRY_IMAGE: &str = "invalid.registry.k8s.io/invalid/alpine:3.1";
+
+fn pull_budget(w: &Waits) -> Duration {
+    (status_retry(w) + removal(w)) * PULL_ATTEMPTS as u32
+}
+
+/// What an image pull test expects of its container: upstream's `expectedPullStatus` (the
+/// pull fails: Waiting with ErrImagePull or ImagePullBackOff, phase Pending) or not (the
+/// container Running, phase Running).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pull {
+    Fails,
+    Runs,
+}
+
+/// What one look at the pod says of an image pull attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Attempt {
+    /// As expected: upstream's `checkContainerStatus` passes.
+    Reached(String),
+    /// Not yet: looked at again until the attempt's time is up.
+    Pending(String),
+    /// A pull that must succeed failed: the kubelet pulls again after its back-off (it may not
+    /// have had the pull Secret yet), so it is looked at again, for [`PULL_FAILING`] at most.
+    Failing(String),
+    /// Never as expected any more, so the attempt ends at once: an image that was pulled where
+    /// the pull must fail, an image name or pull policy refused, or a container that ended
+    /// (restart policy Never).
+    Wrong(String),
+}
+
+/// How long a pull that must succeed may go on failing before its attempt ends: the registry
+/// is on this node, so a failure that outlasts the kubelet's first back-offs (10, 20 and 40 s)
+/// is not one waiting brings right, as it may for upstream's remote registries.
+const PULL_FAILING: Duration = Duration::from_secs(90);
+
+/// The waiting reasons the kubelet gives an image it could not pull (pkg/kubelet/images).
+const PULL_FAILED: [&str; 2] = ["ErrImagePull", "ImagePullBackOff"];
+/// Other reasons that no waiting ends: the image name or pull policy is refused.
+const PULL_REFUSED: [&str; 3] = ["InvalidImageName", "ErrImageNeverPull", "ErrImageInspect"];
+
+/// Upstream's `checkContainerStatus` of an image pull test: the container's state first
+/// (Waiting for an image pull failure, else Running), then the pod's phase (Pending, else
+/// Running); with [`Attempt::Wrong`] for what can no longer turn out as expected. `manifest`
+/// (`sha256:<hex>`) is the digest of the manifest the running container's `imageID` must end
+/// with (`<repository>@<digest>`, Docker's prefixed with `docker-pullable://`), when known.
+fn pull_status(pod: &Pod, expect: Pull, manifest: Option<&str>) -> Attempt {
+    let Some(status) = first_status(pod) else {
+        return Attempt::Pending(format!("phase {:?}, no container status yet", phase(pod)));
+    };
+    let state = status.state.as_ref();
+    let waiting = state.and_then(|s| s.waiting.as_ref());
+    let reason = waiting.and_then(|w| w.reason.as_deref()).unwrap_or("");
+    let message = waiting.and_then(|w| w.message.as_deref()).unwrap_or("");
+    let said = if message.is_empty() {
+        reason.to_string()
+    } else {
+        format!("{reason}: {message}")
+    };
+    let phase = phase(pod);
+    if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
+        return Attempt::Wrong(format!(
+            "the container ran and ended (exit code {}{}), phase {phase}",
+            t.exit_code,
+            t.reason
+                .as_deref()
+                .map(|r| format!(", {r}"))
+                .unwrap_or_default()
+        ));
+    }
+    match expect {
+        Pull::Fails => {
+            if state.and_then(|s| s.running.as_ref()).is_some() {
+                return Attempt::Wrong(format!(
+                    "the image was pulled and the container is Running (image {}, imageID {}), phase {phase}",
+                    status.image, status.image_id
+                ));
+            }
+            if waiting.is_none() {
+                return Attempt::Pending(format!(
+                    "container state {:?}, want Waiting",
+                    state_of(state)
+                ));
+            }
+            if !PULL_FAILED.contains(&reason) {
+                return Attempt::Pending(format!(
+                    "waiting reason {said:?}, want ErrImagePull or ImagePullBackOff"
+                ));
+            }
+            if phase != "Pending" {
+                return Attempt::Pending(format!("phase {phase:?}, want Pending ({said})"));
+            }
+            Attempt::Reached(format!("Waiting ({said}), phase Pending"))
+        }
+        Pull::Runs => {
+            if PULL_REFUSED.contains(&reason) {
+                return Attempt::Wrong(format!("the image is refused: {said}"));
+            }
+            if PULL_FAILED.contains(&reason) {
+                return Attempt::Failing(format!("the image was not pulled: {said}"));
+            }
+            if state.and_then(|s| s.running.as_ref()).is_none() {
+                return Attempt::Pending(format!(
+                    "container state {:?}{}, want Running",
+                    state_of(state),
+                    if said.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({said})")
+                    }
+                ));
+            }
+            if let Some(d) = manifest
+                && !status.image_id.ends_with(d)
+            {
+                return Attempt::Wrong(format!(
+                    "the container runs imageID {:?}, not the image of manifest {d}",
+                    status.image_id
+                ));
+            }
+            if phase != "Running" {
+                return Attempt::Pending(format!("phase {phase:?}, want Running"));
+            }
+            Attempt::Reached(format!(
+                "Running (image {}, imageID {}), phase Running",
+                status.image, status.image_id
+            ))
+        }
+    }
+}
+
+/// A `.dockerconfigjson` (the `kubernetes.io/dockerconfigjson` Secret's key) that gives
+/// `user`:`password` for the registry at `host` (`127.0.0.1:<port>`).
+fn docker_config_json(host: &str, user: &str, password: &str) -> String {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    serde_json::json!({"auths": {host: {"auth": auth}}}).to_string()
+}
+
+/// Upstream's `imagePullTest`: a pod of one container `image-pull-test` of `image` (pull
+/// policy Always, restart policy Never, with the image pull Secret `secret` when given) is
+/// made, looked at until [`pull_status`] is reached, wrong, or the attempt's time is up, and
+/// deleted; up to [`PULL_ATTEMPTS`] times while it fails. `registry` is the run's, whose
+/// requests a failure reports; `manifest` the digest of the image's manifest there.
+fn pull_test(
+    ctx: &Context,
+    image: &str,
+    secret: Option<&str>,
+    expect: Pull,
+    registry: Option<&crate::runtime::registry::Registry>,
+    manifest: Option<&str>,
+) -> Outcome {
+    let s = match session(ctx) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let mut r = Recorder::new();
+    r.info("image", image);
+    let secret_path = match (secret, registry) {
+        (Some(name), Some(registry)) => {
+            let (user, password) = registry.credentials();
+            let config = docker_config_json(&registry.private_host(), user, password);
+            let object = Secret {
+                metadata: ObjectMeta {
+                    name: Some(name.to_string()),
+                    ..Default::default()
+                },
+                type_: Some("kubernetes.io/dockerconfigjson".into()),
+                data: Some(
+                    [(
+                        ".dockerconfigjson".to_string(),
+                        ByteString(config.into_bytes()),
+                    )]
+                    .into(),
+                ),
+                ..Default::default()
+            };
+            if let Err(e) = create(&s, "secrets", &object) {
+                return r.fail_now(e);
+            }
+            r.ok(
+                "image pull secret",
+                format!(
+                    "{name} (kubernetes.io/dockerconfigjson for {})",
+                    registry.private_host()
+                ),
+            );
+            Some(format!("/api/v1/namespaces/{}/secrets/{name}", s.namespace))
+        }
+        _ => None,
+    };
+    let mut last = String::new();
+    let mut passed = false;
+    for attempt in 1..=PULL_ATTEMPTS {
+        let pod = ApiPod::create_spec(
+            &s,
+            "image-pull-test",
+            PodSpec {
+                restart_policy: Some("Never".into()),
+                containers: vec![Container {
+                    name: "image-pull-test".into(),
+                    image: Some(image.to_string()),
+                    image_pull_policy: Some("Always".into()),
+                    ..Default::default()
+                }],
+                image_pull_secrets: secret.map(|name| {
+                    vec![LocalObjectReference {
+                        name: name.to_string(),
+                    }]
+                }),
+                ..Default::default()
+            },
+        );
+        let pod = match pod {
+            Ok(p) => p,
+            Err(e) => return r.fail_now(e),
+        };
+        let failing_since = std::cell::Cell::new(None::<std::time::Instant>);
+        let seen = pod
+            .wait_within(
+                match expect {
+                    Pull::Fails => "to fail to pull its image",
+                    Pull::Runs => "to pull its image and run",
+                },
+                status_retry(&s.waits),
+                |p| match pull_status(&typed(p)?, expect, manifest) {
+                    Attempt::Pending(why) => {
+                        failing_since.set(None);
+                        Err(why)
+                    }
+                    Attempt::Failing(why) => {
+                        let since = failing_since.get().unwrap_or_else(std::time::Instant::now);
+                        failing_since.set(Some(since));
+                        if since.elapsed() < PULL_FAILING {
+                            Err(why)
+                        } else {
+                            Ok(())
+                        }
+                    }
+                    Attempt::Reached(_) | Attempt::Wrong(_) => Ok(()),
+                },
+            )
+            .and_then(|p| typed(&p))
+            .map(|p| match (pull_status(&p, expect, manifest), registry) {
+                // A pull from the run's registry that fails must fail there, not on the way.
+                (Attempt::Reached(d), Some(reg)) if expect == Pull::Fails && reg.refused() == 0 => {
+                    Attempt::Wrong(format!(
+                        "{d}, but the registry refused no request: the pull failed before it asked the registry"
+                    ))
+                }
+                (a, _) => a,
+            });
+        let item = format!("attempt {attempt} of {PULL_ATTEMPTS}");
+        match seen {
+            Ok(Attempt::Reached(d)) => {
+                r.ok(&item, d);
+                passed = true;
+            }
+            Ok(Attempt::Failing(e)) => {
+                let e = format!("{e} (failing for {}s)", PULL_FAILING.as_secs());
+                r.info(&item, e.clone());
+                last = e;
+            }
+            Ok(Attempt::Wrong(e) | Attempt::Pending(e)) | Err(e) => {
+                r.info(&item, e.clone());
+                last = e;
+            }
+        }
+        if let Err(e) = pod.delete_at_once() {
+            r.fail(format!("pod of {item} deleted"), e);
+        }
+        if passed {
+            break;
+        }
+    }
+    if let Some(path) = secret_path {
+        match s.api.delete(&path, &serde_json::json!({})) {
+            Ok(()) => s.cp.untrack_object(&path),
+            Err(e) => r.fail("image pull secret deleted", e.to_string()),
+        }
+    }
+    if let (Some(registry), Pull::Fails) = (registry, expect) {
+        r.info(
+            "registry",
+            format!(
+                "the private site refused {} requests without the run's credentials",
+                registry.refused()
+            ),
+        );
+    }
+    if !passed {
+        if let Some(registry) = registry {
+            let requests = registry.requests();
+            let shown = requests.len().saturating_sub(20);
+            r.info(
+                "registry requests",
+                if requests.is_empty() {
+                    "none: the runtime never reached the run's registry (it must pull plain HTTP from 127.0.0.1, as containerd's CRI and Docker do by default)".to_string()
+                } else {
+                    requests[shown..].join("; ")
+                },
+            );
+        }
+        r.fail(
+            "image pull",
+            format!("all {PULL_ATTEMPTS} attempts failed, the last: {last}"),
+        );
+    }
+    r.finish(describe)
+}
+
+/// The run's registry, or the outcome of a test that cannot have it.
+fn registry(ctx: &Context) -> Result<&crate::runtime::registry::Registry, Outcome> {
+    ctx.services.registry(&ctx.node).map_err(|e| match e {
+        Unavailable::Absent(m) => Outcome::skipped(m),
+        Unavailable::Broken(m) => Outcome::failed(m),
+    })
+}
+
+fn pull_invalid_registry(ctx: &Context) -> Outcome {
+    pull_test(ctx, INVALID_REGISTRY_IMAGE, None, Pull::Fails, None, None)
+}
+
+fn pull_public(ctx: &Context) -> Outcome {
+    match registry(ctx) {
+        Ok(reg) => pull_test(
+            ctx,
+            &reg.public_image(),
+            None,
+            Pull::Runs,
+            Some(reg),
+            Some(reg.public_digest()),
+        ),
+        Err(o) => o,
+    }
+}
+
+fn pull_private_without_secret(ctx: &Context) -> Outcome {
+    match registry(ctx) {
+        Ok(reg) => pull_test(
+            ctx,
+            &reg.private_image(),
+            None,
+            Pull::Fails,
+            Some(reg),
+            None,
+        ),
+        Err(o) => o,
+    }
+}
+
+fn pull_private_with_secret(ctx: &Context) -> Outcome {
+    match registry(ctx) {
+        Ok(reg) => pull_test(
+            ctx,
+            &reg.private_image(),
+            Some(&unique("image-pull-secret")),
+            Pull::Runs,
+            Some(reg),
+            Some(reg.private_digest()),
+        ),
+        Err(o) => o,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,5 +935,170 @@ mod tests {
         let e = terminated_with(&status("Succeeded", 0, running, false), "Succeeded", "DONE")
             .unwrap_err();
         assert!(e.contains("not terminated"), "{e}");
+    }
+
+    fn pulled(phase: &str, state: Value) -> Pod {
+        pod(
+            serde_json::json!({"metadata": {"name": "image-pull-test-1"},
+            "status": {"phase": phase, "containerStatuses": [{"name": "image-pull-test",
+                "image": "127.0.0.1:40000/node-conformance/public:r1",
+                "imageID": "127.0.0.1:40000/node-conformance/public@sha256:ab",
+                "ready": false, "restartCount": 0, "state": state}]}}),
+        )
+    }
+
+    fn running_state() -> Value {
+        serde_json::json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}})
+    }
+
+    fn waiting(reason: &str, message: &str) -> Value {
+        serde_json::json!({"waiting": {"reason": reason, "message": message}})
+    }
+
+    #[test]
+    fn a_pull_that_must_fail_wants_a_pull_error_and_pending() {
+        // As kubelet 1.20 on containerd 1.6 reports a pull refused 401 and its back-off.
+        let unauthorized = waiting(
+            "ErrImagePull",
+            "rpc error: code = Unknown desc = failed to pull and unpack image \"127.0.0.1:40001/node-conformance/private:r1\": failed to resolve reference \"127.0.0.1:40001/node-conformance/private:r1\": pulling from host 127.0.0.1:40001 failed with status code [manifests r1]: 401 Unauthorized",
+        );
+        let back_off = waiting(
+            "ImagePullBackOff",
+            "Back-off pulling image \"invalid.registry.k8s.io/invalid/alpine:3.1\"",
+        );
+        for state in [unauthorized, back_off] {
+            let got = pull_status(&pulled("Pending", state), Pull::Fails, None);
+            assert!(
+                matches!(&got, Attempt::Reached(d) if d.contains("phase Pending")),
+                "{got:?}"
+            );
+        }
+        // Not yet: no status, being created, or a pull error in a phase not Pending.
+        let none = pod(serde_json::json!({"status": {"phase": "Pending"}}));
+        assert!(matches!(
+            pull_status(&none, Pull::Fails, None),
+            Attempt::Pending(_)
+        ));
+        let creating = pulled("Pending", waiting("ContainerCreating", ""));
+        let got = pull_status(&creating, Pull::Fails, None);
+        assert!(
+            matches!(&got, Attempt::Pending(e) if e.contains("\"ContainerCreating\"")),
+            "{got:?}"
+        );
+        let got = pull_status(
+            &pulled("Unknown", waiting("ErrImagePull", "x")),
+            Pull::Fails,
+            None,
+        );
+        assert!(
+            matches!(&got, Attempt::Pending(e) if e.contains("want Pending")),
+            "{got:?}"
+        );
+        // Wrong for good: pulled and running, or ran and ended.
+        let running = serde_json::json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}});
+        let got = pull_status(&pulled("Running", running), Pull::Fails, None);
+        assert!(
+            matches!(&got, Attempt::Wrong(e) if e.contains("was pulled")),
+            "{got:?}"
+        );
+        let ended = serde_json::json!({"terminated": {"exitCode": 0, "reason": "Completed"}});
+        let got = pull_status(&pulled("Succeeded", ended), Pull::Fails, None);
+        assert!(
+            matches!(&got, Attempt::Wrong(e) if e.contains("exit code 0, Completed")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_pull_that_must_succeed_wants_running_and_ends_at_a_pull_error() {
+        let running = serde_json::json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}});
+        let got = pull_status(&pulled("Running", running.clone()), Pull::Runs, None);
+        assert!(
+            matches!(&got, Attempt::Reached(d) if d.contains("imageID 127.0.0.1:40000/node-conformance/public@sha256:ab")),
+            "{got:?}"
+        );
+        // The container runs before the kubelet's next status says the pod does.
+        let got = pull_status(&pulled("Pending", running), Pull::Runs, None);
+        assert!(
+            matches!(&got, Attempt::Pending(e) if e.contains("want Running")),
+            "{got:?}"
+        );
+        let got = pull_status(
+            &pulled("Pending", waiting("ContainerCreating", "")),
+            Pull::Runs,
+            None,
+        );
+        assert!(
+            matches!(&got, Attempt::Pending(e) if e.contains("Waiting (ContainerCreating)")),
+            "{got:?}"
+        );
+        // A runtime that will not pull plain HTTP from 127.0.0.1 says so: looked at again (the
+        // kubelet pulls again after its back-off), for a while.
+        let https = waiting(
+            "ErrImagePull",
+            "rpc error: code = Unknown desc = failed to pull and unpack image \"127.0.0.1:40000/node-conformance/public:r1\": failed to resolve reference: failed to do request: Head \"https://127.0.0.1:40000/v2/node-conformance/public/manifests/r1\": http: server gave HTTP response to HTTPS client",
+        );
+        let got = pull_status(&pulled("Pending", https), Pull::Runs, None);
+        assert!(
+            matches!(&got, Attempt::Failing(e) if e.contains("not pulled: ErrImagePull: ") && e.contains("HTTPS client")),
+            "{got:?}"
+        );
+        let got = pull_status(
+            &pulled("Pending", waiting("ImagePullBackOff", "")),
+            Pull::Runs,
+            None,
+        );
+        assert!(matches!(got, Attempt::Failing(_)), "{got:?}");
+        let got = pull_status(
+            &pulled("Pending", waiting("InvalidImageName", "")),
+            Pull::Runs,
+            None,
+        );
+        assert!(
+            matches!(&got, Attempt::Wrong(e) if e.contains("refused")),
+            "{got:?}"
+        );
+        // The image of the expected manifest, or another one (Docker's imageID has a scheme).
+        let ours = pulled("Running", running_state());
+        assert!(matches!(
+            pull_status(&ours, Pull::Runs, Some("sha256:ab")),
+            Attempt::Reached(_)
+        ));
+        let mut docker = ours.clone();
+        if let Some(c) = docker
+            .status
+            .as_mut()
+            .and_then(|s| s.container_statuses.as_mut())
+        {
+            c[0].image_id =
+                "docker-pullable://127.0.0.1:40000/node-conformance/public@sha256:ab".into();
+        }
+        assert!(matches!(
+            pull_status(&docker, Pull::Runs, Some("sha256:ab")),
+            Attempt::Reached(_)
+        ));
+        let got = pull_status(&ours, Pull::Runs, Some("sha256:cd"));
+        assert!(
+            matches!(&got, Attempt::Wrong(e) if e.contains("not the image of manifest sha256:cd")),
+            "{got:?}"
+        );
+        let ended = serde_json::json!({"terminated": {"exitCode": 127, "reason": "Error"}});
+        let got = pull_status(&pulled("Failed", ended), Pull::Runs, None);
+        assert!(
+            matches!(&got, Attempt::Wrong(e) if e.contains("exit code 127")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn the_pull_secret_gives_the_registrys_host_its_credentials() {
+        let config = docker_config_json("127.0.0.1:40001", "node-conformance", "pw");
+        let v: Value = serde_json::from_str(&config).unwrap();
+        let auth = v["auths"]["127.0.0.1:40001"]["auth"].as_str().unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth)
+            .unwrap();
+        assert_eq!(decoded, b"node-conformance:pw");
+        assert_eq!(v["auths"].as_object().unwrap().len(), 1);
     }
 }
