@@ -42,6 +42,9 @@ const DELETE_GRACE: i64 = 30;
 const MAX_BACK_OFF: Duration = Duration::from_secs(300);
 /// Upstream's `maxBackOffTolerance`, 1.3 times the cap, for the sync loop's drift.
 const BACK_OFF_TOLERANCE: Duration = Duration::from_secs(390);
+/// Upstream's `buildBackOffDuration`: how long a crashing container runs up its back-off
+/// before the delays are measured.
+const BUILD_BACK_OFF: Duration = Duration::from_secs(60);
 
 pub fn tests() -> Vec<Test> {
     let t = |behaviour, tags, run, budget| Test {
@@ -83,6 +86,20 @@ pub fn tests() -> Vec<Test> {
             NODE_CONFORMANCE,
             readiness_gates,
             |w: &Waits| w.pod_start + SYNC_LOOP + 2 * READINESS_WAIT + removal(w),
+        ),
+        t(
+            "should have their auto-restart back-off timer reset on image update",
+            SLOW_NODE_CONFORMANCE,
+            back_off_reset_on_image_update,
+            |w: &Waits| {
+                w.pod_start
+                    + BUILD_BACK_OFF
+                    + 3 * 2 * BACK_OFF_TOLERANCE
+                    + SYNC_LOOP
+                    + w.pod_start
+                    + 2 * BACK_OFF_TOLERANCE
+                    + removal(w)
+            },
         ),
         t(
             "should cap back-off at MaxContainerBackOff",
@@ -707,6 +724,95 @@ pub fn capped(delay: Duration, which: &str) -> Result<String, String> {
     }
 }
 
+/// Upstream's check after the image update: the delay is at most twice each earlier one, so
+/// the back-off started again rather than doubling on.
+pub fn reset(after: Duration, delay1: Duration, delay2: Duration) -> Result<String, String> {
+    if after > 2 * delay2 || after > 2 * delay1 {
+        Err(format!(
+            "updating image did not reset the back-off value: d3={:.1}s d2={:.1}s d1={:.1}s",
+            after.as_secs_f64(),
+            delay2.as_secs_f64(),
+            delay1.as_secs_f64()
+        ))
+    } else {
+        Ok(format!(
+            "{:.1}s after the update ({:.1}s and {:.1}s before)",
+            after.as_secs_f64(),
+            delay1.as_secs_f64(),
+            delay2.as_secs_f64()
+        ))
+    }
+}
+
+/// Upstream's `startPodAndGetBackOffs` and the image update: after a minute of restarts three
+/// delays are measured, the container's image is changed (upstream's busybox to nginx; here
+/// the workload from the node to the same workload from the run's registry, another image to
+/// the kubelet), and the next delay must be at most twice the earlier ones.
+fn back_off_reset_on_image_update(ctx: &Context) -> Outcome {
+    let s = match session(ctx) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let mut r = Recorder::new();
+    let updated = match s.ctx.services.registry(&s.ctx.node) {
+        Ok(reg) => reg.public_image(),
+        Err(crate::runtime::Unavailable::Absent(m)) => return Outcome::skipped(m),
+        Err(crate::runtime::Unavailable::Broken(m)) => {
+            return r.fail_now(format!("no second image to update to: {m}"));
+        }
+    };
+    let name = "back-off";
+    let spec = container(&s, name, &["--sleep", "5"]).map(|mut c| {
+        // The pull policy cannot change with the image: the updated image must be pulled,
+        // the first is on the node already.
+        c.image_pull_policy = Some("IfNotPresent".into());
+        PodSpec {
+            containers: vec![c],
+            ..Default::default()
+        }
+    });
+    let pod = match spec.and_then(|spec| {
+        ApiPod::create_labelled(
+            &s,
+            "pod-back-off-image",
+            &[("test", "back-off-image")],
+            spec,
+        )
+    }) {
+        Ok(p) => p,
+        Err(e) => return r.fail_now(e),
+    };
+    if let Err(e) = pod.wait_running() {
+        return r.fail_now(e);
+    }
+    std::thread::sleep(BUILD_BACK_OFF);
+    let mut delays = [Duration::ZERO; 3];
+    for (i, d) in delays.iter_mut().enumerate() {
+        match restart_delay(&pod, name) {
+            Ok(m) => *d = m,
+            Err(e) => return r.fail_now(format!("getting restart delay-{i}: {e}")),
+        }
+    }
+    let [_, delay1, delay2] = delays;
+    let patch = json!({"spec": {"containers": [{"name": name, "image": updated}]}});
+    if let Err(e) = s.api.patch(
+        &pod.path(),
+        "application/strategic-merge-patch+json",
+        &patch,
+    ) {
+        return r.fail_now(format!("updating the image: {e}"));
+    }
+    std::thread::sleep(SYNC_LOOP);
+    if let Err(e) = pod.wait_running() {
+        return r.fail_now(e);
+    }
+    match restart_delay(&pod, name).and_then(|after| reset(after, delay1, delay2)) {
+        Ok(d) => r.ok("back-off", d),
+        Err(e) => r.fail("back-off", e),
+    }
+    r.finish(describe)
+}
+
 /// A container that exits 0 after 5 s (upstream's `sh -c 'sleep 5'`) restarts with a back-off
 /// that doubles up to the kubelet's cap, and stays there.
 fn back_off_cap(ctx: &Context) -> Outcome {
@@ -802,6 +908,17 @@ mod tests {
         // A first sight while running again is no end to measure from.
         let mut late = RestartDelay::default();
         assert_eq!(late.observe(&restarted), None);
+    }
+
+    #[test]
+    fn an_image_update_resets_the_back_off() {
+        let s = Duration::from_secs;
+        assert!(reset(s(10), s(40), s(80)).is_ok());
+        assert!(reset(s(80), s(40), s(80)).is_ok());
+        // Doubling on from 80 s: not reset.
+        let e = reset(s(160), s(40), s(80)).unwrap_err();
+        assert!(e.contains("did not reset"), "{e}");
+        assert!(reset(s(100), s(40), s(80)).is_err());
     }
 
     #[test]
