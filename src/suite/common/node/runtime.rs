@@ -635,23 +635,49 @@ fn docker_config_json(host: &str, user: &str, password: &str) -> String {
     serde_json::json!({"auths": {host: {"auth": auth}}}).to_string()
 }
 
-/// Upstream's `imagePullTest`: a pod of one container `image-pull-test` of `image` (pull
-/// policy Always, restart policy Never, with the image pull Secret `secret` when given) is
-/// made, looked at until [`pull_status`] is reached, wrong, or the attempt's time is up, and
-/// deleted; up to [`PULL_ATTEMPTS`] times while it fails. `registry` is the run's, whose
-/// requests a failure reports; `manifest` the digest of the image's manifest there.
-fn pull_test(
-    ctx: &Context,
-    image: &str,
-    secret: Option<&str>,
-    expect: Pull,
-    registry: Option<&crate::runtime::registry::Registry>,
-    manifest: Option<&str>,
-) -> Outcome {
+/// Which image an image pull test pulls, and what it expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// Upstream's invalid registry: the pull fails.
+    InvalidRegistry,
+    /// The run's public repository: the container runs.
+    Public,
+    /// The run's private repository without a pull Secret: the pull fails.
+    PrivateWithoutSecret,
+    /// The run's private repository with a pull Secret: the container runs.
+    PrivateWithSecret,
+}
+
+/// Upstream's `imagePullTest`: a pod of one container `image-pull-test` of the image `source`
+/// names (pull policy Always, restart policy Never, with an image pull Secret of the run's
+/// credentials for [`Source::PrivateWithSecret`]) is made, looked at until [`pull_status`] is
+/// reached, wrong, or the attempt's time is up, and deleted; up to [`PULL_ATTEMPTS`] times
+/// while it fails. The run's registry is started once the kubelet is there to pull from it;
+/// a failure reports the requests it saw.
+fn pull_test(ctx: &Context, source: Source) -> Outcome {
     let s = match session(ctx) {
         Ok(s) => s,
         Err(o) => return o,
     };
+    let registry = match source {
+        Source::InvalidRegistry => None,
+        _ => match ctx.services.registry(&ctx.node) {
+            Ok(reg) => Some(reg),
+            Err(Unavailable::Absent(m)) => return Outcome::skipped(m),
+            Err(Unavailable::Broken(m)) => return Outcome::failed(m),
+        },
+    };
+    let (image, expect, manifest) = match (source, registry) {
+        (Source::Public, Some(reg)) => (reg.public_image(), Pull::Runs, Some(reg.public_digest())),
+        (Source::PrivateWithoutSecret, Some(reg)) => (reg.private_image(), Pull::Fails, None),
+        (Source::PrivateWithSecret, Some(reg)) => {
+            (reg.private_image(), Pull::Runs, Some(reg.private_digest()))
+        }
+        _ => (INVALID_REGISTRY_IMAGE.to_string(), Pull::Fails, None),
+    };
+    let secret_name = (source == Source::PrivateWithSecret).then(|| unique("image-pull-secret"));
+    let secret = secret_name.as_deref();
+    let image = image.as_str();
     let mut r = Recorder::new();
     r.info("image", image);
     let secret_path = match (secret, registry) {
@@ -807,58 +833,20 @@ fn pull_test(
     r.finish(describe)
 }
 
-/// The run's registry, or the outcome of a test that cannot have it.
-fn registry(ctx: &Context) -> Result<&crate::runtime::registry::Registry, Outcome> {
-    ctx.services.registry(&ctx.node).map_err(|e| match e {
-        Unavailable::Absent(m) => Outcome::skipped(m),
-        Unavailable::Broken(m) => Outcome::failed(m),
-    })
-}
-
 fn pull_invalid_registry(ctx: &Context) -> Outcome {
-    pull_test(ctx, INVALID_REGISTRY_IMAGE, None, Pull::Fails, None, None)
+    pull_test(ctx, Source::InvalidRegistry)
 }
 
 fn pull_public(ctx: &Context) -> Outcome {
-    match registry(ctx) {
-        Ok(reg) => pull_test(
-            ctx,
-            &reg.public_image(),
-            None,
-            Pull::Runs,
-            Some(reg),
-            Some(reg.public_digest()),
-        ),
-        Err(o) => o,
-    }
+    pull_test(ctx, Source::Public)
 }
 
 fn pull_private_without_secret(ctx: &Context) -> Outcome {
-    match registry(ctx) {
-        Ok(reg) => pull_test(
-            ctx,
-            &reg.private_image(),
-            None,
-            Pull::Fails,
-            Some(reg),
-            None,
-        ),
-        Err(o) => o,
-    }
+    pull_test(ctx, Source::PrivateWithoutSecret)
 }
 
 fn pull_private_with_secret(ctx: &Context) -> Outcome {
-    match registry(ctx) {
-        Ok(reg) => pull_test(
-            ctx,
-            &reg.private_image(),
-            Some(&unique("image-pull-secret")),
-            Pull::Runs,
-            Some(reg),
-            Some(reg.private_digest()),
-        ),
-        Err(o) => o,
-    }
+    pull_test(ctx, Source::PrivateWithSecret)
 }
 
 #[cfg(test)]
