@@ -3,7 +3,7 @@
 
   bench_kubelet.py OURS KUBELET ENDPOINT PAUSE_IMAGE WORK [PODS]
 
-1. `OURS run --kubelet-binary KUBELET` for the kubelet group (74 tests, run side by side; 11 skip on kubelet 1.20 in the pause image):
+1. `OURS run --kubelet-binary KUBELET` for the kubelet group (78 tests, run side by side; 11 skip on kubelet 1.20 in the pause image):
    wall time, time waited on the kubelet (the longest test's, and summed over the tests), and
    the harness's own overhead: its CPU seconds (results.json `cpu_seconds`, which do not
    count the kubelet) against the wall time. Targets: under 300 s wall, overhead under 2%.
