@@ -103,14 +103,46 @@ pub(super) async fn serve(
         limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
     ));
     let (stopping, stopped) = watch::channel(false);
+    let mut connections = accept_until(listener, &slots, &mut stop, |stream, slot| {
+        connection(
+            stream,
+            tls.clone(),
+            app.clone(),
+            limits,
+            stopped.clone(),
+            slot,
+        )
+    })
+    .await;
+    let _ = stopping.send(true);
+    let _ = tokio::time::timeout(limits.shutdown_grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    connections.shutdown().await;
+}
+
+/// Accepts connections on `listener`, at most as many at once as `slots` has permits, and
+/// serves each with `serve` as a task, until `stop` fires or its sender is dropped; the listener
+/// is then closed and the connections still open returned, for the caller to drain or end.
+pub(crate) async fn accept_until<F, Fut>(
+    listener: TcpListener,
+    slots: &Arc<Semaphore>,
+    stop: &mut oneshot::Receiver<()>,
+    mut serve: F,
+) -> JoinSet<()>
+where
+    F: FnMut(TcpStream, OwnedSemaphorePermit) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
-            _ = &mut stop => break,
+            _ = &mut *stop => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = accept(&listener, &slots) => match accepted {
+            accepted = accept(&listener, slots) => match accepted {
                 Ok((stream, slot)) => {
-                    connections.spawn(connection(stream, tls.clone(), app.clone(), limits, stopped.clone(), slot));
+                    connections.spawn(serve(stream, slot));
                 }
                 // Out of file descriptors, or a connection reset before it was accepted: retrying
                 // at once would spin on the same error.
@@ -119,12 +151,7 @@ pub(super) async fn serve(
         }
     }
     drop(listener);
-    let _ = stopping.send(true);
-    let _ = tokio::time::timeout(limits.shutdown_grace, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    connections.shutdown().await;
+    connections
 }
 
 async fn accept(

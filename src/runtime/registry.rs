@@ -34,7 +34,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
-use tokio::task::JoinSet;
 
 use super::image::{OCI_MANIFEST, TestImage, digest};
 
@@ -259,39 +258,16 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     Sha256::digest(given) == Sha256::digest(expected)
 }
 
+/// Serves `site` on `listener`, at most [`MAX_CONNECTIONS`] at once, until `stop`; open
+/// connections are then dropped.
 async fn serve(listener: TcpListener, site: Arc<Site>, mut stop: oneshot::Receiver<()>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = accept(&listener, &slots) => match accepted {
-                Ok((stream, slot)) => {
-                    connections.spawn(connection(stream, Arc::clone(&site), slot));
-                }
-                // Out of file descriptors, or a connection reset before it was accepted:
-                // retrying at once would spin on the same error.
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            },
-        }
-    }
-    drop(listener);
+    let mut connections =
+        crate::controlplane::server::accept_until(listener, &slots, &mut stop, |stream, slot| {
+            connection(stream, Arc::clone(&site), slot)
+        })
+        .await;
     connections.shutdown().await;
-}
-
-async fn accept(
-    listener: &TcpListener,
-    slots: &Arc<Semaphore>,
-) -> std::io::Result<(tokio::net::TcpStream, OwnedSemaphorePermit)> {
-    // Never closed: acquiring only waits, and a connection beyond the bound waits in the
-    // listen backlog.
-    let slot = Arc::clone(slots)
-        .acquire_owned()
-        .await
-        .map_err(std::io::Error::other)?;
-    let (stream, _) = listener.accept().await?;
-    Ok((stream, slot))
 }
 
 /// One connection, until the client closes it or it outlives its bounds; the slot is held
