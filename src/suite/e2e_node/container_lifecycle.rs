@@ -490,18 +490,14 @@ fn logged_test(
     r.finish(describe)
 }
 
-fn check(what: String, result: Result<(), String>) -> (String, Result<(), String>) {
-    (what, result)
-}
-
 /// Each of `pairs` started and exited in that order.
 fn in_order(t: &Timeline, pairs: &[(&str, &str)]) -> Vec<(String, Result<(), String>)> {
     pairs
         .iter()
         .flat_map(|(a, b)| {
             [
-                check(format!("{a} starts before {b}"), t.starts_before(a, b)),
-                check(format!("{a} exits before {b}"), t.exits_before(a, b)),
+                (format!("{a} starts before {b}"), t.starts_before(a, b)),
+                (format!("{a} exits before {b}"), t.exits_before(a, b)),
             ]
         })
         .collect()
@@ -559,9 +555,9 @@ fn init_fails(ctx: &Context) -> Outcome {
         |p| failed_for(p, "").map(|_| ()),
         |t| {
             vec![
-                check("init-1 starts".into(), t.starts("init-1")),
-                check("init-1 exits".into(), t.exits("init-1")),
-                check(
+                ("init-1 starts".into(), t.starts("init-1")),
+                ("init-1 exits".into(), t.exits("init-1")),
+                (
                     "regular-1 does not start".into(),
                     t.doesnt_start("regular-1"),
                 ),
@@ -614,7 +610,7 @@ fn restarts_failing(ctx: &Context) -> Outcome {
         |w| w.pod_start + RESTARTS,
         |p| restarted(p, 0, 3),
         |t| {
-            let mut checks = vec![check("regular-1 starts".into(), t.starts("regular-1"))];
+            let mut checks = vec![("regular-1 starts".into(), t.starts("regular-1"))];
             checks.extend(in_order(t, &[("regular-1", "regular-1")]));
             checks
         },
@@ -743,12 +739,12 @@ fn init_not_restarted(ctx: &Context) -> Outcome {
                 ],
             );
             for init in ["init-1", "init-2", "init-3"] {
-                checks.push(check(
+                checks.push((
                     format!("{init} has not restarted"),
                     t.has_not_restarted(init),
                 ));
             }
-            checks.push(check(
+            checks.push((
                 "regular-1 has restarted".into(),
                 t.has_restarted("regular-1"),
             ));
@@ -834,12 +830,12 @@ fn pre_stop_on_probe(ctx: &Context, kind: ProbeKind) -> Outcome {
         no_longer_running,
         |t| {
             vec![
-                check(
+                (
                     format!("regular-1 and {hook} run together"),
                     t.run_together("regular-1", &hook),
                 ),
-                check(format!("{hook} starts"), t.starts(&hook)),
-                check("regular-1 exits".into(), t.exits("regular-1")),
+                (format!("{hook} starts"), t.starts(&hook)),
+                ("regular-1 exits".into(), t.exits("regular-1")),
             ]
         },
     )

@@ -655,29 +655,28 @@ impl RestartDelay {
         status: &k8s_openapi::api::core::v1::ContainerStatus,
     ) -> Option<Duration> {
         let state = status.state.as_ref();
+        let running = state.and_then(|s| s.running.as_ref());
+        let terminated = state.and_then(|s| s.terminated.as_ref());
         let last = status
             .last_state
             .as_ref()
             .and_then(|s| s.terminated.as_ref())?;
         let (count, finished) = match self.first {
             Some(first) => first,
+            // Still running: no end of run to measure from yet.
+            None if running.is_some() => return None,
             None => {
-                let finished = match state.and_then(|s| s.terminated.as_ref()) {
-                    // Still running: no end of run to measure from yet.
-                    _ if state.is_some_and(|s| s.running.is_some()) => return None,
-                    Some(t) => t.finished_at.as_ref()?.0,
-                    None => last.finished_at.as_ref()?.0,
-                };
+                let finished = terminated.unwrap_or(last).finished_at.as_ref()?.0;
                 *self.first.insert((status.restart_count, finished))
             }
         };
         if status.restart_count <= count {
             return None;
         }
-        let started = match state {
-            Some(s) if s.running.is_some() => s.running.as_ref()?.started_at.as_ref()?.0,
-            Some(s) if s.terminated.is_some() => s.terminated.as_ref()?.started_at.as_ref()?.0,
-            _ => last.started_at.as_ref()?.0,
+        let started = match (running, terminated) {
+            (Some(r), _) => r.started_at.as_ref()?.0,
+            (None, Some(t)) => t.started_at.as_ref()?.0,
+            (None, None) => last.started_at.as_ref()?.0,
         };
         // A start before the end it follows (clock steps) is no delay.
         Some(Duration::try_from(started.duration_since(finished)).unwrap_or_default())
